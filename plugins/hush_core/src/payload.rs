@@ -1,0 +1,156 @@
+//! The plaintexts that travel sealed (PROTOCOL.md §3). Field order is the
+//! wire's key order, so `serde_json` writes what `JSON.stringify` writes.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 50;
+
+/// A chat message, sealed with the thread key. `sender_id` and `sender_name`
+/// are claims made inside the vault, not proof of who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePayload {
+    pub sender_id: Uuid,
+    pub sender_name: String,
+    pub content: String,
+    /// Sender's clock, milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// Who created a thread, inside [`ThreadMetadata`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedBy {
+    pub user_id: Uuid,
+    pub display_name: String,
+}
+
+/// The body of `POST /api/threads`, sealed with the vault-wide identity key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadMetadata {
+    /// The two user ids, sorted.
+    pub participants: [Uuid; 2],
+    pub created_by: CreatedBy,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl ThreadMetadata {
+    pub fn new(me: Uuid, my_name: &str, peer: Uuid, now_ms: i64) -> Self {
+        let (a, b) = (me.to_string(), peer.to_string());
+        let participants = if a <= b { [me, peer] } else { [peer, me] };
+        ThreadMetadata {
+            participants,
+            created_by: CreatedBy {
+                user_id: me,
+                display_name: my_name.to_owned(),
+            },
+            created_at: now_ms,
+        }
+    }
+}
+
+/// A profile's own identity, sealed with the identity key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalIdentity {
+    pub user_id: Uuid,
+    pub display_name: String,
+}
+
+/// A contact, sealed with the contacts key (camelCase keys, as the web client).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactRecord {
+    #[serde(rename = "displayName")]
+    pub display_name: String,
+    /// Milliseconds since the Unix epoch.
+    #[serde(rename = "addedAt")]
+    pub added_at: i64,
+}
+
+/// Why a display name is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the name is empty")]
+    Empty,
+    #[error("the name is longer than {MAX_DISPLAY_NAME_CHARS} characters")]
+    TooLong,
+    #[error("the name contains control characters")]
+    Control,
+}
+
+/// Trims a display name and checks it is 1–50 characters without controls.
+pub fn validate_display_name(name: &str) -> Result<String, NameError> {
+    let t = name.trim();
+    if t.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if t.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(NameError::TooLong);
+    }
+    if t.chars().any(char::is_control) {
+        return Err(NameError::Control);
+    }
+    Ok(t.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_payload_serialises_in_wire_key_order() {
+        let p = MessagePayload {
+            sender_id: Uuid::parse_str("11111111-1111-4111-8111-111111111111").unwrap(),
+            sender_name: "Alice".into(),
+            content: "hi".into(),
+            timestamp: 1_700_000_000_000,
+        };
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"sender_id":"11111111-1111-4111-8111-111111111111","sender_name":"Alice","content":"hi","timestamp":1700000000000}"#
+        );
+    }
+
+    #[test]
+    fn metadata_sorts_participants_and_contacts_use_camel_case() {
+        let a = Uuid::parse_str("22222222-2222-4222-8222-222222222222").unwrap();
+        let b = Uuid::parse_str("11111111-1111-4111-8111-111111111111").unwrap();
+        let m = ThreadMetadata::new(a, "Bo", b, 5);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"participants":["11111111-1111-4111-8111-111111111111","22222222-2222-4222-8222-222222222222"],"created_by":{"user_id":"22222222-2222-4222-8222-222222222222","display_name":"Bo"},"created_at":5}"#
+        );
+        let c = ContactRecord {
+            display_name: "Bo".into(),
+            added_at: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"displayName":"Bo","addedAt":7}"#
+        );
+    }
+
+    #[test]
+    fn display_names_are_validated() {
+        assert_eq!(validate_display_name("  Ann "), Ok("Ann".into()));
+        assert_eq!(validate_display_name("   "), Err(NameError::Empty));
+        assert_eq!(validate_display_name(&"é".repeat(50)), Ok("é".repeat(50)));
+        assert_eq!(
+            validate_display_name(&"x".repeat(51)),
+            Err(NameError::TooLong)
+        );
+        assert_eq!(validate_display_name("a\u{7}b"), Err(NameError::Control));
+    }
+
+    #[test]
+    fn payloads_missing_fields_do_not_parse() {
+        assert!(serde_json::from_str::<MessagePayload>(r#"{"sender_id":"11111111-1111-4111-8111-111111111111","content":"x","timestamp":1}"#).is_err());
+        assert!(
+            serde_json::from_str::<MessagePayload>(
+                r#"{"sender_id":"x","sender_name":"a","content":"x","timestamp":1}"#
+            )
+            .is_err()
+        );
+        assert!(serde_json::from_str::<MessagePayload>(r#"[1,2]"#).is_err());
+    }
+}
