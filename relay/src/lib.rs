@@ -1,1 +1,511 @@
+//! hush-relay: a hush server that a stock hush web client cannot tell from the
+//! original backend, plus the [ext] extensions of PROTOCOL.md, which it
+//! advertises on `GET /health`.
+//!
+//! [`Relay::start`] runs it on the caller's tokio runtime; [`RelayThread`]
+//! runs it on a runtime of its own, for tests and for the client's embedded
+//! relay.
 
+mod auth;
+pub mod cli;
+mod db;
+mod hub;
+mod limits;
+mod rest;
+mod ws;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::{get, post};
+use hush_core::ThreadId;
+use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
+
+pub use auth::generate_words;
+pub use db::DbError;
+pub use limits::Rate;
+
+use auth::{AuthGuard, Tokens, VaultSecret};
+use db::Db;
+use hub::Hub;
+use limits::IpLimiter;
+
+/// Where the relay keeps its data.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// SQLite in memory: gone when the relay stops (tests only).
+    Memory,
+    /// SQLite file `relay.sqlite3` in this directory (created if missing).
+    SqliteDir(PathBuf),
+    /// Any sqlx URL, e.g. `postgres://user:pass@host/db`.
+    Url(String),
+}
+
+/// Rate limits; `None` in [`RelayConfig::rate_limits`] turns them all off.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Every `/api` route but `/api/auth`, per client address.
+    pub http: Rate,
+    /// `POST /api/auth`, per client address.
+    pub auth: Rate,
+    /// `message` frames, per WebSocket connection.
+    pub ws_messages: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits {
+            http: Rate::new(600.0, 120.0),
+            auth: Rate::new(10.0, 3.0),
+            ws_messages: Rate::new(12_000.0, 1_000.0),
+        }
+    }
+}
+
+/// Size limits of PROTOCOL.md §2.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest decoded ciphertext, bytes.
+    pub max_ciphertext: usize,
+    /// Largest text frame, bytes; larger ones get a `payload_too_large` error.
+    pub max_frame: usize,
+    /// Most subscriptions of one connection.
+    pub max_subscriptions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ciphertext: 64 * 1024,
+            max_frame: 256 * 1024,
+            max_subscriptions: 500,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RelayConfig {
+    pub listen: SocketAddr,
+    pub storage: Storage,
+    /// The words of a new vault; generated when `None` and the store is empty.
+    pub words: Option<Zeroizing<String>>,
+    /// Interval of the server's `heartbeat` frame.
+    pub heartbeat: Duration,
+    /// Lifetime of an access token.
+    pub token_ttl: Duration,
+    /// Failed `/api/auth` attempts from one address before it is blocked.
+    pub auth_max_failures: u32,
+    /// How long such a block lasts.
+    pub auth_block: Duration,
+    pub rate_limits: Option<RateLimits>,
+    pub limits: Limits,
+    /// A built web client to serve at `/`.
+    pub web_dir: Option<PathBuf>,
+    /// Frames queued for one connection before it counts as too slow.
+    pub queue_len: usize,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            storage: Storage::Memory,
+            words: None,
+            heartbeat: Duration::from_secs(30),
+            token_ttl: Duration::from_secs(3600),
+            auth_max_failures: 5,
+            auth_block: Duration::from_secs(15 * 60),
+            rate_limits: Some(RateLimits::default()),
+            limits: Limits::default(),
+            web_dir: None,
+            queue_len: 16_384,
+        }
+    }
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayConfig")
+            .field("listen", &self.listen)
+            .field("storage", &self.storage)
+            .field("words", &self.words.as_ref().map(|_| "<redacted>"))
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters a test or benchmark can read.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// WebSocket upgrade requests (good token or not).
+    pub ws_upgrades: AtomicU64,
+    /// Upgrades closed with 4001.
+    pub ws_auth_failures: AtomicU64,
+    /// Messages written (not counting idempotent resends).
+    pub messages_stored: AtomicU64,
+    /// Resends answered from the stored row.
+    pub duplicate_sends: AtomicU64,
+    /// Successful `/api/auth` and `/api/auth/refresh`.
+    pub tokens_issued: AtomicU64,
+    /// Failed `/api/auth`.
+    pub auth_failures: AtomicU64,
+    /// Connections closed because they could not keep up with broadcasts.
+    pub slow_closed: AtomicU64,
+}
+
+impl Stats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot start the relay runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+pub(crate) struct AppState {
+    db: Db,
+    tokens: Tokens,
+    vault: VaultSecret,
+    guard: AuthGuard,
+    http_limiter: Option<IpLimiter>,
+    auth_limiter: Option<IpLimiter>,
+    hub: Hub,
+    config: RelayConfig,
+    stats: Arc<Stats>,
+    /// The last `created_at` handed out, µs: strictly increasing, so `after`
+    /// cursors can never skip a message written in the same microsecond.
+    clock: AtomicI64,
+    known_threads: Mutex<HashSet<ThreadId>>,
+    shutdown: CancellationToken,
+}
+
+impl AppState {
+    fn next_time(&self) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        let prev = self
+            .clock
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                Some(now.max(last + 1))
+            })
+            .expect("the closure always returns Some");
+        now.max(prev + 1)
+    }
+
+    async fn thread_exists(&self, t: ThreadId) -> Result<bool, DbError> {
+        if self
+            .known_threads
+            .lock()
+            .expect("threads lock")
+            .contains(&t)
+        {
+            return Ok(true);
+        }
+        let found = self.db.get_thread(&t.to_string()).await?.is_some();
+        if found {
+            self.known_threads.lock().expect("threads lock").insert(t);
+        }
+        Ok(found)
+    }
+}
+
+/// A running relay.
+pub struct Relay {
+    pub addr: SocketAddr,
+    /// The words of a vault created by this start (show them once).
+    pub new_words: Option<Zeroizing<String>>,
+    state: Arc<AppState>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    /// Opens the store, creates the vault on first start, and listens.
+    pub async fn start(config: RelayConfig) -> Result<Relay, RelayError> {
+        let db = match &config.storage {
+            Storage::Memory => Db::open_memory().await?,
+            Storage::SqliteDir(dir) => Db::open_sqlite_dir(dir).await?,
+            Storage::Url(url) => Db::open(url).await?,
+        };
+        let (vault, new_words) = match db.load_vault().await? {
+            Some(v) => (v, None),
+            None => {
+                let words = config.words.clone().unwrap_or_else(generate_words);
+                let v = db.init_vault(VaultSecret::create(&words)).await?;
+                // Another process may have won the race; only then are these not the words.
+                let fresh = v.check_words(&words).then_some(words);
+                (v, fresh)
+            }
+        };
+        let clock = db.max_created_at().await?;
+        let listener = bind(config.listen).map_err(|e| RelayError::Bind(config.listen, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| RelayError::Bind(config.listen, e))?;
+        let rl = config.rate_limits;
+        let state = Arc::new(AppState {
+            tokens: Tokens::new(&vault.jwt_secret, config.token_ttl),
+            guard: AuthGuard::new(config.auth_max_failures, config.auth_block),
+            http_limiter: rl.map(|r| IpLimiter::new(r.http)),
+            auth_limiter: rl.map(|r| IpLimiter::new(r.auth)),
+            hub: Hub::default(),
+            stats: Arc::new(Stats::default()),
+            clock: AtomicI64::new(clock),
+            known_threads: Mutex::new(HashSet::new()),
+            shutdown: CancellationToken::new(),
+            db,
+            vault,
+            config,
+        });
+        let app = router(state.clone());
+        let stop = state.shutdown.clone();
+        let server = tokio::spawn(async move {
+            let svc = app.into_make_service_with_connect_info::<SocketAddr>();
+            let r = axum::serve(listener, svc)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = r {
+                tracing::error!("relay server stopped: {e}");
+            }
+        });
+        tracing::info!(%addr, "hush-relay listening");
+        Ok(Relay {
+            addr,
+            new_words,
+            state,
+            server,
+        })
+    }
+
+    /// `http://IP:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.state.stats.clone()
+    }
+
+    /// The KDF salt clients derive the vault key with.
+    pub fn kdf_salt(&self) -> &str {
+        &self.state.vault.kdf_salt
+    }
+
+    /// Issues a token without the words (tests and benchmarks only).
+    pub fn issue_token(&self) -> String {
+        self.state.tokens.issue()
+    }
+
+    /// Open WebSocket connections.
+    pub fn connections(&self) -> usize {
+        self.state.hub.connection_count()
+    }
+
+    /// Stops listening, drops every connection and closes the store.
+    pub async fn shutdown(self) {
+        self.state.shutdown.cancel();
+        self.state.hub.kill_all();
+        let _ = self.server.await;
+        self.state.db.close().await;
+    }
+
+    /// Runs until Ctrl-C / SIGTERM, then shuts down.
+    pub async fn run_until_signal(self) {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        self.shutdown().await;
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restarted relay must get its port back while old sockets sit in TIME_WAIT.
+    sock.set_reuseaddr(true)?;
+    sock.set_nodelay(true)?;
+    sock.bind(addr)?;
+    sock.listen(1024)
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/auth", post(rest::auth))
+        .route("/auth/salt", get(rest::salt))
+        .route("/auth/refresh", post(rest::refresh))
+        .route("/threads", post(rest::create_thread))
+        .route("/threads/query", post(rest::query_threads))
+        .route(
+            "/threads/{id}",
+            get(rest::get_thread).delete(rest::delete_thread),
+        )
+        .route("/messages", post(rest::post_message))
+        // One path shape: GET takes a thread id, DELETE a message id.
+        .route(
+            "/messages/{id}",
+            get(rest::list_messages).delete(rest::delete_message),
+        )
+        .route("/messages/{id}/count", get(rest::count_messages))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            rest::rate_limit,
+        ));
+    let mut app = Router::new()
+        .route("/health", get(rest::health))
+        .route("/ws", get(ws::upgrade))
+        .nest("/api", api);
+    if let Some(dir) = state.config.web_dir.clone().filter(|d| d.is_dir()) {
+        app = app.fallback_service(tower_http::services::ServeDir::new(dir));
+    }
+    app.with_state(state)
+}
+
+/// A relay on a runtime of its own, in a background thread.
+pub struct RelayThread {
+    pub addr: SocketAddr,
+    pub new_words: Option<Zeroizing<String>>,
+    pub kdf_salt: String,
+    stats: Arc<Stats>,
+    token_for_tests: String,
+    stop: Option<tokio::sync::oneshot::Sender<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RelayThread {
+    pub fn spawn(config: RelayConfig) -> Result<RelayThread, RelayError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<bool>();
+        let thread = std::thread::Builder::new()
+            .name("hush-relay".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("hush-relay-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(RelayError::Runtime(e)));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    match Relay::start(config).await {
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                        Ok(mut relay) => {
+                            let info = (
+                                relay.addr,
+                                relay.new_words.take(),
+                                relay.kdf_salt().to_owned(),
+                                relay.stats(),
+                                relay.issue_token(),
+                            );
+                            let _ = ready_tx.send(Ok(info));
+                            let graceful = stop_rx.await.unwrap_or(true);
+                            if graceful {
+                                relay.shutdown().await;
+                            }
+                        }
+                    }
+                });
+                // Dropping the runtime drops every remaining socket at once.
+                rt.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(RelayError::Runtime)?;
+        let (addr, new_words, kdf_salt, stats, token) = ready_rx
+            .recv()
+            .map_err(|_| RelayError::Runtime(std::io::Error::other("relay thread died")))??;
+        Ok(RelayThread {
+            addr,
+            new_words,
+            kdf_salt,
+            stats,
+            token_for_tests: token,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// A valid token issued at start (tests and benchmarks only).
+    pub fn test_token(&self) -> &str {
+        &self.token_for_tests
+    }
+
+    /// Stops the relay: closes connections and the store, frees the port.
+    pub fn stop(mut self) {
+        self.stop_inner(true);
+    }
+
+    /// Stops the relay like a crash: sockets dropped without close frames.
+    pub fn kill(mut self) {
+        self.stop_inner(false);
+    }
+
+    fn stop_inner(&mut self, graceful: bool) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(graceful);
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RelayThread {
+    fn drop(&mut self) {
+        self.stop_inner(true);
+    }
+}
+
+/// The platform data directory of hush: `$HUSH_DATA_DIR`, else
+/// `$XDG_DATA_HOME/hush`, else `~/.local/share/hush`, else `./hush-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("HUSH_DATA_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("hush");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(h).join(".local/share/hush");
+    }
+    PathBuf::from("hush-data")
+}

@@ -1,0 +1,276 @@
+//! The vault secret, JWTs (HS256) and the brute-force defence of `/api/auth`.
+//!
+//! The server never learns the words: it keeps `base64(SHA-256(normalized))`,
+//! a random KDF salt and a random JWT secret. Tokens name nobody; they only
+//! prove the holder knew the words within the last `token_ttl`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// What the relay stores of the vault.
+#[derive(Clone)]
+pub struct VaultSecret {
+    pub auth_hash: String,
+    pub kdf_salt: String,
+    pub jwt_secret: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for VaultSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VaultSecret(<redacted>)")
+    }
+}
+
+/// Fills a buffer from the OS random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    getrandom::getrandom(&mut b).expect("the OS random source is available");
+    b
+}
+
+/// Twelve fresh BIP-39 English words (a valid 128-bit mnemonic).
+pub fn generate_words() -> Zeroizing<String> {
+    let entropy = Zeroizing::new(random_bytes::<16>());
+    let m = bip39::Mnemonic::from_entropy(entropy.as_ref()).expect("16 bytes is valid entropy");
+    Zeroizing::new(m.to_string())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl VaultSecret {
+    /// A new vault for these words.
+    pub fn create(words: &str) -> Self {
+        VaultSecret {
+            auth_hash: hush_core::crypto::auth_hash(words),
+            kdf_salt: hush_core::b64::encode(&random_bytes::<32>()),
+            jwt_secret: Zeroizing::new(random_bytes::<32>().to_vec()),
+        }
+    }
+
+    pub fn check_words(&self, words: &str) -> bool {
+        let h = hush_core::crypto::auth_hash(words);
+        constant_time_eq(h.as_bytes(), self.auth_hash.as_bytes())
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    exp: u64,
+    iat: u64,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// Why a token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("malformed token")]
+    Malformed,
+    #[error("bad signature")]
+    Signature,
+    #[error("expired token")]
+    Expired,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Issues and checks HS256 access tokens.
+pub struct Tokens {
+    secret: Zeroizing<Vec<u8>>,
+    pub ttl: Duration,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        Tokens {
+            secret: Zeroizing::new(secret.to_vec()),
+            ttl,
+        }
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length")
+    }
+
+    pub fn issue(&self) -> String {
+        let iat = unix_now();
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = Claims {
+            exp: iat + self.ttl.as_secs(),
+            iat,
+            kind: "access".into(),
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims"));
+        let signing_input = format!("{header}.{payload}");
+        let mut mac = self.mac();
+        mac.update(signing_input.as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        format!("{signing_input}.{sig}")
+    }
+
+    pub fn verify(&self, token: &str) -> Result<(), TokenError> {
+        let mut parts = token.rsplitn(2, '.');
+        let (Some(sig), Some(signing_input)) = (parts.next(), parts.next()) else {
+            return Err(TokenError::Malformed);
+        };
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(signing_input.as_bytes());
+        mac.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
+        let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
+        let header: serde_json::Value = URL_SAFE_NO_PAD
+            .decode(header)
+            .ok()
+            .and_then(|h| serde_json::from_slice(&h).ok())
+            .ok_or(TokenError::Malformed)?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
+            return Err(TokenError::Malformed);
+        }
+        let claims: Claims = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|p| serde_json::from_slice(&p).ok())
+            .ok_or(TokenError::Malformed)?;
+        if claims.kind != "access" {
+            return Err(TokenError::Malformed);
+        }
+        if claims.exp <= unix_now() {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
+    }
+}
+
+/// Failed `/api/auth` attempts per client address, and temporary blocks.
+pub struct AuthGuard {
+    pub max_failures: u32,
+    pub block_for: Duration,
+    state: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+struct Failures {
+    count: u32,
+    blocked_until: Option<Instant>,
+}
+
+/// The outcome of asking whether an address may try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    Open,
+    Blocked { retry_after: Duration },
+}
+
+impl AuthGuard {
+    pub fn new(max_failures: u32, block_for: Duration) -> Self {
+        AuthGuard {
+            max_failures: max_failures.max(1),
+            block_for,
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn gate(&self, ip: IpAddr) -> Gate {
+        let mut st = self.state.lock().expect("auth guard lock");
+        if let Some(f) = st.get_mut(&ip)
+            && let Some(until) = f.blocked_until
+        {
+            let now = Instant::now();
+            if until > now {
+                return Gate::Blocked {
+                    retry_after: until - now,
+                };
+            }
+            // The block has run out: a fresh start.
+            st.remove(&ip);
+        }
+        Gate::Open
+    }
+
+    /// Records a failure; returns the attempts left (0 means now blocked).
+    pub fn fail(&self, ip: IpAddr) -> u32 {
+        let mut st = self.state.lock().expect("auth guard lock");
+        let f = st.entry(ip).or_insert(Failures {
+            count: 0,
+            blocked_until: None,
+        });
+        f.count += 1;
+        if f.count >= self.max_failures {
+            f.blocked_until = Some(Instant::now() + self.block_for);
+            0
+        } else {
+            self.max_failures - f.count
+        }
+    }
+
+    pub fn succeed(&self, ip: IpAddr) {
+        self.state.lock().expect("auth guard lock").remove(&ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_and_expire() {
+        let t = Tokens::new(b"secret", Duration::from_secs(3600));
+        let tok = t.issue();
+        assert_eq!(t.verify(&tok), Ok(()));
+        let other = Tokens::new(b"other", Duration::from_secs(3600));
+        assert_eq!(other.verify(&tok), Err(TokenError::Signature));
+        let zero = Tokens::new(b"secret", Duration::ZERO);
+        assert_eq!(zero.verify(&zero.issue()), Err(TokenError::Expired));
+        for bad in ["", "a", "a.b", "a.b.c", "...", "not-a-jwt"] {
+            assert!(t.verify(bad).is_err(), "{bad:?}");
+        }
+        // Tampering with the claims breaks the signature.
+        let mut parts: Vec<&str> = tok.split('.').collect();
+        let forged = URL_SAFE_NO_PAD.encode(br#"{"exp":99999999999,"iat":0,"type":"access"}"#);
+        parts[1] = &forged;
+        assert_eq!(t.verify(&parts.join(".")), Err(TokenError::Signature));
+    }
+
+    #[test]
+    fn guard_blocks_after_the_limit_and_resets_on_success() {
+        let g = AuthGuard::new(3, Duration::from_secs(60));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(g.fail(ip), 2);
+        g.succeed(ip);
+        assert_eq!(g.fail(ip), 2);
+        assert_eq!(g.fail(ip), 1);
+        assert_eq!(g.fail(ip), 0);
+        assert!(matches!(g.gate(ip), Gate::Blocked { .. }));
+        assert_eq!(g.gate("10.0.0.2".parse().unwrap()), Gate::Open);
+    }
+
+    #[test]
+    fn generated_words_are_twelve_bip39_words() {
+        let w = generate_words();
+        assert_eq!(w.split(' ').count(), 12);
+        assert!(bip39::Mnemonic::parse_in(bip39::Language::English, w.as_str()).is_ok());
+        let v = VaultSecret::create(&w);
+        assert!(v.check_words(&w.to_uppercase()));
+        assert!(!v.check_words("abandon"));
+    }
+}

@@ -1,0 +1,111 @@
+//! The `hush-relay` command line, shared by the `hush-relay` binary and `hush relay`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{RateLimits, Relay, RelayConfig, Storage, default_data_dir};
+use clap::Parser;
+
+/// A hush server: the stock hush protocol plus compatible extensions.
+#[derive(Parser, Debug)]
+#[command(name = "hush-relay", version, about)]
+pub struct Cli {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Directory of the embedded SQLite store (created if missing).
+    /// Default: the hush data directory's `relay` folder.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use PostgreSQL instead of SQLite, e.g. postgres://user:pass@host/db.
+    #[arg(long, env = "HUSH_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Seconds between the server's heartbeat frames.
+    #[arg(long, default_value_t = 30)]
+    heartbeat_secs: u64,
+    /// Lifetime of an access token, seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl_secs: u64,
+    /// Failed unlocks from one address before it is blocked.
+    #[arg(long, default_value_t = 5)]
+    auth_max_failures: u32,
+    /// How long such a block lasts, seconds.
+    #[arg(long, default_value_t = 900)]
+    auth_block_secs: u64,
+    /// Turn every rate limit off (benchmarks).
+    #[arg(long)]
+    no_rate_limit: bool,
+    /// Requests per minute per address on /api (burst: a fifth of it).
+    #[arg(long, default_value_t = 600.0)]
+    http_per_minute: f64,
+    /// A built web client to serve at / (default: web/dist when present).
+    #[arg(long)]
+    web_dir: Option<PathBuf>,
+}
+
+/// Parses `args` (program name first) and runs the relay until a signal.
+pub fn run<I, T>(args: I)
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+    let storage = match (&cli.database_url, &cli.data_dir) {
+        (Some(url), _) => Storage::Url(url.clone()),
+        (None, Some(dir)) => Storage::SqliteDir(dir.clone()),
+        (None, None) => Storage::SqliteDir(default_data_dir().join("relay")),
+    };
+    let words = std::env::var("HUSH_WORDS")
+        .ok()
+        .filter(|w| !w.trim().is_empty())
+        .map(zeroize::Zeroizing::new);
+    let config = RelayConfig {
+        listen: cli.listen,
+        storage,
+        words,
+        heartbeat: Duration::from_secs(cli.heartbeat_secs.max(1)),
+        token_ttl: Duration::from_secs(cli.token_ttl_secs.max(1)),
+        auth_max_failures: cli.auth_max_failures,
+        auth_block: Duration::from_secs(cli.auth_block_secs),
+        rate_limits: (!cli.no_rate_limit).then(|| RateLimits {
+            http: crate::Rate::new(cli.http_per_minute, (cli.http_per_minute / 5.0).max(10.0)),
+            ..RateLimits::default()
+        }),
+        web_dir: cli
+            .web_dir
+            .or_else(|| Some(PathBuf::from("web/dist")).filter(|d| d.is_dir())),
+        ..RelayConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let relay = match Relay::start(config).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("hush-relay: {e}");
+                std::process::exit(1);
+            }
+        };
+        // The first line on stdout is the address, so scripts can find the port.
+        println!("listening on {}", relay.url());
+        if let Some(w) = &relay.new_words {
+            println!();
+            println!("A new vault was created. Its 12 words are shown this once;");
+            println!("write them down, everyone who should unlock it needs them:");
+            println!();
+            println!("    {}", w.as_str());
+            println!();
+        }
+        relay.run_until_signal().await;
+    });
+}

@@ -1,0 +1,303 @@
+//! The WebSocket endpoint: subscriptions, sends with acknowledgement,
+//! heartbeats, and refusals as `error` frames.
+//!
+//! Each connection has a reader (this task) and a writer task fed by a bounded
+//! queue; broadcasts from other connections only ever `try_send` into it.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use hush_core::ThreadId;
+use hush_core::wire::{
+    ClientFrame, ErrorCode, MessageSent, OutgoingMessage, Refusal, ServerFrame, check_sealed,
+};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::AppState;
+use crate::db::{Inserted, MessageRecord};
+use crate::hub::ConnHandle;
+use crate::limits::Bucket;
+use crate::rest::wire_message;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// `GET /ws`: the token comes as `?token=` or, [ext], as a bearer header.
+pub async fn upgrade(
+    State(st): State<Arc<AppState>>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Query(q): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    st.stats.ws_upgrades.fetch_add(1, Ordering::Relaxed);
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_owned);
+    let token = bearer.or(q.token);
+    let valid = token
+        .as_deref()
+        .is_some_and(|t| st.tokens.verify(t).is_ok());
+    let max = st.config.limits.max_frame;
+    // Frames over the limit get an error frame; only far larger ones (4×)
+    // are cut off by the protocol layer.
+    ws.max_message_size(max * 4)
+        .max_frame_size(max * 4)
+        .on_upgrade(move |socket| async move {
+            if valid {
+                serve(st, socket, addr).await;
+            } else {
+                st.stats.ws_auth_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(ip = %addr.ip(), "websocket refused: invalid token");
+                refuse(socket).await;
+            }
+        })
+}
+
+/// Accept-then-close with 4001, so that browsers can see why.
+async fn refuse(mut socket: WebSocket) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: 4001,
+            reason: Utf8Bytes::from_static("Invalid token"),
+        })))
+        .await;
+    // Wait briefly for the client's close reply so the frame is not lost to a reset.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = socket.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn text(frame: ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(frame.to_json())
+}
+
+/// Stores a message (idempotently when it has a `client_message_id`) and
+/// broadcasts new ones to the thread's subscribers. Shared with REST.
+pub async fn store_message(
+    st: &AppState,
+    thread_id: ThreadId,
+    ciphertext: String,
+    iv: String,
+    client_message_id: Option<String>,
+) -> Result<Inserted, Refusal> {
+    let tag = |mut r: Refusal| {
+        r.client_message_id.clone_from(&client_message_id);
+        r.thread_id = Some(thread_id.to_string());
+        r
+    };
+    check_sealed(&ciphertext, &iv, st.config.limits.max_ciphertext).map_err(tag)?;
+    match st.thread_exists(thread_id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(tag(Refusal::new(
+                ErrorCode::ThreadNotFound,
+                "Thread not found",
+            )));
+        }
+        Err(e) => {
+            tracing::error!("thread lookup failed: {e}");
+            return Err(tag(Refusal::new(
+                ErrorCode::PersistFailed,
+                "Failed to save message",
+            )));
+        }
+    }
+    let rec = MessageRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        thread_id: thread_id.to_string(),
+        ciphertext,
+        iv,
+        created_at: st.next_time(),
+        client_message_id: client_message_id.clone(),
+    };
+    let outcome = st.db.insert_message(&rec).await.map_err(|e| {
+        tracing::error!("message insert failed: {e}");
+        tag(Refusal::new(
+            ErrorCode::PersistFailed,
+            "Failed to save message",
+        ))
+    })?;
+    match &outcome {
+        Inserted::New(m) => {
+            st.stats.messages_stored.fetch_add(1, Ordering::Relaxed);
+            let lagged = st
+                .hub
+                .broadcast(thread_id, text(ServerFrame::Message(wire_message(m, true))));
+            st.stats.slow_closed.fetch_add(lagged, Ordering::Relaxed);
+        }
+        Inserted::Duplicate(_) => {
+            st.stats.duplicate_sends.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(outcome)
+}
+
+async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(st.config.queue_len.max(16));
+    let kill = st.shutdown.child_token();
+    let id = st.hub.register(ConnHandle {
+        tx: tx.clone(),
+        kill: kill.clone(),
+    });
+    let heartbeat = st.config.heartbeat;
+    let wkill = kill.clone();
+    let writer = tokio::spawn(async move {
+        let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        let beat = text(ServerFrame::Heartbeat);
+        loop {
+            tokio::select! {
+                biased;
+                _ = wkill.cancelled() => break,
+                m = rx.recv() => {
+                    let Some(first) = m else { break };
+                    // Write what is queued in one go, then flush once.
+                    let mut ok = sink.feed(Message::Text(first)).await.is_ok();
+                    let mut n = 0;
+                    while ok && n < 256 {
+                        match rx.try_recv() {
+                            Ok(more) => ok = sink.feed(Message::Text(more)).await.is_ok(),
+                            Err(_) => break,
+                        }
+                        n += 1;
+                    }
+                    if !ok || sink.flush().await.is_err() {
+                        break;
+                    }
+                }
+                _ = hb.tick() => {
+                    if sink.send(Message::Text(beat.clone())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        wkill.cancel();
+    });
+
+    let mut subs: HashSet<ThreadId> = HashSet::new();
+    let mut bucket = st.config.rate_limits.map(|r| Bucket::new(r.ws_messages));
+    loop {
+        let msg = tokio::select! {
+            _ = kill.cancelled() => break,
+            m = stream.next() => m,
+        };
+        let reply = match msg {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+            Some(Ok(Message::Text(t))) => {
+                handle_text(&st, id, &mut subs, bucket.as_mut(), t.as_str()).await
+            }
+            Some(Ok(Message::Binary(_))) => vec![
+                Refusal::new(ErrorCode::InvalidRequest, "Binary frames are not supported")
+                    .into_frame(),
+            ],
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
+        };
+        for f in reply {
+            if tx.send(text(f)).await.is_err() {
+                break;
+            }
+        }
+    }
+    kill.cancel();
+    st.hub.unregister(id, &subs);
+    let _ = writer.await;
+    tracing::debug!(ip = %addr.ip(), conn = id, "websocket closed");
+}
+
+async fn handle_text(
+    st: &AppState,
+    conn: u64,
+    subs: &mut HashSet<ThreadId>,
+    bucket: Option<&mut Bucket>,
+    raw: &str,
+) -> Vec<ServerFrame> {
+    let limits = st.config.limits;
+    if raw.len() > limits.max_frame {
+        return vec![
+            Refusal::new(
+                ErrorCode::PayloadTooLarge,
+                format!("Frame larger than {} bytes", limits.max_frame),
+            )
+            .into_frame(),
+        ];
+    }
+    let frame = match ClientFrame::parse(raw) {
+        Ok(f) => f,
+        Err(r) => return vec![r.into_frame()],
+    };
+    match frame {
+        ClientFrame::Ping => vec![ServerFrame::Pong],
+        ClientFrame::Subscribe { thread_id } => {
+            if !subs.contains(&thread_id) && subs.len() >= limits.max_subscriptions {
+                let mut r = Refusal::new(
+                    ErrorCode::SubscriptionLimit,
+                    format!(
+                        "At most {} subscriptions per connection",
+                        limits.max_subscriptions
+                    ),
+                );
+                r.thread_id = Some(thread_id.to_string());
+                return vec![r.into_frame()];
+            }
+            subs.insert(thread_id);
+            st.hub.subscribe(conn, thread_id);
+            vec![ServerFrame::Subscribed { thread_id }]
+        }
+        ClientFrame::Unsubscribe { thread_id } => {
+            subs.remove(&thread_id);
+            st.hub.unsubscribe(conn, thread_id);
+            vec![ServerFrame::Unsubscribed { thread_id }]
+        }
+        ClientFrame::Message(OutgoingMessage {
+            thread_id,
+            ciphertext,
+            iv,
+            client_message_id,
+        }) => {
+            if let Some(b) = bucket
+                && let Err(wait) = b.take(Instant::now())
+            {
+                let mut r = Refusal::new(
+                    ErrorCode::RateLimited,
+                    format!("Too many messages; retry in {} ms", wait.as_millis().max(1)),
+                );
+                r.client_message_id = client_message_id;
+                r.thread_id = Some(thread_id.to_string());
+                return vec![r.into_frame()];
+            }
+            match store_message(st, thread_id, ciphertext, iv, client_message_id).await {
+                Err(r) => vec![r.into_frame()],
+                Ok(Inserted::New(m) | Inserted::Duplicate(m)) => match m.client_message_id {
+                    Some(cmid) => vec![ServerFrame::MessageSent(MessageSent {
+                        id: m.id,
+                        thread_id,
+                        client_message_id: cmid,
+                        created_at: hush_core::time::format_ws(m.created_at),
+                    })],
+                    None => Vec::new(),
+                },
+            }
+        }
+    }
+}

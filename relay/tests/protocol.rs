@@ -1,0 +1,735 @@
+//! The relay against PROTOCOL.md §1–2, over real sockets, on SQLite and on
+//! PostgreSQL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, Ended, IV, WORDS, start, thread};
+use hush_relay::{Limits, Rate, RateLimits};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+on_both_backends!(
+    health_advertises_extensions,
+    auth_issues_tokens_and_counts_failures,
+    auth_block_and_rate_limit,
+    threads_are_idempotent_and_queryable,
+    rest_messages_page_like_the_stock_server,
+    ws_subscriptions_ping_and_stock_errors,
+    ws_bad_tokens_close_with_4001,
+    ws_broadcasts_to_every_subscriber_and_acks_the_sender,
+    ws_resend_with_same_client_id_is_stored_once,
+    rest_post_is_broadcast_once,
+    ws_limits_are_refused_with_error_frames,
+    heartbeat_frames_arrive_on_interval,
+    vault_and_messages_survive_a_restart,
+    slow_subscriber_does_not_stall_others,
+);
+
+async fn health_advertises_extensions(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let (s, v) = r.get("/health", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["status"], "healthy");
+    let f: Vec<&str> = v["relay"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    for want in hush_core::http::features::ALL {
+        assert!(f.contains(want), "{want} missing from {f:?}");
+    }
+    r.finish().await;
+}
+
+async fn auth_issues_tokens_and_counts_failures(b: Backend) {
+    let r = start(b, |c| c.auth_max_failures = 3).await;
+    // Words are normalised: odd case and whitespace still unlock.
+    let messy = format!("  {}\n", WORDS.to_uppercase().replace(' ', "\t "));
+    let (s, v) = r.post("/api/auth", None, json!({ "words": messy })).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["expires_in"], 3600);
+    let salt = v["kdf_salt"].as_str().unwrap();
+    assert_eq!(hush_core::b64::decode(salt).unwrap().len(), 32);
+    let token = v["token"].as_str().unwrap().to_owned();
+
+    let (s, v) = r.get("/api/auth/salt", None).await;
+    assert_eq!((s, v["kdf_salt"].as_str().unwrap()), (200, salt));
+
+    let wrong = "abandon abandon abandon abandon abandon abandon abandon abandon";
+    let (s, v) = r.post("/api/auth", None, json!({ "words": wrong })).await;
+    assert_eq!(s, 401);
+    assert_eq!(
+        v,
+        json!({"detail": {"error": "invalid_credentials", "remaining_attempts": 2}})
+    );
+    // A success resets the count.
+    assert_eq!(
+        r.post("/api/auth", None, json!({ "words": WORDS })).await.0,
+        200
+    );
+    let (_, v) = r.post("/api/auth", None, json!({ "words": wrong })).await;
+    assert_eq!(v["detail"]["remaining_attempts"], 2);
+
+    // Bad bodies are 422, never 500.
+    for body in [
+        json!({}),
+        json!({"words": "short"}),
+        json!({"words": 5}),
+        json!([1]),
+    ] {
+        let (s, v) = r.post("/api/auth", None, body.clone()).await;
+        assert_eq!(s, 422, "{body} → {v}");
+        assert!(v["detail"].is_array());
+    }
+    let resp = r
+        .http
+        .post(r.url("/api/auth"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 422);
+
+    // Refresh needs a valid token and gives a new one that works.
+    let (s, v) = r.post("/api/auth/refresh", Some(&token), json!(null)).await;
+    assert_eq!(s, 200, "{v}");
+    let fresh = v["token"].as_str().unwrap();
+    assert_eq!(
+        r.post("/api/threads/query", Some(fresh), json!({"thread_ids": []}))
+            .await
+            .0,
+        200
+    );
+    let (s, v) = r.post("/api/auth/refresh", Some("nope"), json!(null)).await;
+    assert_eq!((s, v), (401, json!({"detail": "Invalid or expired token"})));
+    let (s, v) = r.post("/api/auth/refresh", None, json!(null)).await;
+    assert_eq!((s, v), (403, json!({"detail": "Not authenticated"})));
+    r.finish().await;
+}
+
+async fn auth_block_and_rate_limit(b: Backend) {
+    let r = start(b, |c| {
+        c.auth_max_failures = 2;
+        c.rate_limits = Some(RateLimits {
+            http: Rate::new(60.0, 5.0),
+            auth: Rate::new(60.0, 4.0),
+            ws_messages: Rate::new(60.0, 5.0),
+        });
+    })
+    .await;
+    let wrong = json!({ "words": "abandon abandon abandon abandon abandon abandon" });
+    assert_eq!(r.post("/api/auth", None, wrong.clone()).await.0, 401);
+    let (s, v) = r.post("/api/auth", None, wrong.clone()).await;
+    assert_eq!((s, &v["detail"]["remaining_attempts"]), (401, &json!(0)));
+    // Blocked now, even with the right words.
+    let (s, v) = r.post("/api/auth", None, json!({ "words": WORDS })).await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(v["detail"]["error"], "ip_blocked");
+    assert!(v["detail"]["retry_after"].as_u64().unwrap() > 0);
+    // The fourth request in the burst of 4 is still allowed, the fifth is 429.
+    assert_eq!(r.post("/api/auth", None, wrong.clone()).await.0, 403);
+    let resp = r
+        .http
+        .post(r.url("/api/auth"))
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().get("retry-after").is_some());
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"], "rate_limited");
+
+    // The general bucket is separate: 5 requests, then 429.
+    for _ in 0..5 {
+        assert_eq!(r.get("/api/auth/salt", None).await.0, 200);
+    }
+    assert_eq!(r.get("/api/auth/salt", None).await.0, 429);
+    // /health is not rate limited.
+    assert_eq!(r.get("/health", None).await.0, 200);
+    r.finish().await;
+}
+
+async fn threads_are_idempotent_and_queryable(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let (a, bb, c) = (thread(1), thread(2), thread(3));
+    let first = r.create_thread(&t, &a).await;
+    assert_eq!(first["id"], a);
+    assert!(first["created_at"].as_str().unwrap().ends_with('Z'));
+    // Creating again returns the stored row, still 201.
+    let (s, again) = r
+        .post(
+            "/api/threads",
+            Some(&t),
+            json!({"id": a, "ciphertext": "b3RoZXI=", "iv": IV}),
+        )
+        .await;
+    assert_eq!((s, &again), (201, &first));
+    r.create_thread(&t, &bb).await;
+
+    let (s, v) = r
+        .post(
+            "/api/threads/query",
+            Some(&t),
+            json!({"thread_ids": [a, bb, c]}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [bb.as_str(), a.as_str()],
+        "newest first, unknown omitted"
+    );
+    let many: Vec<String> = (0..101).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    assert_eq!(
+        r.post("/api/threads/query", Some(&t), json!({"thread_ids": many}))
+            .await
+            .0,
+        422
+    );
+
+    let (s, v) = r
+        .post(
+            "/api/threads",
+            Some(&t),
+            json!({"id": c, "ciphertext": "@@@", "iv": IV}),
+        )
+        .await;
+    assert_eq!((s, v), (400, json!({"detail": "Invalid base64 encoding"})));
+    let (s, _) = r
+        .post(
+            "/api/threads",
+            Some(&t),
+            json!({"id": "nope", "ciphertext": "AAAA", "iv": IV}),
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(r.post("/api/threads", None, json!({})).await.0, 403);
+
+    assert_eq!(r.get(&format!("/api/threads/{a}"), Some(&t)).await.1, first);
+    let (s, v) = r.get(&format!("/api/threads/{c}"), Some(&t)).await;
+    assert_eq!((s, v), (404, json!({"detail": "Thread not found"})));
+    assert_eq!(r.get("/api/threads/not-a-uuid", Some(&t)).await.0, 422);
+
+    // Deleting a thread deletes its messages.
+    let (s, _) = r
+        .post(
+            "/api/messages",
+            Some(&t),
+            json!({"thread_id": a, "ciphertext": "AAAA", "iv": IV}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, v) = r.delete(&format!("/api/threads/{a}"), Some(&t)).await;
+    assert_eq!((s, v), (200, json!({"status": "deleted"})));
+    assert_eq!(r.get(&format!("/api/messages/{a}"), Some(&t)).await.0, 404);
+    assert_eq!(
+        r.get(&format!("/api/messages/{a}/count"), Some(&t)).await.1["count"],
+        0
+    );
+    assert_eq!(
+        r.delete(&format!("/api/threads/{a}"), Some(&t)).await.0,
+        404
+    );
+    r.finish().await;
+}
+
+async fn rest_messages_page_like_the_stock_server(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let a = thread(1);
+    let (s, v) = r.get(&format!("/api/messages/{a}"), Some(&t)).await;
+    assert_eq!((s, v), (404, json!({"detail": "Thread not found"})));
+    r.create_thread(&t, &a).await;
+    let mut posted = Vec::new();
+    for i in 0..7 {
+        let ct = hush_core::b64::encode(format!("m{i}").as_bytes());
+        let (s, v) = r
+            .post(
+                "/api/messages",
+                Some(&t),
+                json!({"thread_id": a, "ciphertext": ct, "iv": IV}),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+        assert_eq!(v["thread_id"], a);
+        assert!(v.get("client_message_id").is_none());
+        posted.push(v);
+    }
+    // created_at strictly increases, written the REST way.
+    let times: Vec<i64> = posted
+        .iter()
+        .map(|m| hush_core::time::parse_iso_micros(m["created_at"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
+    assert!(posted[0]["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let list = |q: String| {
+        let r = &r;
+        let t = t.clone();
+        let a = a.clone();
+        async move {
+            let (s, v) = r.get(&format!("/api/messages/{a}{q}"), Some(&t)).await;
+            assert_eq!(s, 200, "{v}");
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    let ids: Vec<Value> = posted.iter().map(|m| m["id"].clone()).collect();
+    // Without `after`: the newest `limit`, oldest first.
+    assert_eq!(list("?limit=3".into()).await, ids[4..7]);
+    assert_eq!(list(String::new()).await, ids);
+    // With `after`: the oldest `limit` newer than it, using the server's string.
+    let after = urlencode(posted[1]["created_at"].as_str().unwrap());
+    assert_eq!(list(format!("?after={after}&limit=2")).await, ids[2..4]);
+    // The WebSocket spelling of the same instant works as a cursor too.
+    let ws_style = hush_core::time::format_ws(times[1]);
+    assert_eq!(
+        list(format!("?after={}&limit=2", urlencode(&ws_style))).await,
+        ids[2..4]
+    );
+    assert_eq!(
+        list(format!(
+            "?after={}",
+            urlencode(posted[6]["created_at"].as_str().unwrap())
+        ))
+        .await,
+        Vec::<Value>::new()
+    );
+
+    for bad in ["?limit=201", "?limit=0", "?limit=x", "?after=yesterday"] {
+        assert_eq!(
+            r.get(&format!("/api/messages/{a}{bad}"), Some(&t)).await.0,
+            422,
+            "{bad}"
+        );
+    }
+    let (s, v) = r.get(&format!("/api/messages/{a}/count"), Some(&t)).await;
+    assert_eq!((s, v), (200, json!({"thread_id": a, "count": 7})));
+
+    let id = posted[0]["id"].as_str().unwrap();
+    assert_eq!(
+        r.delete(&format!("/api/messages/{id}"), Some(&t)).await,
+        (200, json!({"status": "deleted"}))
+    );
+    assert_eq!(
+        r.delete(&format!("/api/messages/{id}"), Some(&t)).await.0,
+        404
+    );
+    assert_eq!(
+        r.get(&format!("/api/messages/{a}/count"), Some(&t)).await.1["count"],
+        6
+    );
+
+    let (s, v) = r
+        .post(
+            "/api/messages",
+            Some(&t),
+            json!({"thread_id": thread(9), "ciphertext": "AAAA", "iv": IV}),
+        )
+        .await;
+    assert_eq!((s, v), (404, json!({"detail": "Thread not found"})));
+    let (s, v) = r
+        .post(
+            "/api/messages",
+            Some(&t),
+            json!({"thread_id": a, "ciphertext": "A-A_", "iv": IV}),
+        )
+        .await;
+    assert_eq!((s, v), (400, json!({"detail": "Invalid base64 encoding"})));
+    assert_eq!(
+        r.get(&format!("/api/messages/{a}"), Some("bad")).await.0,
+        401
+    );
+    r.finish().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+async fn ws_subscriptions_ping_and_stock_errors(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let mut ws = r.ws_query(&t).await;
+    let a = thread(1);
+    ws.subscribe(&a).await;
+    ws.subscribe(&a).await; // idempotent
+    ws.send(json!({"type": "unsubscribe", "thread_id": a}))
+        .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"type": "unsubscribed", "thread_id": a})
+    );
+    ws.send(json!({"type": "unsubscribe", "thread_id": a}))
+        .await;
+    assert_eq!(
+        ws.recv().await,
+        json!({"type": "unsubscribed", "thread_id": a})
+    );
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.recv().await, json!({"type": "pong"}));
+
+    let cases = [
+        (
+            json!({"type": "subscribe"}),
+            "Missing thread_id",
+            "invalid_request",
+        ),
+        (
+            json!({"type": "subscribe", "thread_id": "nope"}),
+            "Invalid thread_id format",
+            "invalid_thread_id",
+        ),
+        (
+            json!({"type": "message", "thread_id": a}),
+            "Missing required fields: thread_id, ciphertext, iv",
+            "invalid_request",
+        ),
+        (
+            json!({"type": "message", "thread_id": a, "ciphertext": "@@", "iv": IV}),
+            "Invalid base64 encoding",
+            "invalid_payload",
+        ),
+        (
+            json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV}),
+            "Thread not found",
+            "thread_not_found",
+        ),
+        (
+            json!({"type": "bogus"}),
+            "Unknown message type: bogus",
+            "unknown_type",
+        ),
+    ];
+    for (frame, message, code) in cases {
+        ws.send(frame.clone()).await;
+        let v = ws.recv().await;
+        assert_eq!(v["type"], "error", "{frame}");
+        assert_eq!(v["message"], message, "{frame}");
+        assert_eq!(v["code"], code, "{frame}");
+    }
+    // Malformed input gets an error frame and the socket keeps serving.
+    for raw in [
+        Message::text("not json"),
+        Message::text("[1,2]"),
+        Message::binary(vec![0u8, 1]),
+    ] {
+        ws.send_raw(raw).await;
+        let v = ws.recv().await;
+        assert_eq!(
+            (v["type"].as_str(), v["code"].as_str()),
+            (Some("error"), Some("invalid_request"))
+        );
+    }
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.recv().await, json!({"type": "pong"}));
+    r.finish().await;
+}
+
+async fn ws_bad_tokens_close_with_4001(b: Backend) {
+    let r = start(b, |_| {}).await;
+    for url in [format!("{}?token=not-a-jwt", r.ws), r.ws.clone()] {
+        let mut ws = common::Ws::connect(&url, None).await;
+        assert_eq!(ws.ended().await, Ended::Close(4001, "Invalid token".into()));
+    }
+    let mut ws = common::Ws::connect(&r.ws, Some("forged.token.here")).await;
+    assert_eq!(ws.ended().await, Ended::Close(4001, "Invalid token".into()));
+    // An expired token is refused the same way.
+    let r2 = start(b, |c| c.token_ttl = Duration::from_secs(1)).await;
+    let t = r2.token().await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut ws = r2.ws_bearer(&t).await;
+    assert_eq!(ws.ended().await, Ended::Close(4001, "Invalid token".into()));
+    let stats = r.relay().stats();
+    assert_eq!(hush_relay::Stats::get(&stats.ws_auth_failures), 3);
+    r.finish().await;
+    r2.finish().await;
+}
+
+async fn ws_broadcasts_to_every_subscriber_and_acks_the_sender(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let mut alice = r.ws_bearer(&t).await;
+    let mut bob = r.ws_query(&t).await;
+    let mut carol = r.ws_query(&t).await; // not subscribed
+    alice.subscribe(&a).await;
+    bob.subscribe(&a).await;
+
+    // Stock frame: no ack but the echo, to every subscriber, the sender included.
+    alice
+        .send(json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV}))
+        .await;
+    let echo = alice.recv().await;
+    assert_eq!(echo["type"], "message");
+    assert_eq!(
+        (echo["ciphertext"].as_str(), echo["iv"].as_str()),
+        (Some("AAAA"), Some(IV))
+    );
+    assert!(echo["created_at"].as_str().unwrap().ends_with("+00:00"));
+    assert!(echo.get("client_message_id").is_none());
+    assert_eq!(bob.recv().await, echo);
+
+    // [ext] with a client id: message_sent to the sender, subscribed or not.
+    carol
+        .send(json!({"type": "message", "thread_id": a, "ciphertext": "BBBB", "iv": IV, "client_message_id": "c-1"}))
+        .await;
+    let ack = carol.recv().await;
+    assert_eq!(ack["type"], "message_sent");
+    assert_eq!(ack["client_message_id"], "c-1");
+    assert_eq!(ack["thread_id"], a);
+    for ws in [&mut alice, &mut bob] {
+        let m = ws.recv().await;
+        assert_eq!(
+            (m["id"].clone(), m["client_message_id"].clone()),
+            (ack["id"].clone(), json!("c-1"))
+        );
+        assert_eq!(m["created_at"], ack["created_at"]);
+    }
+    assert!(
+        carol
+            .recv_within(Duration::from_millis(300))
+            .await
+            .is_none()
+    );
+    r.finish().await;
+}
+
+async fn ws_resend_with_same_client_id_is_stored_once(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let mut alice = r.ws_query(&t).await;
+    let mut bob = r.ws_query(&t).await;
+    bob.subscribe(&a).await;
+    let frame = json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "same"});
+    alice.send(frame.clone()).await;
+    let first = alice.recv().await;
+    assert_eq!(bob.recv().await["id"], first["id"]);
+    // The ack was "lost"; the client resends on a new connection.
+    let mut alice2 = r.ws_query(&t).await;
+    alice2.send(frame.clone()).await;
+    let second = alice2.recv().await;
+    assert_eq!(second, first, "the original id and time come back");
+    assert!(
+        bob.recv_within(Duration::from_millis(300)).await.is_none(),
+        "not broadcast again"
+    );
+    // Over REST too.
+    let (s, v) = r
+        .post(
+            "/api/messages",
+            Some(&t),
+            json!({"thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "same"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(v["id"], first["id"]);
+    assert_eq!(
+        r.get(&format!("/api/messages/{a}/count"), Some(&t)).await.1["count"],
+        1
+    );
+    // The same client id in another thread is another message.
+    let other = thread(2);
+    r.create_thread(&t, &other).await;
+    alice.send(json!({"type": "message", "thread_id": other, "ciphertext": "AAAA", "iv": IV, "client_message_id": "same"})).await;
+    assert_ne!(alice.recv().await["id"], first["id"]);
+    let stats = r.relay().stats();
+    assert_eq!(hush_relay::Stats::get(&stats.duplicate_sends), 2);
+    r.finish().await;
+}
+
+async fn rest_post_is_broadcast_once(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let mut bob = r.ws_query(&t).await;
+    bob.subscribe(&a).await;
+    let (s, v) = r
+        .post(
+            "/api/messages",
+            Some(&t),
+            json!({"thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "r1"}),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let m = bob.recv().await;
+    assert_eq!((m["type"].as_str(), &m["id"]), (Some("message"), &v["id"]));
+    assert!(bob.recv_within(Duration::from_millis(300)).await.is_none());
+    r.finish().await;
+}
+
+async fn ws_limits_are_refused_with_error_frames(b: Backend) {
+    let r = start(b, |c| {
+        c.limits = Limits {
+            max_ciphertext: 1024,
+            max_frame: 4096,
+            max_subscriptions: 2,
+        };
+        c.rate_limits = Some(RateLimits {
+            ws_messages: Rate::new(60.0, 3.0),
+            ..RateLimits::default()
+        });
+    })
+    .await;
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let mut ws = r.ws_query(&t).await;
+    ws.subscribe(&thread(1)).await;
+    ws.subscribe(&thread(2)).await;
+    ws.send(json!({"type": "subscribe", "thread_id": thread(3)}))
+        .await;
+    let v = ws.recv().await;
+    assert_eq!(
+        (v["code"].as_str(), v["thread_id"].as_str()),
+        (Some("subscription_limit"), Some(thread(3).as_str()))
+    );
+
+    let big = hush_core::b64::encode(&[0u8; 1025]);
+    ws.send(json!({"type": "message", "thread_id": a, "ciphertext": big, "iv": IV, "client_message_id": "big"})).await;
+    let v = ws.recv().await;
+    assert_eq!(
+        (v["code"].as_str(), v["client_message_id"].as_str()),
+        (Some("payload_too_large"), Some("big"))
+    );
+    ws.send(json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": "AAAA", "client_message_id": "iv"})).await;
+    assert_eq!(ws.recv().await["code"], "invalid_payload");
+    let frame = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(5000));
+    ws.send_raw(Message::text(frame)).await;
+    assert_eq!(ws.recv().await["code"], "payload_too_large");
+    // Three messages pass the burst of 3 (two were spent above), then rate_limited.
+    ws.send(json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "ok"})).await;
+    assert_eq!(ws.recv().await["type"], "message"); // subscribed: the echo comes first
+    assert_eq!(ws.recv().await["type"], "message_sent");
+    ws.send(json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "slow"})).await;
+    let v = ws.recv().await;
+    assert_eq!(
+        (v["code"].as_str(), v["client_message_id"].as_str()),
+        (Some("rate_limited"), Some("slow"))
+    );
+    // Still serving.
+    ws.send(json!({"type": "ping"})).await;
+    assert_eq!(ws.recv().await, json!({"type": "pong"}));
+    r.finish().await;
+}
+
+async fn heartbeat_frames_arrive_on_interval(b: Backend) {
+    let r = start(b, |c| c.heartbeat = Duration::from_millis(300)).await;
+    let t = r.token().await;
+    let mut ws = r.ws_query(&t).await;
+    let started = std::time::Instant::now();
+    for _ in 0..3 {
+        let v = ws.recv_any(Duration::from_secs(2)).await.unwrap();
+        assert_eq!(v, json!({"type": "heartbeat"}));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(850));
+    r.finish().await;
+}
+
+async fn vault_and_messages_survive_a_restart(b: Backend) {
+    let mut r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let salt = r.relay().kdf_salt().to_owned();
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let (_, m) = r
+        .post(
+            "/api/messages",
+            Some(&t),
+            json!({"thread_id": a, "ciphertext": "AAAA", "iv": IV}),
+        )
+        .await;
+    // Restart with other words configured: the stored vault wins.
+    r.config.words = Some(zeroize::Zeroizing::new(
+        "other words entirely that do not matter here".into(),
+    ));
+    r.restart().await;
+    assert!(r.relay().new_words.is_none());
+    assert_eq!(r.relay().kdf_salt(), salt);
+    // The old token is still valid (same JWT secret), the words still unlock.
+    let (s, v) = r.get(&format!("/api/messages/{a}"), Some(&t)).await;
+    assert_eq!(s, 200);
+    assert_eq!(v[0]["id"], m["id"]);
+    let t2 = r.token().await;
+    let (_, m2) = r
+        .post(
+            "/api/messages",
+            Some(&t2),
+            json!({"thread_id": a, "ciphertext": "AAAA", "iv": IV}),
+        )
+        .await;
+    let (t1, t2) = (
+        hush_core::time::parse_iso_micros(m["created_at"].as_str().unwrap()).unwrap(),
+        hush_core::time::parse_iso_micros(m2["created_at"].as_str().unwrap()).unwrap(),
+    );
+    assert!(t2 > t1);
+    r.finish().await;
+}
+
+async fn slow_subscriber_does_not_stall_others(b: Backend) {
+    let r = start(b, |c| c.queue_len = 64).await;
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let mut sender = r.ws_query(&t).await;
+    let mut fast = r.ws_query(&t).await;
+    let mut slow = r.ws_query(&t).await;
+    fast.subscribe(&a).await;
+    slow.subscribe(&a).await;
+    // `slow` never reads again. 16 KiB messages fill its socket buffers and queue.
+    let ct = hush_core::b64::encode(&vec![7u8; 16 * 1024]);
+    let n = 600;
+    let fast_reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < n {
+            let v = fast
+                .recv_within(Duration::from_secs(20))
+                .await
+                .expect("fast subscriber starved");
+            if v["type"] == "message" {
+                got += 1;
+            }
+        }
+        got
+    });
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        sender
+            .send(json!({"type": "message", "thread_id": a, "ciphertext": ct, "iv": IV, "client_message_id": format!("m{i}")}))
+            .await;
+    }
+    for _ in 0..n {
+        assert_eq!(
+            sender.recv_within(Duration::from_secs(20)).await.unwrap()["type"],
+            "message_sent"
+        );
+    }
+    assert_eq!(fast_reader.await.unwrap(), n);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let stats = r.relay().stats();
+    assert!(
+        hush_relay::Stats::get(&stats.slow_closed) >= 1,
+        "the slow subscriber was cut off"
+    );
+    drop(slow);
+    r.finish().await;
+}
