@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod catchup;
+pub mod connection;
 pub mod heartbeat;
 
 pub use backoff::BackoffPolicy;

@@ -1,0 +1,149 @@
+//! Where to connect and how: the server URL, timers, TLS trust.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use hush_core::policy::connection::ConnectionPolicy;
+
+/// A server's base URL (`http://host:port` or `https://…`, optional path prefix).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    base: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("the server URL must start with http:// or https://: {0:?}")]
+    Scheme(String),
+    #[error("the server URL has no host: {0:?}")]
+    NoHost(String),
+}
+
+impl ServerUrl {
+    pub fn parse(s: &str) -> Result<Self, UrlError> {
+        let t = s.trim().trim_end_matches('/');
+        let rest = t
+            .strip_prefix("http://")
+            .or_else(|| t.strip_prefix("https://"))
+            .ok_or_else(|| UrlError::Scheme(s.to_owned()))?;
+        if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+            return Err(UrlError::NoHost(s.to_owned()));
+        }
+        Ok(ServerUrl { base: t.to_owned() })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.base.starts_with("https://")
+    }
+
+    /// `host:port` (port defaulted from the scheme).
+    pub fn authority(&self) -> String {
+        let rest = self
+            .base
+            .split_once("://")
+            .map_or(self.base.as_str(), |(_, r)| r);
+        let host = rest.split('/').next().unwrap_or(rest);
+        let has_port = host.rsplit_once(':').is_some_and(|(h, p)| {
+            !h.is_empty()
+                && !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && !p.contains(']')
+        });
+        if has_port {
+            host.to_owned()
+        } else {
+            format!("{host}:{}", if self.is_tls() { 443 } else { 80 })
+        }
+    }
+
+    /// The REST URL of `path` (which starts with `/api/…` or `/health`).
+    pub fn http(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// The WebSocket URL, `ws(s)://host/ws`.
+    pub fn ws(&self) -> String {
+        let (scheme, rest) = if let Some(r) = self.base.strip_prefix("https://") {
+            ("wss://", r)
+        } else {
+            (
+                "ws://",
+                self.base.strip_prefix("http://").unwrap_or(&self.base),
+            )
+        };
+        format!("{scheme}{rest}/ws")
+    }
+}
+
+impl std::fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.base)
+    }
+}
+
+/// The connection's settings, a resource.
+#[derive(Resource, Debug, Clone)]
+pub struct NetConfig {
+    pub server: ServerUrl,
+    pub policy: ConnectionPolicy,
+    /// A PEM CA certificate to trust for `https`/`wss` besides the system roots
+    /// (a private CA, or a self-signed relay).
+    pub ca_cert_pem: Option<Vec<u8>>,
+    /// Refresh the token this long before it expires.
+    pub refresh_margin: Duration,
+    /// Seed of the reconnect jitter (`None`: random).
+    pub jitter_seed: Option<u64>,
+    /// How long an HTTP request may take.
+    pub http_timeout: Duration,
+}
+
+impl NetConfig {
+    pub fn new(server: ServerUrl) -> Self {
+        NetConfig {
+            server,
+            policy: ConnectionPolicy::default(),
+            ca_cert_pem: None,
+            refresh_margin: Duration::from_secs(300),
+            jitter_seed: None,
+            http_timeout: Duration::from_secs(20),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = ServerUrl::parse(" http://127.0.0.1:8000/ ").unwrap();
+        assert_eq!(u.ws(), "ws://127.0.0.1:8000/ws");
+        assert_eq!(u.http("/api/auth"), "http://127.0.0.1:8000/api/auth");
+        assert_eq!(u.authority(), "127.0.0.1:8000");
+        let t = ServerUrl::parse("https://chat.example/hush").unwrap();
+        assert!(t.is_tls());
+        assert_eq!(t.ws(), "wss://chat.example/hush/ws");
+        assert_eq!(t.authority(), "chat.example:443");
+        assert_eq!(
+            ServerUrl::parse("http://[::1]:9").unwrap().authority(),
+            "[::1]:9"
+        );
+        assert_eq!(
+            ServerUrl::parse("http://[::1]").unwrap().authority(),
+            "[::1]:80"
+        );
+        for bad in [
+            "ftp://x",
+            "localhost:8000",
+            "http://",
+            "http:///x",
+            "http://a b",
+        ] {
+            assert!(ServerUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

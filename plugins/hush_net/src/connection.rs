@@ -1,0 +1,441 @@
+//! The connection lifecycle as a Bevy plugin: one live socket at a time,
+//! reconnect with backoff, heartbeat, auth-failure handling, online/offline.
+//!
+//! The decisions are [`ConnectionMachine`]'s (pure, in `hush_core`); these
+//! systems feed it intents, transport events and the clock, and carry out the
+//! [`Action`]s it returns. Every socket attempt has a generation; events of
+//! an older one are dropped here.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bevy::prelude::*;
+use crossbeam_channel::{Receiver, Sender};
+use hush_core::http::Health;
+use hush_core::policy::connection::{Action, ConnState, ConnectionMachine};
+use hush_core::wire::{ClientFrame, ServerFrame};
+
+use crate::HushSystems;
+use crate::config::NetConfig;
+use crate::platform::{OpenParams, Platform, SocketHandle};
+use crate::session::{Session, SessionEvent, TokenNeeded};
+use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
+
+pub(crate) fn plugin(app: &mut App) {
+    app.add_message::<ConnectionIntent>()
+        .add_message::<ConnectionChanged>()
+        .add_message::<FrameReceived>()
+        .add_message::<SendFrame>()
+        .add_message::<NetworkStatus>()
+        .add_systems(PreUpdate, drain_transport.in_set(HushSystems::Receive))
+        .add_systems(
+            Update,
+            (apply_intents, tick_connection, probe_network, report_state)
+                .chain()
+                .in_set(HushSystems::Connection)
+                .after(crate::session::SessionSystems),
+        )
+        .add_systems(PostUpdate, send_frames.in_set(HushSystems::Send));
+}
+
+/// What the user or app wants of the connection.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionIntent {
+    Connect,
+    Disconnect,
+    /// Skip the backoff wait.
+    RetryNow,
+}
+
+/// The platform's view of the network (browser events, an explicit signal).
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkStatus {
+    pub online: bool,
+}
+
+/// The connection state changed (the UI and tests read this or [`Connection`]).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionChanged {
+    pub state: ConnState,
+    /// The socket generation this state belongs to.
+    pub generation: u64,
+}
+
+/// A frame from the live socket.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct FrameReceived(pub ServerFrame);
+
+/// A frame for the live socket; dropped when not connected (the outbox and
+/// subscriptions resend on the next connection).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct SendFrame(pub ClientFrame);
+
+/// Counters for tests, benchmarks and the UI.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Sockets opened (attempts that reached the server and upgraded).
+    pub opened: u64,
+    /// Socket attempts started.
+    pub attempts: u64,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    /// Frames that were not valid server frames (skipped).
+    pub malformed_in: u64,
+    /// Events of stale generations that were dropped.
+    pub stale_events: u64,
+}
+
+/// The connection, a resource.
+#[derive(Resource)]
+pub struct Connection {
+    machine: ConnectionMachine,
+    socket: Option<(u64, SocketHandle)>,
+    health: Arc<Mutex<Option<Health>>>,
+    /// `/health` of the server of the live connection: its [ext] features.
+    pub server: Option<Health>,
+    last_reported: Option<(ConnState, u64)>,
+    /// The machine went offline because the network was unreachable (so
+    /// this platform probes for its return); false for explicit signals.
+    offline_inferred: bool,
+    next_probe: Duration,
+    probe_tx: Sender<bool>,
+    probe_rx: Receiver<bool>,
+    events_tx: Sender<TransportEvent>,
+    events_rx: Receiver<TransportEvent>,
+    pub stats: ConnectionStats,
+}
+
+impl Connection {
+    pub fn new(config: &NetConfig) -> Self {
+        let seed = config.jitter_seed.unwrap_or_else(|| {
+            let mut b = [0u8; 8];
+            let _ = getrandom::getrandom(&mut b);
+            u64::from_le_bytes(b)
+        });
+        let (events_tx, events_rx) = crossbeam_channel::unbounded();
+        let (probe_tx, probe_rx) = crossbeam_channel::unbounded();
+        Connection {
+            machine: ConnectionMachine::new(config.policy, seed),
+            socket: None,
+            health: Arc::default(),
+            server: None,
+            last_reported: None,
+            offline_inferred: false,
+            next_probe: Duration::ZERO,
+            probe_tx,
+            probe_rx,
+            events_tx,
+            events_rx,
+            stats: ConnectionStats::default(),
+        }
+    }
+
+    pub fn state(&self) -> &ConnState {
+        self.machine.state()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.machine.is_connected()
+    }
+
+    pub fn is_online(&self) -> bool {
+        self.machine.is_online()
+    }
+
+    /// The generation of the current socket attempt; changes on every new one.
+    pub fn generation(&self) -> u64 {
+        self.machine.generation()
+    }
+
+    /// Virtual time of the last frame on the live socket.
+    pub fn last_received(&self) -> Option<Duration> {
+        self.machine.last_received()
+    }
+
+    /// A sender into the transport channel, to inject events in tests (a
+    /// stale socket's late close, say).
+    #[doc(hidden)]
+    pub fn transport_sender(&self) -> Sender<TransportEvent> {
+        self.events_tx.clone()
+    }
+
+    /// Whether the server speaks this [ext] feature.
+    pub fn server_has(&self, feature: &str) -> bool {
+        self.server.as_ref().is_some_and(|h| h.has(feature))
+    }
+}
+
+/// Carries out the machine's decisions.
+struct Exec<'a, 'w> {
+    conn: &'a mut Connection,
+    session: &'a Session,
+    platform: &'a Platform,
+    config: &'a NetConfig,
+    token_needed: &'a mut MessageWriter<'w, TokenNeeded>,
+}
+
+impl Exec<'_, '_> {
+    fn run(&mut self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Open { generation } => self.open(generation),
+                Action::Close {
+                    generation,
+                    code,
+                    reason,
+                } => {
+                    if let Some((g, h)) = &self.conn.socket
+                        && *g == generation
+                    {
+                        h.send(Outgoing::Close(code, reason));
+                        self.conn.socket = None;
+                        self.conn.server = None;
+                    }
+                }
+                Action::SendPing { generation } => {
+                    if let Some((g, h)) = &self.conn.socket
+                        && *g == generation
+                    {
+                        h.send(Outgoing::Text(ClientFrame::Ping.to_json()));
+                        self.conn.stats.frames_out += 1;
+                    }
+                }
+                Action::NeedToken { stale } => {
+                    self.token_needed.write(TokenNeeded { stale });
+                }
+            }
+        }
+    }
+
+    fn open(&mut self, generation: u64) {
+        // Dropping an older handle ends its task: one live socket only.
+        self.conn.socket = None;
+        self.conn.server = None;
+        let Some(token) = self.session.token() else {
+            // The machine believed in a token that is gone (a lock): ask again.
+            self.conn.machine.forget_token();
+            self.token_needed.write(TokenNeeded { stale: false });
+            return;
+        };
+        self.conn.stats.attempts += 1;
+        let handle = self.platform.open_socket(
+            OpenParams {
+                config: self.config.clone(),
+                token: zeroize::Zeroizing::new(token.to_owned()),
+                generation,
+                health: self.conn.health.clone(),
+                http: self.platform.http.clone(),
+            },
+            self.conn.events_tx.clone(),
+        );
+        self.conn.socket = Some((generation, handle));
+    }
+}
+
+/// PreUpdate: socket events become machine inputs and typed frames.
+fn drain_transport(
+    mut conn: ResMut<Connection>,
+    session: Res<Session>,
+    platform: Res<Platform>,
+    config: Res<NetConfig>,
+    time: Res<Time>,
+    mut frames: MessageWriter<FrameReceived>,
+    mut token_needed: MessageWriter<TokenNeeded>,
+) {
+    let now = time.elapsed();
+    let conn = &mut *conn;
+    while let Ok(ev) = conn.events_rx.try_recv() {
+        let current = ev.generation == conn.machine.generation();
+        let actions = match ev.kind {
+            TransportEventKind::Opened(health) => {
+                let a = conn.machine.opened(ev.generation, now);
+                if current && conn.machine.is_connected() {
+                    conn.stats.opened += 1;
+                    conn.server = Some(health);
+                    tracing::info!(generation = ev.generation, "connected");
+                } else {
+                    conn.stats.stale_events += 1;
+                }
+                a
+            }
+            TransportEventKind::Frame(parsed) => {
+                if !current {
+                    conn.stats.stale_events += 1;
+                    continue;
+                }
+                conn.machine.received(ev.generation, now);
+                conn.stats.frames_in += 1;
+                match parsed {
+                    Ok(f) => {
+                        frames.write(FrameReceived(f));
+                    }
+                    Err(e) => {
+                        conn.stats.malformed_in += 1;
+                        tracing::warn!("skipping a malformed frame from the server: {e}");
+                    }
+                }
+                Vec::new()
+            }
+            TransportEventKind::Closed(kind) => {
+                if !current {
+                    conn.stats.stale_events += 1;
+                }
+                if conn
+                    .socket
+                    .as_ref()
+                    .is_some_and(|(g, _)| *g == ev.generation)
+                {
+                    conn.socket = None;
+                    conn.server = None;
+                }
+                if current {
+                    tracing::info!(generation = ev.generation, ?kind, "socket closed");
+                    if matches!(
+                        kind,
+                        hush_core::policy::connection::CloseKind::Unreachable(_)
+                    ) {
+                        conn.offline_inferred = true;
+                    }
+                }
+                conn.machine.closed(ev.generation, &kind, now)
+            }
+        };
+        Exec {
+            conn,
+            session: &session,
+            platform: &platform,
+            config: &config,
+            token_needed: &mut token_needed,
+        }
+        .run(actions);
+    }
+}
+
+/// Update: intents, network status and token news go to the machine.
+#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
+fn apply_intents(
+    mut conn: ResMut<Connection>,
+    session: Res<Session>,
+    platform: Res<Platform>,
+    config: Res<NetConfig>,
+    time: Res<Time>,
+    mut intents: MessageReader<ConnectionIntent>,
+    mut network: MessageReader<NetworkStatus>,
+    mut session_events: MessageReader<SessionEvent>,
+    mut token_needed: MessageWriter<TokenNeeded>,
+) {
+    let now = time.elapsed();
+    let conn = &mut *conn;
+    let mut actions = Vec::new();
+    for n in network.read() {
+        conn.offline_inferred = false;
+        actions.extend(conn.machine.set_online(n.online, now));
+    }
+    for e in session_events.read() {
+        match e {
+            SessionEvent::Authenticated { .. } | SessionEvent::TokenRefreshed => {
+                actions.extend(conn.machine.token_ready(now));
+            }
+            SessionEvent::Failed { error, fatal } => {
+                let why = fatal.then(|| error.to_string());
+                actions.extend(conn.machine.token_failed(why, now));
+            }
+            SessionEvent::LoggedOut => conn.machine.forget_token(),
+        }
+    }
+    for i in intents.read() {
+        actions.extend(match i {
+            ConnectionIntent::Connect => conn.machine.connect(now),
+            ConnectionIntent::Disconnect => conn.machine.disconnect(),
+            ConnectionIntent::RetryNow => conn.machine.retry_now(now),
+        });
+    }
+    Exec {
+        conn,
+        session: &session,
+        platform: &platform,
+        config: &config,
+        token_needed: &mut token_needed,
+    }
+    .run(actions);
+}
+
+/// Update: the machine's timers (backoff, connect timeout, heartbeat).
+fn tick_connection(
+    mut conn: ResMut<Connection>,
+    session: Res<Session>,
+    platform: Res<Platform>,
+    config: Res<NetConfig>,
+    time: Res<Time>,
+    mut token_needed: MessageWriter<TokenNeeded>,
+) {
+    let conn = &mut *conn;
+    let actions = conn.machine.tick(time.elapsed());
+    Exec {
+        conn,
+        session: &session,
+        platform: &platform,
+        config: &config,
+        token_needed: &mut token_needed,
+    }
+    .run(actions);
+}
+
+/// Seconds between route probes while the network is unreachable.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Update: while offline because the network was unreachable, checks every
+/// few seconds whether a route to the server exists again.
+fn probe_network(
+    mut conn: ResMut<Connection>,
+    platform: Res<Platform>,
+    config: Res<NetConfig>,
+    time: Res<Time>,
+    mut network: MessageWriter<NetworkStatus>,
+) {
+    while let Ok(up) = conn.probe_rx.try_recv() {
+        if up && conn.offline_inferred && !conn.is_online() {
+            tracing::info!("the network is back");
+            conn.offline_inferred = false;
+            network.write(NetworkStatus { online: true });
+        }
+    }
+    let now = time.elapsed();
+    if conn.offline_inferred && !conn.is_online() && now >= conn.next_probe {
+        conn.next_probe = now + PROBE_EVERY;
+        let tx = conn.probe_tx.clone();
+        platform.probe_route(
+            &config,
+            Box::new(move |ok| {
+                let _ = tx.send(ok);
+            }),
+        );
+    }
+}
+
+/// Update: announces state changes.
+fn report_state(mut conn: ResMut<Connection>, mut changed: MessageWriter<ConnectionChanged>) {
+    let now = (conn.machine.state().clone(), conn.machine.generation());
+    if conn.last_reported.as_ref() != Some(&now) {
+        changed.write(ConnectionChanged {
+            state: now.0.clone(),
+            generation: now.1,
+        });
+        conn.last_reported = Some(now);
+    }
+}
+
+/// PostUpdate: frames leave for the live socket.
+fn send_frames(mut conn: ResMut<Connection>, mut frames: MessageReader<SendFrame>) {
+    let conn = &mut *conn;
+    let live = conn.machine.is_connected();
+    for SendFrame(f) in frames.read() {
+        match &conn.socket {
+            Some((g, h)) if live && *g == conn.machine.generation() => {
+                h.send(Outgoing::Text(f.to_json()));
+                conn.stats.frames_out += 1;
+            }
+            _ => tracing::debug!("not connected; dropping an outgoing frame"),
+        }
+    }
+}

@@ -1,0 +1,583 @@
+//! The connection plugins against a real relay over real sockets, headless,
+//! with protocol timers in virtual time.
+
+use std::time::Duration;
+
+use bevy::prelude::*;
+use hush_core::ThreadId;
+use hush_core::policy::backoff::BackoffPolicy;
+use hush_core::policy::connection::CloseKind;
+use hush_core::wire::ServerFrame;
+use hush_net::transport::{TransportEvent, TransportEventKind};
+use hush_net::*;
+use hush_relay::Stats;
+use hush_testkit::{FaultProxy, ProxyMode, RelayFixture, WORDS, advance, run_until, step_app};
+use zeroize::Zeroizing;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Frames the app received, collected every update.
+#[derive(Resource, Default)]
+struct Inbox(Vec<ServerFrame>);
+
+fn collect(mut inbox: ResMut<Inbox>, mut frames: MessageReader<FrameReceived>) {
+    inbox.0.extend(frames.read().map(|f| f.0.clone()));
+}
+
+fn net_app(url: &str, session: Session, tweak: impl FnOnce(&mut NetConfig)) -> App {
+    let mut config = NetConfig::new(ServerUrl::parse(url).unwrap());
+    config.policy.backoff = BackoffPolicy::exact();
+    config.jitter_seed = Some(1);
+    tweak(&mut config);
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(HushNetPlugin { config })
+        .insert_resource(session)
+        .init_resource::<Inbox>()
+        .add_systems(Update, collect.in_set(HushSystems::Present));
+    hush_testkit::unclamp_virtual_time(&mut app);
+    app.update();
+    app
+}
+
+fn state(app: &App) -> ConnState {
+    app.world().resource::<Connection>().state().clone()
+}
+
+fn now(app: &App) -> Duration {
+    app.world().resource::<Time>().elapsed()
+}
+
+fn connect(app: &mut App) {
+    app.world_mut().write_message(ConnectionIntent::Connect);
+}
+
+fn wait_connected(app: &mut App) {
+    run_until(app, WAIT, "connected", |a| {
+        a.world().resource::<Connection>().is_connected()
+    });
+}
+
+fn thread(n: u8) -> ThreadId {
+    ThreadId::parse(&format!("{n:02x}000000-0000-4000-8000-0000000000{n:02x}")).unwrap()
+}
+
+fn subscription(app: &App, t: ThreadId) -> SubState {
+    let e = app.world().resource::<Subscriptions>().entity(t).unwrap();
+    app.world().get::<Subscription>(e).unwrap().state.clone()
+}
+
+/// Creates the thread and posts one message over REST (the relay broadcasts it).
+fn post(relay: &RelayFixture, t: ThreadId, ct: &str) {
+    let c = reqwest::blocking::Client::new();
+    let tok = relay.token();
+    let r = c
+        .post(format!("{}/api/threads", relay.url()))
+        .bearer_auth(&tok)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"id":"{t}","ciphertext":"AAAA","iv":"AAECAwQFBgcICQoL"}}"#
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let r = c
+        .post(format!("{}/api/messages", relay.url()))
+        .bearer_auth(&tok)
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"thread_id":"{t}","ciphertext":"{ct}","iv":"AAECAwQFBgcICQoL"}}"#
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+}
+
+fn got_message(app: &App, ct: &str) -> bool {
+    app.world()
+        .resource::<Inbox>()
+        .0
+        .iter()
+        .any(|f| matches!(f, ServerFrame::Message(m) if m.ciphertext == ct))
+}
+
+#[test]
+fn connects_with_a_valid_token_and_learns_the_servers_features() {
+    let relay = RelayFixture::start();
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    assert_eq!(state(&app), ConnState::Disconnected { reason: None });
+    connect(&mut app);
+    wait_connected(&mut app);
+    let conn = app.world().resource::<Connection>();
+    assert!(conn.server_has(hush_core::http::features::BEARER_HEADER));
+    assert_eq!(conn.stats.opened, 1);
+    // Connecting again while connected is a no-op: still one socket.
+    connect(&mut app);
+    advance(
+        &mut app,
+        Duration::from_secs(2),
+        Duration::from_millis(100),
+        Duration::from_millis(2),
+    );
+    assert_eq!(relay.get(|s| &s.ws_upgrades), 1);
+    assert!(app.world().resource::<Connection>().is_connected());
+}
+
+#[test]
+fn a_bad_token_ends_in_auth_failed_without_a_retry_storm() {
+    let relay = RelayFixture::start();
+    // No words to fall back on.
+    let mut app = net_app(&relay.url(), Session::with_token("not-a-jwt"), |_| {});
+    connect(&mut app);
+    run_until(&mut app, WAIT, "auth failed", |a| {
+        matches!(
+            state(a),
+            ConnState::Disconnected {
+                reason: Some(DisconnectReason::AuthFailed(_))
+            }
+        )
+    });
+    // Ten minutes later nothing else has been tried.
+    advance(
+        &mut app,
+        Duration::from_secs(600),
+        Duration::from_secs(5),
+        Duration::from_millis(1),
+    );
+    assert!(matches!(
+        state(&app),
+        ConnState::Disconnected {
+            reason: Some(DisconnectReason::AuthFailed(_))
+        }
+    ));
+    assert_eq!(
+        relay.get(|s| &s.ws_upgrades),
+        1,
+        "one upgrade, no retry storm"
+    );
+    assert_eq!(relay.get(|s| &s.ws_auth_failures), 1);
+    assert_eq!(relay.get(|s| &s.tokens_issued), 0);
+
+    // Wrong words: one refresh attempt (refused), one auth (refused), then stop.
+    let mut s = Session::with_token("not-a-jwt");
+    s.set_words(Zeroizing::new(
+        "abandon abandon abandon abandon abandon abandon".into(),
+    ));
+    let mut app = net_app(&relay.url(), s, |_| {});
+    connect(&mut app);
+    run_until(&mut app, WAIT, "auth failed", |a| {
+        matches!(
+            state(a),
+            ConnState::Disconnected {
+                reason: Some(DisconnectReason::AuthFailed(_))
+            }
+        )
+    });
+    advance(
+        &mut app,
+        Duration::from_secs(600),
+        Duration::from_secs(5),
+        Duration::from_millis(1),
+    );
+    assert_eq!(relay.get(|s| &s.ws_upgrades), 2);
+    assert_eq!(relay.get(|s| &s.auth_failures), 1);
+    let ConnState::Disconnected {
+        reason: Some(DisconnectReason::AuthFailed(why)),
+    } = state(&app)
+    else {
+        unreachable!()
+    };
+    assert!(why.contains("wrong words"), "{why}");
+}
+
+#[test]
+fn relay_restart_follows_the_backoff_schedule_and_restores_subscriptions() {
+    let mut relay = RelayFixture::start();
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    for t in [thread(1), thread(2)] {
+        app.world_mut().write_message(SubscriptionIntent::Want(t));
+    }
+    wait_connected(&mut app);
+    run_until(&mut app, WAIT, "subscribed", |a| {
+        subscription(a, thread(1)) == SubState::Subscribed
+            && subscription(a, thread(2)) == SubState::Subscribed
+    });
+
+    relay.stop();
+    let mut delays = Vec::new();
+    for _ in 0..7 {
+        run_until(&mut app, WAIT, "reconnecting", |a| {
+            matches!(state(a), ConnState::Reconnecting { .. })
+        });
+        let ConnState::Reconnecting { retry_at, attempt } = state(&app) else {
+            unreachable!()
+        };
+        delays.push((retry_at - now(&app)).as_secs_f64().round() as u64);
+        assert_eq!(attempt as usize, delays.len());
+        assert_eq!(subscription(&app, thread(1)), SubState::Idle);
+        // Nothing happens before the retry time; then an attempt starts.
+        let wait = retry_at - now(&app) - Duration::from_millis(5);
+        step_app(&mut app, wait);
+        assert!(matches!(state(&app), ConnState::Reconnecting { .. }));
+        step_app(&mut app, Duration::from_millis(5));
+        assert!(
+            matches!(state(&app), ConnState::Connecting { .. }),
+            "{:?}",
+            state(&app)
+        );
+    }
+    assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30]);
+
+    relay.restart();
+    run_until(&mut app, WAIT, "connected again", |a| {
+        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
+            let wait = retry_at.saturating_sub(now(a));
+            step_app(a, wait);
+        }
+        a.world().resource::<Connection>().is_connected()
+    });
+    run_until(&mut app, WAIT, "resubscribed", |a| {
+        subscription(a, thread(1)) == SubState::Subscribed
+            && subscription(a, thread(2)) == SubState::Subscribed
+    });
+    // The server really has both subscriptions again.
+    post(&relay, thread(1), "AAAB");
+    post(&relay, thread(2), "AAAC");
+    run_until(&mut app, WAIT, "both broadcasts", |a| {
+        got_message(a, "AAAB") && got_message(a, "AAAC")
+    });
+}
+
+#[test]
+fn a_half_open_connection_is_found_by_the_heartbeat_and_replaced() {
+    let relay = RelayFixture::start();
+    let proxy = FaultProxy::start(relay.addr);
+    let mut app = net_app(&proxy.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    let first = app.world().resource::<Connection>().generation();
+    // Let a ping/pong round trip happen, so liveness is fresh.
+    advance(
+        &mut app,
+        Duration::from_secs(31),
+        Duration::from_secs(1),
+        Duration::from_millis(5),
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    step_app(&mut app, Duration::from_millis(1));
+    assert!(app.world().resource::<Connection>().is_connected());
+    let last = app
+        .world()
+        .resource::<Connection>()
+        .last_received()
+        .unwrap();
+    assert!(
+        now(&app) - last < Duration::from_secs(2),
+        "the pong came back"
+    );
+
+    proxy.set_mode(ProxyMode::BlackHole);
+    let t0 = now(&app);
+    while app.world().resource::<Connection>().is_connected() {
+        step_app(&mut app, Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(
+            now(&app) - t0 <= Duration::from_secs(61),
+            "not detected within 60 s"
+        );
+    }
+    let detected = now(&app) - t0;
+    assert!(
+        detected >= Duration::from_secs(55),
+        "detected too early: {detected:?}"
+    );
+    proxy.set_mode(ProxyMode::Pass);
+    run_until(&mut app, WAIT, "connected again", |a| {
+        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
+            let wait = retry_at.saturating_sub(now(a));
+            step_app(a, wait);
+        }
+        a.world().resource::<Connection>().is_connected()
+    });
+    let again = now(&app) - t0;
+    assert!(
+        again <= Duration::from_secs(62),
+        "reconnected {again:?} after the link went silent"
+    );
+    assert_ne!(app.world().resource::<Connection>().generation(), first);
+    assert_eq!(relay.get(|s| &s.ws_upgrades), 2);
+}
+
+#[test]
+fn a_client_disconnect_never_reconnects() {
+    let relay = RelayFixture::start();
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    app.world_mut().write_message(ConnectionIntent::Disconnect);
+    step_app(&mut app, Duration::from_millis(1));
+    assert_eq!(
+        state(&app),
+        ConnState::Disconnected {
+            reason: Some(DisconnectReason::ClientRequested)
+        }
+    );
+    advance(
+        &mut app,
+        Duration::from_secs(600),
+        Duration::from_secs(5),
+        Duration::from_millis(2),
+    );
+    assert_eq!(
+        state(&app),
+        ConnState::Disconnected {
+            reason: Some(DisconnectReason::ClientRequested)
+        }
+    );
+    assert_eq!(relay.get(|s| &s.ws_upgrades), 1);
+    assert_eq!(app.world().resource::<Connection>().stats.attempts, 1);
+}
+
+#[test]
+fn an_expired_token_is_replaced_and_the_connection_comes_up() {
+    let relay = RelayFixture::start_with(|c| c.token_ttl = Duration::from_secs(1));
+    let expired = relay.token();
+    std::thread::sleep(Duration::from_millis(2100));
+    let mut s = Session::with_token(&expired);
+    s.set_words(Zeroizing::new(WORDS.into()));
+    let mut app = net_app(&relay.url(), s, |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    assert_eq!(
+        relay.get(|s| &s.ws_auth_failures),
+        1,
+        "the expired token was refused once"
+    );
+    assert_eq!(
+        relay.get(|s| &s.tokens_issued),
+        1,
+        "refresh refused, words accepted"
+    );
+    assert_eq!(relay.get(|s| &s.ws_upgrades), 2);
+    assert_ne!(
+        app.world().resource::<Session>().token(),
+        Some(expired.as_str())
+    );
+}
+
+#[test]
+fn the_token_is_refreshed_before_it_expires() {
+    let mut relay = RelayFixture::start_with(|c| c.token_ttl = Duration::from_secs(60));
+    let mut app = net_app(&relay.url(), Session::default(), |c| {
+        c.refresh_margin = Duration::from_secs(30);
+    });
+    app.world_mut().write_message(SessionIntent::Login {
+        words: Zeroizing::new(WORDS.into()),
+    });
+    connect(&mut app);
+    wait_connected(&mut app);
+    assert_eq!(relay.get(|s| &s.tokens_issued), 1);
+    // Not yet at 29 s.
+    advance(
+        &mut app,
+        Duration::from_secs(29),
+        Duration::from_secs(1),
+        Duration::from_millis(5),
+    );
+    assert_eq!(relay.get(|s| &s.tokens_issued), 1);
+    // 30 s before expiry the session refreshes, while the socket stays up.
+    advance(
+        &mut app,
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+        Duration::from_millis(5),
+    );
+    run_until(&mut app, WAIT, "refreshed", |_| {
+        relay.get(|s| &s.tokens_issued) == 2
+    });
+    assert!(app.world().resource::<Connection>().is_connected());
+    // The next connection uses the new token: no rejection.
+    relay.restart();
+    run_until(&mut app, WAIT, "connected again", |a| {
+        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
+            let wait = retry_at.saturating_sub(now(a));
+            step_app(a, wait);
+        }
+        a.world().resource::<Connection>().is_connected()
+            && a.world().resource::<Connection>().stats.opened == 2
+    });
+    assert_eq!(relay.get(|s| &s.ws_auth_failures), 0);
+}
+
+#[test]
+fn a_stale_sockets_late_events_do_not_disturb_the_new_connection() {
+    let relay = RelayFixture::start();
+    let proxy = FaultProxy::start(relay.addr);
+    let mut app = net_app(&proxy.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    let old = app.world().resource::<Connection>().generation();
+    proxy.reset_all();
+    run_until(&mut app, WAIT, "connected again", |a| {
+        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
+            let wait = retry_at.saturating_sub(now(a));
+            step_app(a, wait);
+        }
+        let c = a.world().resource::<Connection>();
+        c.is_connected() && c.generation() != old
+    });
+    let live = app.world().resource::<Connection>().generation();
+    let attempts = app.world().resource::<Connection>().stats.attempts;
+    // The old socket's events arrive late.
+    let tx = app.world().resource::<Connection>().transport_sender();
+    for kind in [
+        TransportEventKind::Frame(Ok(ServerFrame::Pong)),
+        TransportEventKind::Opened(Default::default()),
+        TransportEventKind::Closed(CloseKind::Frame {
+            code: 1006,
+            reason: String::new(),
+        }),
+        TransportEventKind::Closed(CloseKind::Frame {
+            code: 4001,
+            reason: "Invalid token".into(),
+        }),
+    ] {
+        tx.send(TransportEvent {
+            generation: old,
+            kind,
+        })
+        .unwrap();
+    }
+    advance(
+        &mut app,
+        Duration::from_secs(5),
+        Duration::from_millis(500),
+        Duration::from_millis(2),
+    );
+    let c = app.world().resource::<Connection>();
+    assert!(c.is_connected());
+    assert_eq!(c.generation(), live);
+    assert_eq!(c.stats.attempts, attempts);
+    assert!(c.stats.stale_events >= 4);
+    assert_eq!(relay.get(|s| &s.ws_auth_failures), 0);
+}
+
+#[test]
+fn subscriptions_are_counted_per_view() {
+    let relay = RelayFixture::start();
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    let t = thread(7);
+    // Two views want the thread; one goes away: still subscribed.
+    app.world_mut().write_message(SubscriptionIntent::Want(t));
+    app.world_mut().write_message(SubscriptionIntent::Want(t));
+    run_until(&mut app, WAIT, "subscribed", |a| {
+        subscription(a, t) == SubState::Subscribed
+    });
+    app.world_mut()
+        .write_message(SubscriptionIntent::Release(t));
+    step_app(&mut app, Duration::from_millis(1));
+    assert_eq!(subscription(&app, t), SubState::Subscribed);
+    post(&relay, t, "AAAD");
+    run_until(&mut app, WAIT, "broadcast", |a| got_message(a, "AAAD"));
+    // The last view goes: unsubscribed, nothing more arrives.
+    app.world_mut()
+        .write_message(SubscriptionIntent::Release(t));
+    advance(
+        &mut app,
+        Duration::from_millis(300),
+        Duration::from_millis(10),
+        Duration::from_millis(3),
+    );
+    assert_eq!(subscription(&app, t), SubState::Idle);
+    let c = reqwest::blocking::Client::new();
+    let r = c
+        .post(format!("{}/api/messages", relay.url()))
+        .bearer_auth(relay.token())
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"thread_id":"{t}","ciphertext":"AAAE","iv":"AAECAwQFBgcICQoL"}}"#
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    advance(
+        &mut app,
+        Duration::from_millis(500),
+        Duration::from_millis(10),
+        Duration::from_millis(5),
+    );
+    assert!(!got_message(&app, "AAAE"));
+}
+
+#[test]
+fn a_refused_subscription_fails_once_and_does_not_loop() {
+    let relay = RelayFixture::start_with(|c| c.limits.max_subscriptions = 1);
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    app.world_mut()
+        .write_message(SubscriptionIntent::Want(thread(1)));
+    app.world_mut()
+        .write_message(SubscriptionIntent::Want(thread(2)));
+    run_until(&mut app, WAIT, "one subscribed, one failed", |a| {
+        subscription(a, thread(1)) == SubState::Subscribed
+            && matches!(subscription(a, thread(2)), SubState::Failed(_))
+    });
+    let out = app.world().resource::<Connection>().stats.frames_out;
+    advance(
+        &mut app,
+        Duration::from_secs(20),
+        Duration::from_secs(1),
+        Duration::from_millis(2),
+    );
+    // Only heartbeat pings went out since (none before 30 s), no subscribe retries.
+    assert_eq!(app.world().resource::<Connection>().stats.frames_out, out);
+}
+
+#[test]
+fn offline_pauses_retries_and_online_retries_at_once() {
+    let mut relay = RelayFixture::start();
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    relay.stop();
+    run_until(&mut app, WAIT, "reconnecting", |a| {
+        matches!(state(a), ConnState::Reconnecting { .. })
+    });
+    app.world_mut()
+        .write_message(NetworkStatus { online: false });
+    step_app(&mut app, Duration::from_millis(1));
+    assert_eq!(
+        state(&app),
+        ConnState::Disconnected {
+            reason: Some(DisconnectReason::Offline)
+        }
+    );
+    let attempts = app.world().resource::<Connection>().stats.attempts;
+    advance(
+        &mut app,
+        Duration::from_secs(300),
+        Duration::from_secs(5),
+        Duration::from_millis(1),
+    );
+    assert_eq!(
+        app.world().resource::<Connection>().stats.attempts,
+        attempts,
+        "paused"
+    );
+    relay.restart();
+    app.world_mut()
+        .write_message(NetworkStatus { online: true });
+    // No backoff wait: connected within real time alone, virtual time barely moves.
+    let t0 = now(&app);
+    wait_connected(&mut app);
+    assert!(
+        now(&app) - t0 < Duration::from_millis(900),
+        "{:?}",
+        now(&app) - t0
+    );
+    assert_eq!(Stats::get(&relay.stats().ws_auth_failures), 0);
+}
