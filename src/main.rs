@@ -1,5 +1,6 @@
-//! hush: until the client lands, `hush` runs the relay (same options as `hush-relay`).
+//! hush: the client (headless commands for now; the window lands next) and,
+//! with `hush relay`, the server.
 
 fn main() {
-    hush_relay::cli::run(std::env::args_os());
+    std::process::exit(hush::cli::main());
 }

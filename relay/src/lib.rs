@@ -62,7 +62,9 @@ impl Default for RateLimits {
     fn default() -> Self {
         RateLimits {
             http: Rate::new(600.0, 120.0),
-            auth: Rate::new(10.0, 3.0),
+            // Generous: wrong words are stopped by the failure block, and
+            // scripts that run `hush send` in a loop authenticate each time.
+            auth: Rate::new(60.0, 20.0),
             ws_messages: Rate::new(12_000.0, 1_000.0),
         }
     }
@@ -95,6 +97,9 @@ pub struct RelayConfig {
     pub storage: Storage,
     /// The words of a new vault; generated when `None` and the store is empty.
     pub words: Option<Zeroizing<String>>,
+    /// The KDF salt (base64, 32 bytes) of a new vault; random when `None`.
+    /// Set it to take over a vault from another server with its history.
+    pub vault_salt: Option<String>,
     /// Interval of the server's `heartbeat` frame.
     pub heartbeat: Duration,
     /// Lifetime of an access token.
@@ -117,6 +122,7 @@ impl Default for RelayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             storage: Storage::Memory,
             words: None,
+            vault_salt: None,
             heartbeat: Duration::from_secs(30),
             token_ttl: Duration::from_secs(3600),
             auth_max_failures: 5,
@@ -245,7 +251,11 @@ impl Relay {
             Some(v) => (v, None),
             None => {
                 let words = config.words.clone().unwrap_or_else(generate_words);
-                let v = db.init_vault(VaultSecret::create(&words)).await?;
+                let mut secret = VaultSecret::create(&words);
+                if let Some(salt) = &config.vault_salt {
+                    secret.kdf_salt = salt.clone();
+                }
+                let v = db.init_vault(secret).await?;
                 // Another process may have won the race; only then are these not the words.
                 let fresh = v.check_words(&words).then_some(words);
                 (v, fresh)

@@ -71,6 +71,8 @@ pub struct Subscriptions {
     by_thread: HashMap<ThreadId, Entity>,
     /// The connection generation everything was last subscribed on.
     subscribed_on: Option<u64>,
+    /// Intents for entities spawned by others this frame, applied next run.
+    deferred: Vec<SubscriptionIntent>,
 }
 
 impl Subscriptions {
@@ -86,7 +88,8 @@ impl Subscriptions {
         self.by_thread.is_empty()
     }
 
-    /// The thread's entity, spawned (with an idle, unwanted subscription) if new.
+    /// The thread's entity, spawned (with an idle, unwanted subscription) if
+    /// new, so other plugins can put their components on the same entity.
     pub fn entity_or_spawn(&mut self, commands: &mut Commands, t: ThreadId) -> Entity {
         *self.by_thread.entry(t).or_insert_with(|| {
             commands
@@ -162,7 +165,8 @@ fn apply_subscription_intents(
     let live = conn.is_connected() && index.subscribed_on == Some(conn.generation());
     // Threads first seen in this run: their components are inserted at the end.
     let mut fresh: HashMap<Entity, Subscription> = HashMap::new();
-    for intent in intents.read() {
+    let deferred = std::mem::take(&mut index.deferred);
+    for intent in deferred.iter().chain(intents.read()) {
         let (SubscriptionIntent::Want(t) | SubscriptionIntent::Release(t)) = *intent;
         let e = match index.entity(t) {
             Some(e) => e,
@@ -188,7 +192,11 @@ fn apply_subscription_intents(
                     queried = q;
                     &mut queried
                 }
-                Err(_) => continue,
+                // Spawned by a command that has not been applied yet.
+                Err(_) => {
+                    index.deferred.push(*intent);
+                    continue;
+                }
             },
         };
         match *intent {

@@ -19,6 +19,8 @@ pub enum ProxyMode {
     Delay(Duration),
     /// Read and drop everything, close nothing: a half-open connection.
     BlackHole,
+    /// Forward client→server, drop server→client (lost acknowledgements).
+    BlackHoleDown,
     /// Forward this many more bytes (both directions together), then reset.
     CutAfter(u64),
     /// Refuse new connections (accept, then reset at once).
@@ -162,8 +164,8 @@ async fn serve(client: TcpStream, upstream: SocketAddr, sh: Arc<Shared>) {
     sh.kill.lock().expect("lock").push(kill.clone());
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let up = pump(&mut cr, &mut sw, &sh);
-    let down = pump(&mut sr, &mut cw, &sh);
+    let up = pump(&mut cr, &mut sw, &sh, false);
+    let down = pump(&mut sr, &mut cw, &sh, true);
     tokio::select! {
         _ = kill.notified() => {}
         _ = up => {}
@@ -180,6 +182,7 @@ async fn pump(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     sh: &Shared,
+    downstream: bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -193,6 +196,8 @@ async fn pump(
             ProxyMode::Pass | ProxyMode::Refuse => {}
             ProxyMode::Delay(d) => tokio::time::sleep(d).await,
             ProxyMode::BlackHole => continue,
+            ProxyMode::BlackHoleDown if downstream => continue,
+            ProxyMode::BlackHoleDown => {}
             ProxyMode::CutAfter(_) => {
                 let left = sh
                     .budget

@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod catchup;
 pub mod connection;
 pub mod heartbeat;
+pub mod outbox;
 
 pub use backoff::BackoffPolicy;
 pub use catchup::{CatchupCursor, PageOutcome};

@@ -1,0 +1,237 @@
+//! A headless client: one app with the connection and messaging plugins,
+//! stepped in real time until something is done. The command line, the
+//! system tests and the benchmarks drive the client through this.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bevy::prelude::*;
+use hush_net::{HushNetPlugin, HushSystems, NetConfig, ServerUrl};
+use hush_store::Store;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use crate::contacts::Contact;
+use crate::threads::ThreadKey;
+use crate::{
+    AddContact, ContactEvent, HushChatPlugin, MessageReceived, OutboxEvent, Threads, UnlockError,
+    UnlockIntent, Vault, VaultEvent, VaultState,
+};
+
+/// Why a headless step did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The words were refused.
+    Auth(String),
+    /// It did not finish in time.
+    Timeout(String),
+    Other(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Auth(s) | Failure::Timeout(s) | Failure::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What a run saw, collected every update.
+#[derive(Resource, Default)]
+pub struct Seen {
+    pub received: Vec<MessageReceived>,
+    pub outbox: Vec<OutboxEvent>,
+    pub contacts: Vec<ContactEvent>,
+    pub vault: Vec<VaultEvent>,
+}
+
+fn collect(
+    mut seen: ResMut<Seen>,
+    mut r: MessageReader<MessageReceived>,
+    mut o: MessageReader<OutboxEvent>,
+    mut c: MessageReader<ContactEvent>,
+    mut v: MessageReader<VaultEvent>,
+) {
+    seen.received.extend(r.read().cloned());
+    seen.outbox.extend(o.read().cloned());
+    seen.contacts.extend(c.read().cloned());
+    seen.vault.extend(v.read().cloned());
+}
+
+/// A headless client app (MinimalPlugins, virtual time follows real time).
+pub fn build_app(
+    server: &str,
+    store: Arc<dyn Store>,
+    ca_cert: Option<Vec<u8>>,
+) -> Result<App, String> {
+    let url = ServerUrl::parse(server).map_err(|e| e.to_string())?;
+    let mut config = NetConfig::new(url);
+    config.ca_cert_pem = ca_cert;
+    let mut app = App::new();
+    app.add_plugins(MinimalPlugins)
+        .add_plugins(HushNetPlugin { config })
+        .add_plugins(HushChatPlugin { store })
+        .init_resource::<Seen>()
+        .add_systems(Update, collect.in_set(HushSystems::Present));
+    Ok(app)
+}
+
+/// A client app being driven.
+pub struct Client {
+    pub app: App,
+}
+
+impl Client {
+    pub fn new(
+        server: &str,
+        store: Arc<dyn Store>,
+        ca_cert: Option<Vec<u8>>,
+    ) -> Result<Client, String> {
+        Ok(Client {
+            app: build_app(server, store, ca_cert)?,
+        })
+    }
+
+    /// One update, then a millisecond for the sockets.
+    pub fn step(&mut self) {
+        self.app.update();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    pub fn vault(&self) -> &Vault {
+        self.app.world().resource::<Vault>()
+    }
+
+    pub fn seen(&mut self) -> Mut<'_, Seen> {
+        self.app.world_mut().resource_mut::<Seen>()
+    }
+
+    /// Steps until `pred` holds or `timeout` passes.
+    pub fn run_until(
+        &mut self,
+        timeout: Duration,
+        mut pred: impl FnMut(&mut Client) -> bool,
+    ) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            self.step();
+            if pred(self) {
+                return true;
+            }
+            if Instant::now() >= end {
+                return false;
+            }
+        }
+    }
+
+    /// Unlocks; `Ok(true)` when unlocked, `Ok(false)` when the profile needs
+    /// an identity first.
+    pub fn unlock(&mut self, words: &Zeroizing<String>) -> Result<bool, Failure> {
+        self.app.world_mut().write_message(UnlockIntent {
+            words: words.clone(),
+        });
+        let done = self.run_until(Duration::from_secs(120), |c| {
+            matches!(
+                c.vault().state,
+                VaultState::Unlocked | VaultState::NeedsIdentity | VaultState::Locked
+            ) && !c.seen().vault.is_empty()
+        });
+        if !done {
+            let note = self
+                .app
+                .world()
+                .resource::<hush_net::Session>()
+                .last_error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            return Err(Failure::Timeout(format!("unlocking took too long{note}")));
+        }
+        let state = self.vault().state.clone();
+        match state {
+            VaultState::Unlocked => Ok(true),
+            VaultState::NeedsIdentity => Ok(false),
+            _ => Err(match self.vault().error.clone() {
+                Some(e @ UnlockError::WrongWords { .. }) => Failure::Auth(e.to_string()),
+                Some(e) => Failure::Other(e.to_string()),
+                None => Failure::Other("unlock failed".into()),
+            }),
+        }
+    }
+
+    /// Unlocks a profile that must already have an identity.
+    pub fn unlock_with_identity(&mut self, words: &Zeroizing<String>) -> Result<(), Failure> {
+        if self.unlock(words)? {
+            Ok(())
+        } else {
+            Err(Failure::Other(
+                "this profile has no identity yet: run `hush identity --name NAME` first".into(),
+            ))
+        }
+    }
+
+    /// Unlocks, creating the identity `name` if the profile has none.
+    pub fn unlock_as(&mut self, words: &Zeroizing<String>, name: &str) -> Result<(), Failure> {
+        if self.unlock(words)? {
+            return Ok(());
+        }
+        self.seen().vault.clear();
+        self.app.world_mut().write_message(crate::CreateIdentity {
+            display_name: name.to_owned(),
+        });
+        self.run_until(Duration::from_secs(10), |c| !c.seen().vault.is_empty());
+        if self.vault().is_unlocked() {
+            Ok(())
+        } else {
+            Err(Failure::Other(
+                self.seen()
+                    .vault
+                    .iter()
+                    .find_map(|e| match e {
+                        VaultEvent::Failed(e) => Some(e.to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| "creating the identity failed".into()),
+            ))
+        }
+    }
+
+    /// This profile's user id (once unlocked).
+    pub fn user_id(&self) -> Uuid {
+        self.vault().my_id().expect("unlocked")
+    }
+
+    /// Adds a contact and waits for the answer.
+    pub fn add_contact(&mut self, uuid: &str, name: &str) -> Result<Contact, Failure> {
+        self.seen().contacts.clear();
+        self.app.world_mut().write_message(AddContact {
+            user_id: uuid.to_owned(),
+            display_name: name.to_owned(),
+        });
+        let mut out = None;
+        self.run_until(Duration::from_secs(10), |c| {
+            out = c.seen().contacts.iter().find_map(|e| match e {
+                ContactEvent::Added { contact, new: true } => Some(Ok(contact.clone())),
+                ContactEvent::Rejected { error, .. } => Some(Err(error.to_string())),
+                _ => None,
+            });
+            out.is_some()
+        });
+        match out {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(e)) => Err(Failure::Other(e)),
+            None => Err(Failure::Timeout("adding the contact did not finish".into())),
+        }
+    }
+
+    /// Waits until the thread with `peer` is loaded (its entity has a key).
+    pub fn wait_thread(&mut self, peer: Uuid) -> bool {
+        self.run_until(Duration::from_secs(10), |c| {
+            let w = c.app.world();
+            w.resource::<Threads>()
+                .of_peer(&peer)
+                .and_then(|t| w.resource::<Threads>().entity(t))
+                .is_some_and(|e| w.get::<ThreadKey>(e).is_some())
+        })
+    }
+}

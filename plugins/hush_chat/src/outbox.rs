@@ -1,0 +1,548 @@
+//! Sending: the persistent outbox around `hush_core::policy::outbox` (read
+//! its design note). A message is encrypted and written to the store before
+//! it goes on the wire; it leaves after the thread is caught up on this
+//! connection and exists on the server; retries reuse the same blob and
+//! `client_message_id`; failures end visible, never dropped.
+
+use std::collections::HashMap;
+
+use bevy::prelude::*;
+use hush_core::ThreadId;
+use hush_core::payload::MessagePayload;
+use hush_core::policy::outbox::{Entry, EntryState, OutboxPolicy, Retry};
+use hush_core::wire::{ClientFrame, ErrorCode, OutgoingMessage, ServerFrame};
+use hush_net::{Connection, FrameReceived, HushSystems, SendFrame, SubState, Subscription};
+use hush_store::{OutboxEntry, OutboxState};
+use uuid::Uuid;
+
+use crate::contacts::Contacts;
+use crate::model::{LocalEcho, MessageStatus};
+use crate::now_ms;
+use crate::profile::{ProfileStore, StoreFailed};
+use crate::receive::ReceiveSystems;
+use crate::threads::{EnsureThread, Thread, ThreadKey, ThreadLog, ThreadSync, Threads};
+use crate::vault::{Vault, VaultEvent};
+
+pub(crate) fn plugin(app: &mut App) {
+    app.insert_resource(Outbox::new(OutboxPolicy::default()))
+        .add_message::<SendIntent>()
+        .add_message::<OutboxIntent>()
+        .add_message::<OutboxEvent>()
+        .add_systems(
+            Update,
+            (
+                load_outbox,
+                accept_sends,
+                handle_send_errors,
+                flush_outbox,
+                tick_outbox,
+                apply_outbox_intents,
+                sync_echoes,
+            )
+                .chain()
+                .in_set(HushSystems::Chat)
+                .after(ReceiveSystems),
+        );
+}
+
+/// Longest message text, bytes (its ciphertext must fit the relay's 64 KiB).
+pub const MAX_TEXT_BYTES: usize = 32 * 1024;
+
+/// Send `text` to the contact `to`.
+#[derive(Message, Debug, Clone)]
+pub struct SendIntent {
+    pub to: Uuid,
+    pub text: String,
+}
+
+/// The user acts on an outbox entry.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboxIntent {
+    /// A fresh round of attempts for a failed entry.
+    Retry(u64),
+    Cancel(u64),
+}
+
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub enum OutboxEvent {
+    /// Written to the outbox (the local echo shows).
+    Queued {
+        thread: ThreadId,
+        seq: u64,
+        client_message_id: String,
+    },
+    /// The server stored it under `id`.
+    Sent {
+        thread: ThreadId,
+        seq: u64,
+        id: String,
+    },
+    /// Automatic retries are over.
+    Failed {
+        thread: ThreadId,
+        seq: u64,
+        reason: String,
+    },
+    Cancelled {
+        thread: ThreadId,
+        seq: u64,
+    },
+    /// Not queued at all (locked, not a contact, too long, storage failed).
+    Rejected {
+        reason: String,
+    },
+}
+
+/// The outbox, a resource: the policy's queue plus the texts of our pending
+/// messages (memory only; the store holds the sealed blobs).
+#[derive(Resource)]
+pub struct Outbox {
+    pub queue: hush_core::policy::outbox::Outbox,
+    texts: HashMap<u64, (String, i64)>,
+    next_seq: u64,
+    loaded: bool,
+    generation: Option<u64>,
+    revision: u64,
+    shown_revision: u64,
+}
+
+impl Outbox {
+    fn new(policy: OutboxPolicy) -> Self {
+        Outbox {
+            queue: hush_core::policy::outbox::Outbox::new(policy),
+            texts: HashMap::new(),
+            next_seq: 1,
+            loaded: false,
+            generation: None,
+            revision: 0,
+            shown_revision: 0,
+        }
+    }
+
+    /// The pending entry a stored message completes: by client id, or by
+    /// the very same blob (a stock server's echo, or catch-up).
+    pub fn find(
+        &self,
+        thread: ThreadId,
+        client_id: Option<&str>,
+        ciphertext: &str,
+        iv: &str,
+    ) -> Option<u64> {
+        self.queue
+            .iter()
+            .find(|e| {
+                e.thread == thread
+                    && (client_id == Some(e.client_message_id.as_str())
+                        || (e.iv == iv && e.ciphertext == ciphertext))
+            })
+            .map(|e| e.seq)
+    }
+
+    pub fn entry_by_client_id(&self, client_id: &str) -> Option<&Entry> {
+        self.queue.iter().find(|e| e.client_message_id == client_id)
+    }
+
+    /// Removes a delivered entry (the store already dropped it).
+    pub(crate) fn complete(&mut self, seq: u64) -> Option<Entry> {
+        let e = self
+            .queue
+            .ack_by_client_id(&self.queue.get(seq)?.client_message_id.clone())?;
+        self.texts.remove(&seq);
+        self.revision += 1;
+        Some(e)
+    }
+
+    /// The text of a pending entry.
+    pub fn text(&self, seq: u64) -> Option<&str> {
+        self.texts.get(&seq).map(|(t, _)| t.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+}
+
+fn stored(e: &Entry, created_ms: i64) -> OutboxEntry {
+    OutboxEntry {
+        seq: e.seq,
+        thread_id: e.thread,
+        client_message_id: e.client_message_id.clone(),
+        sealed: hush_core::crypto::Sealed {
+            ciphertext: e.ciphertext.clone(),
+            iv: e.iv.clone(),
+        },
+        attempts: e.attempts,
+        state: match &e.state {
+            EntryState::Failed(r) => OutboxState::Failed(r.clone()),
+            _ => OutboxState::Queued,
+        },
+        created_ms,
+    }
+}
+
+fn persist(
+    outbox: &Outbox,
+    store: &ProfileStore,
+    seq: u64,
+    failed: &mut MessageWriter<StoreFailed>,
+) {
+    let Some(e) = outbox.queue.get(seq) else {
+        return;
+    };
+    let created = outbox.texts.get(&seq).map_or(0, |(_, ts)| *ts);
+    if let Err(err) = store.put_outbox(&stored(e, created)) {
+        failed.write(StoreFailed::new("save outbox entry", &err));
+    }
+}
+
+fn load_outbox(
+    mut outbox: ResMut<Outbox>,
+    vault: Res<Vault>,
+    contacts: Res<Contacts>,
+    store: Res<ProfileStore>,
+    mut events: MessageReader<VaultEvent>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    for e in events.read() {
+        match e {
+            VaultEvent::Locked => {
+                let policy = outbox.queue.policy;
+                *outbox = Outbox::new(policy);
+            }
+            VaultEvent::Unlocked if !outbox.loaded => {
+                let entries = match store.outbox() {
+                    Ok(v) => v,
+                    Err(err) => {
+                        failed.write(StoreFailed::new("read outbox", &err));
+                        continue;
+                    }
+                };
+                outbox.loaded = true;
+                let Some(me) = vault.my_id() else { continue };
+                for s in entries {
+                    outbox.next_seq = outbox.next_seq.max(s.seq + 1);
+                    // Delivered before a crash? Then it is stored already.
+                    if let Ok(Some(_)) = store.message_with_iv(s.thread_id, &s.sealed.iv) {
+                        let _ = store.remove_outbox(s.seq);
+                        continue;
+                    }
+                    let text = contacts
+                        .list
+                        .iter()
+                        .find(|c| c.thread_id == s.thread_id)
+                        .and_then(|c| vault.thread_key(&c.user_id))
+                        .and_then(|k| {
+                            k.open_json::<MessagePayload>(&s.sealed.ciphertext, &s.sealed.iv)
+                                .ok()
+                        })
+                        .filter(|p| p.sender_id == me);
+                    let (content, ts) = match text {
+                        Some(p) => (p.content, p.timestamp),
+                        None => ("(cannot be shown)".to_owned(), s.created_ms),
+                    };
+                    outbox.texts.insert(s.seq, (content, ts));
+                    outbox.queue.push(Entry {
+                        seq: s.seq,
+                        thread: s.thread_id,
+                        client_message_id: s.client_message_id,
+                        ciphertext: s.sealed.ciphertext,
+                        iv: s.sealed.iv,
+                        attempts: s.attempts,
+                        state: match s.state {
+                            OutboxState::Queued => EntryState::Queued,
+                            OutboxState::Failed(r) => EntryState::Failed(r),
+                        },
+                    });
+                }
+                outbox.revision += 1;
+                if !outbox.is_empty() {
+                    tracing::info!(entries = outbox.len(), "outbox restored");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn accept_sends(
+    mut outbox: ResMut<Outbox>,
+    vault: Res<Vault>,
+    threads: Res<Threads>,
+    store: Res<ProfileStore>,
+    mut intents: MessageReader<SendIntent>,
+    keys: Query<&ThreadKey>,
+    mut events: MessageWriter<OutboxEvent>,
+) {
+    for SendIntent { to, text } in intents.read() {
+        let reject = |reason: &str| OutboxEvent::Rejected {
+            reason: reason.to_owned(),
+        };
+        let Some(identity) = vault.identity.as_ref().filter(|_| vault.is_unlocked()) else {
+            events.write(reject("the vault is locked"));
+            continue;
+        };
+        let content = text.trim_end();
+        if content.trim().is_empty() {
+            events.write(reject("the message is empty"));
+            continue;
+        }
+        if content.len() > MAX_TEXT_BYTES {
+            events.write(reject("the message is too long"));
+            continue;
+        }
+        let Some((t, key)) = threads
+            .of_peer(to)
+            .and_then(|t| Some((t, keys.get(threads.entity(t)?).ok()?)))
+        else {
+            events.write(reject("not a contact"));
+            continue;
+        };
+        let ts = now_ms();
+        let payload = MessagePayload {
+            sender_id: identity.user_id,
+            sender_name: identity.display_name.clone(),
+            content: content.to_owned(),
+            timestamp: ts,
+        };
+        let sealed = key.0.seal_json(&payload);
+        let entry = Entry {
+            seq: outbox.next_seq,
+            thread: t,
+            client_message_id: Uuid::new_v4().to_string(),
+            ciphertext: sealed.ciphertext,
+            iv: sealed.iv,
+            attempts: 0,
+            state: EntryState::Queued,
+        };
+        // Persisted before it can go on the wire.
+        if let Err(e) = store.put_outbox(&stored(&entry, ts)) {
+            events.write(reject(&format!("could not save the message: {e}")));
+            continue;
+        }
+        outbox.next_seq += 1;
+        outbox.texts.insert(entry.seq, (content.to_owned(), ts));
+        events.write(OutboxEvent::Queued {
+            thread: t,
+            seq: entry.seq,
+            client_message_id: entry.client_message_id.clone(),
+        });
+        outbox.queue.push(entry);
+        outbox.revision += 1;
+    }
+}
+
+/// What a refusal means for the entry, and whether the thread is missing.
+fn classify(code: Option<ErrorCode>, message: &str) -> Option<(Retry, bool)> {
+    Some(match code {
+        Some(ErrorCode::RateLimited | ErrorCode::PersistFailed) => (Retry::Transient, false),
+        Some(ErrorCode::ThreadNotFound) => (Retry::Transient, true),
+        Some(_) => (Retry::Permanent, false),
+        None => match message {
+            "Thread not found" => (Retry::Transient, true),
+            "Failed to save message" => (Retry::Transient, false),
+            "Invalid base64 encoding" | "Missing required fields: thread_id, ciphertext, iv" => {
+                (Retry::Permanent, false)
+            }
+            // Not about a send (a subscription, or something unknown).
+            _ => return None,
+        },
+    })
+}
+
+#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
+fn handle_send_errors(
+    mut outbox: ResMut<Outbox>,
+    conn: Res<Connection>,
+    threads: Res<Threads>,
+    store: Res<ProfileStore>,
+    time: Res<Time>,
+    mut frames: MessageReader<FrameReceived>,
+    mut syncs: Query<&mut ThreadSync>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    let now = time.elapsed();
+    for FrameReceived(f) in frames.read() {
+        let ServerFrame::Error(err) = f else { continue };
+        let code = err.code.as_deref().and_then(ErrorCode::parse);
+        let seq = match (&err.client_message_id, &err.code) {
+            (Some(cmid), _) => outbox.entry_by_client_id(cmid).map(|e| e.seq),
+            // A stock server's error names nothing: it is the oldest send's.
+            (None, None) => outbox.queue.oldest_in_flight(conn.generation()),
+            // A coded error without a client id is not about a send.
+            (None, Some(_)) => None,
+        };
+        let Some(seq) = seq else { continue };
+        let Some((retry, thread_missing)) = classify(code, &err.message) else {
+            continue;
+        };
+        let thread = outbox.queue.get(seq).map(|e| e.thread);
+        tracing::warn!(seq, "send refused: {}", err.message);
+        if thread_missing
+            && let Some(t) = thread
+            && let Some(e) = threads.entity(t)
+            && let Ok(mut sync) = syncs.get_mut(e)
+        {
+            sync.record.on_server = false;
+            if let Err(e) = store.put_thread(&sync.record) {
+                failed.write(StoreFailed::new("save thread", &e));
+            }
+        }
+        outbox.queue.refused(seq, &err.message, retry, now);
+        outbox.revision += 1;
+        persist(&outbox, &store, seq, &mut failed);
+    }
+}
+
+#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
+fn flush_outbox(
+    mut outbox: ResMut<Outbox>,
+    conn: Res<Connection>,
+    vault: Res<Vault>,
+    threads: Res<Threads>,
+    time: Res<Time>,
+    q: Query<(&Thread, &ThreadSync, &Subscription)>,
+    mut send: MessageWriter<SendFrame>,
+    mut ensure: MessageWriter<EnsureThread>,
+) {
+    let generation = conn.generation();
+    let live = conn.is_connected() && vault.is_unlocked();
+    if outbox.generation != Some(generation) || !live {
+        // Whatever was in flight on another connection goes again.
+        if outbox
+            .queue
+            .iter()
+            .any(|e| matches!(e.state, EntryState::InFlight { .. }))
+        {
+            outbox.queue.connection_lost();
+            outbox.revision += 1;
+        }
+        outbox.generation = live.then_some(generation);
+    }
+    if !live || outbox.is_empty() {
+        return;
+    }
+    // Without the [ext] ack, the echo (needs the subscription) is the only ack.
+    let acked_without_subscription = conn.server_has(hush_core::http::features::MESSAGE_SENT);
+    let mut ready = Vec::new();
+    for t in outbox.queue.pending_threads() {
+        let Some(e) = threads.entity(t) else { continue };
+        let Ok((_, sync, sub)) = q.get(e) else {
+            continue;
+        };
+        if !sync.record.on_server {
+            ensure.write(EnsureThread(t));
+            continue;
+        }
+        let subscribed = sub.state == SubState::Subscribed;
+        if sync.caught_up_on == Some(generation) && (subscribed || acked_without_subscription) {
+            ready.push(t);
+        }
+    }
+    let due = outbox
+        .queue
+        .due(time.elapsed(), generation, |t| ready.contains(&t));
+    for seq in due {
+        let Some(e) = outbox.queue.get(seq) else {
+            continue;
+        };
+        send.write(SendFrame(ClientFrame::Message(OutgoingMessage {
+            thread_id: e.thread,
+            ciphertext: e.ciphertext.clone(),
+            iv: e.iv.clone(),
+            client_message_id: Some(e.client_message_id.clone()),
+        })));
+        outbox.revision += 1;
+    }
+}
+
+fn tick_outbox(
+    mut outbox: ResMut<Outbox>,
+    store: Res<ProfileStore>,
+    time: Res<Time>,
+    mut events: MessageWriter<OutboxEvent>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    let changed = outbox.queue.tick(time.elapsed());
+    for seq in changed {
+        outbox.revision += 1;
+        persist(&outbox, &store, seq, &mut failed);
+        if let Some(e) = outbox.queue.get(seq)
+            && let EntryState::Failed(reason) = &e.state
+        {
+            events.write(OutboxEvent::Failed {
+                thread: e.thread,
+                seq,
+                reason: reason.clone(),
+            });
+        }
+    }
+}
+
+fn apply_outbox_intents(
+    mut outbox: ResMut<Outbox>,
+    store: Res<ProfileStore>,
+    mut intents: MessageReader<OutboxIntent>,
+    mut events: MessageWriter<OutboxEvent>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    for i in intents.read() {
+        match *i {
+            OutboxIntent::Retry(seq) => {
+                if outbox.queue.retry(seq) {
+                    outbox.revision += 1;
+                    persist(&outbox, &store, seq, &mut failed);
+                }
+            }
+            OutboxIntent::Cancel(seq) => {
+                if let Some(e) = outbox.queue.cancel(seq) {
+                    outbox.texts.remove(&seq);
+                    outbox.revision += 1;
+                    if let Err(err) = store.remove_outbox(seq) {
+                        failed.write(StoreFailed::new("remove outbox entry", &err));
+                    }
+                    events.write(OutboxEvent::Cancelled {
+                        thread: e.thread,
+                        seq,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Keeps each thread's local echoes in step with the outbox.
+fn sync_echoes(mut outbox: ResMut<Outbox>, mut logs: Query<(&Thread, &mut ThreadLog)>) {
+    if outbox.revision == outbox.shown_revision {
+        return;
+    }
+    outbox.shown_revision = outbox.revision;
+    for (thread, mut log) in &mut logs {
+        let pending: Vec<LocalEcho> = outbox
+            .queue
+            .iter()
+            .filter(|e| e.thread == thread.id)
+            .map(|e| {
+                let (content, ts) = outbox.texts.get(&e.seq).cloned().unwrap_or_default();
+                LocalEcho {
+                    seq: e.seq,
+                    client_message_id: e.client_message_id.clone(),
+                    content,
+                    timestamp_ms: ts,
+                    status: match &e.state {
+                        EntryState::Queued | EntryState::Waiting { .. } => MessageStatus::Queued,
+                        EntryState::InFlight { .. } => MessageStatus::Sending,
+                        EntryState::Failed(r) => MessageStatus::Failed(r.clone()),
+                    },
+                }
+            })
+            .collect();
+        if log.pending != pending {
+            log.pending = pending;
+            log.revision += 1;
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Receiving: live frames, acknowledgements and catch-up pages are stored
+//! (ciphertext, deduplicated by server id), decrypted into the thread's log
+//! in server order, and reconciled with the outbox — our own echo (from this
+//! device or another of ours) is never shown twice. A message that does not
+//! decrypt is kept as `Undecryptable`.
+
+use std::collections::HashMap;
+
+use bevy::prelude::*;
+use hush_core::ThreadId;
+use hush_core::crypto::AeadKey;
+use hush_core::payload::MessagePayload;
+use hush_core::policy::catchup::CatchupCursor;
+use hush_core::wire::{ServerFrame, WireMessage};
+use hush_net::{Connection, FrameReceived, HushSystems};
+use uuid::Uuid;
+
+use crate::catchup::{CatchupSystems, IncomingBatch};
+use crate::model::{ChatMessage, MessageStatus};
+use crate::outbox::{Outbox, OutboxEvent};
+use crate::profile::{ProfileStore, StoreFailed};
+use crate::threads::{Focused, Thread, ThreadKey, ThreadLog, ThreadSync, Threads, Unread};
+use crate::vault::Vault;
+
+pub(crate) fn plugin(app: &mut App) {
+    app.add_message::<MessageReceived>().add_systems(
+        Update,
+        ingest
+            .in_set(HushSystems::Chat)
+            .in_set(ReceiveSystems)
+            .after(CatchupSystems),
+    );
+}
+
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReceiveSystems;
+
+/// A message new to this profile was stored.
+#[derive(Message, Debug, Clone)]
+pub struct MessageReceived {
+    pub thread: ThreadId,
+    pub message: ChatMessage,
+    /// From the live socket (false: from catch-up).
+    pub live: bool,
+}
+
+/// Decrypts a stored message for the log.
+pub fn decode(key: &AeadKey, m: &WireMessage, me: Uuid) -> ChatMessage {
+    let micros = hush_core::time::parse_iso_micros(&m.created_at).unwrap_or(i64::MIN);
+    match key.open_json::<MessagePayload>(&m.ciphertext, &m.iv) {
+        Ok(p) => ChatMessage {
+            id: m.id.clone(),
+            created_at: m.created_at.clone(),
+            micros,
+            sender_id: Some(p.sender_id),
+            mine: p.sender_id == me,
+            sender_name: p.sender_name,
+            content: p.content,
+            timestamp_ms: p.timestamp,
+            status: MessageStatus::Sent,
+        },
+        Err(e) => ChatMessage {
+            id: m.id.clone(),
+            created_at: m.created_at.clone(),
+            micros,
+            sender_id: None,
+            sender_name: String::new(),
+            content: String::new(),
+            timestamp_ms: micros.div_euclid(1000),
+            mine: false,
+            status: MessageStatus::Undecryptable(e.to_string()),
+        },
+    }
+}
+
+struct Group {
+    thread: ThreadId,
+    msgs: Vec<WireMessage>,
+    /// `Some(run)` for a catch-up page.
+    run: Option<u64>,
+}
+
+type ThreadItems<'a> = (
+    &'a Thread,
+    &'a ThreadKey,
+    &'a mut ThreadLog,
+    &'a mut ThreadSync,
+    &'a mut Unread,
+    Has<Focused>,
+);
+
+#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
+fn ingest(
+    threads: Res<Threads>,
+    store: Res<ProfileStore>,
+    conn: Res<Connection>,
+    vault: Res<Vault>,
+    mut outbox: ResMut<Outbox>,
+    mut frames: MessageReader<FrameReceived>,
+    mut batches: MessageReader<IncomingBatch>,
+    mut q: Query<ThreadItems>,
+    mut received: MessageWriter<MessageReceived>,
+    mut outbox_events: MessageWriter<OutboxEvent>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    let Some(me) = vault.my_id().filter(|_| vault.is_unlocked()) else {
+        frames.clear();
+        batches.clear();
+        return;
+    };
+    // Live messages per thread, in arrival order.
+    let mut groups: Vec<Group> = Vec::new();
+    let mut live: HashMap<ThreadId, usize> = HashMap::new();
+    let mut push_live = |groups: &mut Vec<Group>, m: WireMessage| {
+        let i = *live.entry(m.thread_id).or_insert_with(|| {
+            groups.push(Group {
+                thread: m.thread_id,
+                msgs: Vec::new(),
+                run: None,
+            });
+            groups.len() - 1
+        });
+        groups[i].msgs.push(m);
+    };
+    for FrameReceived(f) in frames.read() {
+        match f {
+            ServerFrame::Message(m) => push_live(&mut groups, m.clone()),
+            // [ext] The ack carries id and time: with our own blob that is
+            // the stored message, whether or not the echo comes.
+            ServerFrame::MessageSent(ack) => {
+                if let Some(e) = outbox.entry_by_client_id(&ack.client_message_id)
+                    && e.thread == ack.thread_id
+                {
+                    push_live(
+                        &mut groups,
+                        WireMessage {
+                            id: ack.id.clone(),
+                            thread_id: ack.thread_id,
+                            ciphertext: e.ciphertext.clone(),
+                            iv: e.iv.clone(),
+                            created_at: ack.created_at.clone(),
+                            client_message_id: Some(ack.client_message_id.clone()),
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    for b in batches.read() {
+        groups.push(Group {
+            thread: b.thread,
+            msgs: b.messages.clone(),
+            run: Some(b.run),
+        });
+    }
+    let generation = conn.generation();
+    for g in groups {
+        let Some(e) = threads.entity(g.thread) else {
+            tracing::debug!(thread = %g.thread, "message for a thread without a contact; skipped");
+            continue;
+        };
+        let Ok((thread, key, mut log, mut sync, mut unread, focused)) = q.get_mut(e) else {
+            continue;
+        };
+        // Which of our pending sends these messages complete.
+        let mut completed: Vec<(u64, String)> = Vec::new();
+        for m in &g.msgs {
+            if let Some(seq) = outbox.find(
+                g.thread,
+                m.client_message_id.as_deref(),
+                &m.ciphertext,
+                &m.iv,
+            ) && !completed.iter().any(|(s, _)| *s == seq)
+            {
+                completed.push((seq, m.id.clone()));
+            }
+        }
+        // The cursor moves only over history known to be contiguous.
+        let advance = match g.run {
+            Some(run) => run == sync.run && sync.run_gen.is_some(),
+            None => sync.caught_up_on == Some(generation),
+        };
+        let mut record = sync.record.clone();
+        if advance {
+            let mut c = CatchupCursor::from_raw(record.cursor.as_deref());
+            for m in &g.msgs {
+                c.observe(&m.created_at);
+            }
+            record.cursor = c.raw().map(str::to_owned);
+        }
+        let changed = record != sync.record;
+        let seqs: Vec<u64> = completed.iter().map(|(s, _)| *s).collect();
+        let news = match store.store_messages(&g.msgs, changed.then_some(&record), &seqs) {
+            Ok(n) => n,
+            Err(err) => {
+                failed.write(StoreFailed::new("store messages", &err));
+                // Nothing was stored: fetch it again from the stored cursor.
+                sync.caught_up_on = None;
+                sync.run_gen = None;
+                continue;
+            }
+        };
+        sync.record = record;
+        for (seq, id) in completed {
+            if outbox.complete(seq).is_some() {
+                outbox_events.write(OutboxEvent::Sent {
+                    thread: g.thread,
+                    seq,
+                    id,
+                });
+            }
+        }
+        for (m, new) in g.msgs.iter().zip(news) {
+            if !new {
+                continue;
+            }
+            let msg = decode(&key.0, m, me);
+            if !msg.mine && !focused {
+                unread.0 += 1;
+            }
+            log.insert(msg.clone());
+            received.write(MessageReceived {
+                thread: thread.id,
+                message: msg,
+                live: g.run.is_none(),
+            });
+        }
+    }
+}

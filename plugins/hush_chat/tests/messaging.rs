@@ -1,0 +1,499 @@
+//! Two headless clients and a real relay in one process: real sockets, real
+//! redb files, the whole messaging path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use hush_chat::headless::Client;
+use hush_chat::threads::ThreadLog;
+use hush_chat::{MessageStatus, OutboxEvent, SendIntent, Threads, Unread};
+use hush_core::ThreadId;
+use hush_core::crypto::VaultKey;
+use hush_core::payload::{LocalIdentity, MessagePayload};
+use hush_store::{ProfileMeta, RedbStore, Store};
+use hush_testkit::{FaultProxy, ProxyMode, RelayFixture, WORDS, advance, step_app};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn words() -> Zeroizing<String> {
+    Zeroizing::new(WORDS.to_owned())
+}
+
+fn open_store(dir: &std::path::Path, name: &str) -> Arc<dyn Store> {
+    Arc::new(RedbStore::open(&dir.join(format!("{name}.redb"))).unwrap())
+}
+
+fn client(url: &str, dir: &std::path::Path, name: &str) -> Client {
+    let mut c = Client::new(url, open_store(dir, name), None).unwrap();
+    c.unlock_as(&words(), name).unwrap();
+    c
+}
+
+fn befriend(a: &mut Client, b: &mut Client) {
+    let (ida, idb) = (a.user_id(), b.user_id());
+    a.add_contact(&idb.to_string(), "B").unwrap();
+    b.add_contact(&ida.to_string(), "A").unwrap();
+    assert!(a.wait_thread(idb) && b.wait_thread(ida));
+}
+
+fn log<'a>(c: &'a Client, peer: Uuid) -> &'a ThreadLog {
+    let w = c.app.world();
+    let t = w.resource::<Threads>();
+    let e = t.entity(t.of_peer(&peer).unwrap()).unwrap();
+    w.get::<ThreadLog>(e).unwrap()
+}
+
+fn contents(c: &Client, peer: Uuid) -> Vec<String> {
+    log(c, peer)
+        .messages
+        .iter()
+        .map(|m| m.content.clone())
+        .collect()
+}
+
+fn send(c: &mut Client, to: Uuid, text: &str) {
+    c.app.world_mut().write_message(SendIntent {
+        to,
+        text: text.to_owned(),
+    });
+}
+
+/// Steps both clients until `pred` holds.
+fn run_both(
+    a: &mut Client,
+    b: &mut Client,
+    what: &str,
+    mut pred: impl FnMut(&Client, &Client) -> bool,
+) {
+    let end = std::time::Instant::now() + WAIT;
+    loop {
+        a.step();
+        b.step();
+        if pred(a, b) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for: {what}"
+        );
+    }
+}
+
+fn rest_count(relay: &RelayFixture, t: ThreadId) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(
+        &reqwest::blocking::Client::new()
+            .get(format!("{}/api/messages/{t}/count", relay.url()))
+            .bearer_auth(relay.token())
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    )
+    .unwrap();
+    v["count"].as_u64().unwrap()
+}
+
+fn rest_post(relay: &RelayFixture, t: ThreadId, ciphertext: &str, iv: &str) -> serde_json::Value {
+    let body = serde_json::json!({ "thread_id": t, "ciphertext": ciphertext, "iv": iv });
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/messages", relay.url()))
+        .bearer_auth(relay.token())
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    serde_json::from_str(&r.text().unwrap()).unwrap()
+}
+
+fn thread_of(a: &Client, b: &Client) -> ThreadId {
+    ThreadId::for_pair(&a.user_id(), &b.user_id())
+}
+
+#[test]
+fn both_directions_in_real_time_with_one_copy_each() {
+    let relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    send(&mut a, idb, "hello bob");
+    // The local echo shows at once.
+    a.step();
+    let echo = &log(&a, idb).pending;
+    assert_eq!(echo.len(), 1);
+    assert_eq!(echo[0].content, "hello bob");
+    run_both(&mut a, &mut b, "bob has it", |_, b| {
+        contents(b, ida) == ["hello bob"]
+    });
+    send(&mut b, ida, "hi alice");
+    run_both(
+        &mut a,
+        &mut b,
+        "alice has the reply and her own message once",
+        |a, _| contents(a, idb) == ["hello bob", "hi alice"] && log(a, idb).pending.is_empty(),
+    );
+    let la = log(&a, idb);
+    assert!(la.messages[0].mine && !la.messages[1].mine);
+    assert!(la.messages.iter().all(|m| m.status == MessageStatus::Sent));
+    assert_eq!(la.messages[1].sender_name, "bob");
+    run_both(&mut a, &mut b, "bob's own message settles", |_, b| {
+        contents(b, ida) == ["hello bob", "hi alice"] && log(b, ida).pending.is_empty()
+    });
+    // Unread: one incoming message each, neither thread focused.
+    let unread = |c: &Client, peer| {
+        let w = c.app.world();
+        let t = w.resource::<Threads>();
+        w.get::<Unread>(t.entity(t.of_peer(&peer).unwrap()).unwrap())
+            .unwrap()
+            .0
+    };
+    assert_eq!((unread(&a, idb), unread(&b, ida)), (1, 1));
+    assert_eq!(rest_count(&relay, thread_of(&a, &b)), 2);
+}
+
+#[test]
+fn offline_sends_arrive_once_and_in_order_after_a_relay_restart() {
+    let mut relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    relay.stop();
+    for text in ["one", "two", "three"] {
+        send(&mut a, idb, text);
+        a.step();
+    }
+    for _ in 0..50 {
+        a.step();
+    }
+    let pending: Vec<_> = log(&a, idb)
+        .pending
+        .iter()
+        .map(|p| (p.content.clone(), p.status.clone()))
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("one".into(), MessageStatus::Queued),
+            ("two".into(), MessageStatus::Queued),
+            ("three".into(), MessageStatus::Queued)
+        ]
+    );
+    relay.restart();
+    // The clients reconnect on their own (backoff: a few seconds).
+    run_both(&mut a, &mut b, "bob has all three", |_, b| {
+        contents(b, ida).len() >= 3
+    });
+    assert_eq!(contents(&b, ida), ["one", "two", "three"]);
+    run_both(&mut a, &mut b, "alice's outbox is empty", |a, _| {
+        log(a, idb).pending.is_empty()
+    });
+    assert_eq!(contents(&a, idb), ["one", "two", "three"]);
+    assert_eq!(rest_count(&relay, thread_of(&a, &b)), 3);
+}
+
+#[test]
+fn a_client_that_was_away_catches_up() {
+    let relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    send(&mut a, idb, "before");
+    run_both(&mut a, &mut b, "bob has the first", |_, b| {
+        contents(b, ida) == ["before"]
+    });
+    drop(b); // bob closes the app
+    let texts: Vec<String> = (0..250).map(|i| format!("while away {i}")).collect();
+    for t in &texts {
+        send(&mut a, idb, t);
+    }
+    assert!(a.run_until(WAIT, |a| log(a, idb).pending.is_empty()));
+    // Bob comes back: more than one page (200) of history to catch up.
+    let mut b = Client::new(&relay.url(), open_store(dir.path(), "bob"), None).unwrap();
+    b.unlock(&words()).unwrap();
+    assert!(b.run_until(WAIT, |b| contents(b, ida).len() == 251));
+    let got = contents(&b, ida);
+    assert_eq!(got[0], "before");
+    assert_eq!(got[1..], texts[..]);
+    let caught_up = b.seen().received.iter().filter(|m| !m.live).count();
+    assert_eq!(caught_up, 250, "printed as caught up, each once");
+}
+
+#[test]
+fn a_restarted_client_delivers_its_outbox() {
+    let mut relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    relay.stop();
+    send(&mut a, idb, "queued 1");
+    send(&mut a, idb, "queued 2");
+    for _ in 0..20 {
+        a.step();
+    }
+    assert_eq!(log(&a, idb).pending.len(), 2);
+    drop(a); // alice quits with a full outbox
+    relay.restart();
+    let mut a = Client::new(&relay.url(), open_store(dir.path(), "alice"), None).unwrap();
+    a.unlock(&words()).unwrap();
+    a.step();
+    assert_eq!(
+        log(&a, idb).pending.len(),
+        2,
+        "the outbox survived the restart"
+    );
+    run_both(&mut a, &mut b, "bob has both", |_, b| {
+        contents(b, ida).len() >= 2
+    });
+    assert_eq!(contents(&b, ida), ["queued 1", "queued 2"]);
+    run_both(&mut a, &mut b, "alice's outbox drains", |a, _| {
+        log(a, idb).pending.is_empty()
+    });
+    assert_eq!(rest_count(&relay, thread_of(&a, &b)), 2);
+}
+
+#[test]
+fn a_resend_after_a_lost_ack_is_not_duplicated() {
+    let relay = RelayFixture::start();
+    let proxy = FaultProxy::start(relay.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&proxy.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    // Make sure the thread exists and alice is caught up before the fault.
+    send(&mut a, idb, "first");
+    run_both(&mut a, &mut b, "first delivered", |a, b| {
+        contents(b, ida) == ["first"] && log(a, idb).pending.is_empty()
+    });
+    // From now on nothing reaches alice: the server stores, the ack is lost.
+    proxy.set_mode(ProxyMode::BlackHoleDown);
+    a.app
+        .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(1)));
+    hush_testkit::unclamp_virtual_time(&mut a.app);
+    send(&mut a, idb, "second");
+    run_both(&mut a, &mut b, "the server stored it", |_, b| {
+        contents(b, ida).len() == 2
+    });
+    // Alice's send times out (10 s) and is resent with the same client id.
+    advance(
+        &mut a.app,
+        Duration::from_secs(12),
+        Duration::from_millis(500),
+        Duration::from_millis(5),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        relay.get(|s| &s.duplicate_sends) >= 1,
+        "the resend reached the relay"
+    );
+    assert_eq!(log(&a, idb).pending.len(), 1, "still unacknowledged");
+    // The link heals; alice reconnects, catches up and settles the entry.
+    proxy.set_mode(ProxyMode::Pass);
+    proxy.reset_all();
+    let end = std::time::Instant::now() + WAIT;
+    while !log(&a, idb).pending.is_empty() {
+        step_app(&mut a.app, Duration::from_millis(200));
+        b.step();
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(
+            std::time::Instant::now() < end,
+            "alice never settled the send"
+        );
+    }
+    assert_eq!(contents(&a, idb), ["first", "second"]);
+    for _ in 0..50 {
+        b.step();
+    }
+    assert_eq!(contents(&b, ida), ["first", "second"]);
+    assert_eq!(rest_count(&relay, thread_of(&a, &b)), 2);
+}
+
+#[test]
+fn tampered_and_foreign_messages_are_kept_as_undecryptable() {
+    let relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    send(&mut a, idb, "good");
+    run_both(&mut a, &mut b, "delivered", |_, b| {
+        contents(b, ida) == ["good"]
+    });
+    let t = thread_of(&a, &b);
+    // A sealed blob under another key, and a good one with a flipped tag bit.
+    let other = hush_core::crypto::AeadKey::from_bytes([3; 32]).seal(b"{}");
+    let bad1 = rest_post(&relay, t, &other.ciphertext, &other.iv);
+    let key = VaultKey::derive(WORDS, &relay.kdf_salt())
+        .unwrap()
+        .thread_key(&ida, &idb);
+    let good = key.seal_json(&MessagePayload {
+        sender_id: ida,
+        sender_name: "A".into(),
+        content: "tamper me".into(),
+        timestamp: 1,
+    });
+    let mut raw = hush_core::b64::decode(&good.ciphertext).unwrap();
+    raw[0] ^= 0x80;
+    let bad2 = rest_post(&relay, t, &hush_core::b64::encode(&raw), &good.iv);
+    // Not JSON inside (right key).
+    let junk = key.seal(b"not json");
+    let bad3 = rest_post(&relay, t, &junk.ciphertext, &junk.iv);
+    send(&mut a, idb, "still fine");
+    run_both(&mut a, &mut b, "all five", |_, b| {
+        log(b, ida).messages.len() == 5
+    });
+    let l = log(&b, ida);
+    for (m, id) in l.messages[1..4].iter().zip([&bad1, &bad2, &bad3]) {
+        assert_eq!(m.id, id["id"].as_str().unwrap());
+        assert!(matches!(m.status, MessageStatus::Undecryptable(_)), "{m:?}");
+        assert!(m.content.is_empty());
+    }
+    assert_eq!(l.messages[4].content, "still fine");
+}
+
+#[test]
+fn the_protocol_vector_message_decrypts_through_the_whole_stack() {
+    const SALT: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    const A: &str = "11111111-1111-4111-8111-111111111111";
+    const B: &str = "22222222-2222-4222-8222-222222222222";
+    const CIPHERTEXT: &str = "jXwWbXTMkIOq9h8iWJ8PYkSZDo4aV0Drdurd9MsieiRDBubeRvo5RY7tn1DBthI2nn5PgB9n0pTNkgjN9Zc5ZzVmpI4vEu8DzRcRUUTa9esZu8aJ+KP5urvk6W33U4yaBSXJQ9t3TwOp0vxfllDp+d6X43fTp2mr0HYnwvPdntVvycU=";
+    let relay = RelayFixture::start_with(|c| c.vault_salt = Some(SALT.into()));
+    // A profile whose identity is B of the vectors (as if set up earlier).
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), "b");
+    let vk = VaultKey::derive(WORDS, SALT).unwrap();
+    let me = Uuid::parse_str(B).unwrap();
+    store
+        .set_profile(&ProfileMeta {
+            kdf_salt: Some(SALT.into()),
+            identity: Some(vk.identity_key().seal_json(&LocalIdentity {
+                user_id: me,
+                display_name: "Bob".into(),
+            })),
+            server: None,
+        })
+        .unwrap();
+    let t = ThreadId::parse("90b3f6e0-fe98-88c0-51f3-0305c43f6b8a").unwrap();
+    let c = reqwest::blocking::Client::new();
+    let r = c
+        .post(format!("{}/api/threads", relay.url()))
+        .bearer_auth(relay.token())
+        .header("content-type", "application/json")
+        .body(format!(
+            r#"{{"id":"{t}","ciphertext":"AAAA","iv":"AAECAwQFBgcICQoL"}}"#
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    rest_post(&relay, t, CIPHERTEXT, "AAECAwQFBgcICQoL");
+    let mut b = Client::new(&relay.url(), store, None).unwrap();
+    assert!(b.unlock(&words()).unwrap());
+    b.add_contact(A, "Alice").unwrap();
+    let alice = Uuid::parse_str(A).unwrap();
+    assert!(b.wait_thread(alice));
+    assert!(b.run_until(WAIT, |b| !log(b, alice).messages.is_empty()));
+    let m = &log(&b, alice).messages[0];
+    assert_eq!(
+        (m.content.as_str(), m.sender_name.as_str()),
+        ("hi", "Alice")
+    );
+    assert_eq!(
+        (m.sender_id, m.timestamp_ms, m.mine),
+        (Some(alice), 1_700_000_000_000, false)
+    );
+}
+
+#[test]
+fn stock_format_messages_and_own_messages_from_another_device() {
+    let relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    let t = thread_of(&a, &b);
+    send(&mut a, idb, "create the thread");
+    run_both(&mut a, &mut b, "delivered", |_, b| {
+        contents(b, ida).len() == 1
+    });
+    let key = VaultKey::derive(WORDS, &relay.kdf_salt())
+        .unwrap()
+        .thread_key(&ida, &idb);
+    // A stock web client's message: no client_message_id anywhere.
+    let stock = key.seal_json(&MessagePayload {
+        sender_id: idb,
+        sender_name: "bob on the web".into(),
+        content: "from the web client".into(),
+        timestamp: 5,
+    });
+    rest_post(&relay, t, &stock.ciphertext, &stock.iv);
+    // Alice's own message, written by another device of hers.
+    let mine = key.seal_json(&MessagePayload {
+        sender_id: ida,
+        sender_name: "alice on her phone".into(),
+        content: "from my phone".into(),
+        timestamp: 6,
+    });
+    rest_post(&relay, t, &mine.ciphertext, &mine.iv);
+    run_both(&mut a, &mut b, "both arrive", |a, _| {
+        contents(a, idb).len() == 3
+    });
+    let l = log(&a, idb);
+    assert_eq!(l.messages[1].content, "from the web client");
+    assert!(!l.messages[1].mine);
+    assert_eq!(l.messages[2].content, "from my phone");
+    assert!(l.messages[2].mine);
+    assert!(l.pending.is_empty());
+    let w = a.app.world();
+    let e = w.resource::<Threads>().entity(t).unwrap();
+    assert_eq!(
+        w.get::<Unread>(e).unwrap().0,
+        1,
+        "only bob's message is unread"
+    );
+}
+
+#[test]
+fn sends_are_refused_clearly_when_they_cannot_be_queued() {
+    let relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    send(&mut a, Uuid::new_v4(), "to a stranger");
+    send(&mut a, Uuid::new_v4(), "   ");
+    a.step();
+    a.step();
+    let reasons: Vec<String> = a
+        .seen()
+        .outbox
+        .iter()
+        .filter_map(|e| match e {
+            OutboxEvent::Rejected { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["not a contact", "the message is empty"]);
+    for (input, want) in [
+        ("not-a-uuid", "not a UUID"),
+        (&a.user_id().to_string(), "that is your own UUID"),
+    ] {
+        let err = a.add_contact(input, "X").unwrap_err();
+        assert!(err.to_string().contains(want), "{err}");
+    }
+    let friend = Uuid::new_v4().to_string().to_uppercase();
+    a.add_contact(&format!("  {friend} "), "Friend").unwrap();
+    let err = a.add_contact(&friend.to_lowercase(), "Again").unwrap_err();
+    assert!(err.to_string().contains("already a contact"));
+}

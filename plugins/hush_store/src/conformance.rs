@@ -1,0 +1,150 @@
+//! One behaviour test that every backend must pass.
+
+use hush_core::ThreadId;
+use hush_core::crypto::Sealed;
+use uuid::Uuid;
+
+use crate::{
+    OutboxEntry, OutboxState, ProfileMeta, Store, StoredMessage, ThreadRecord, message_key,
+};
+
+fn tid(n: u8) -> ThreadId {
+    ThreadId::parse(&format!("{n:02x}000000-0000-4000-8000-0000000000{n:02x}")).expect("id")
+}
+
+fn msg(t: ThreadId, id: &str, micros: i64, iv: &str) -> StoredMessage {
+    StoredMessage {
+        id: id.into(),
+        thread_id: t,
+        ciphertext: format!("ct-{id}"),
+        iv: iv.into(),
+        created_at: hush_core::time::format_ws(micros),
+        client_message_id: None,
+    }
+}
+
+/// Panics on the first behaviour that differs from the contract.
+pub fn run(s: &dyn Store) {
+    // Profile.
+    assert_eq!(s.profile().unwrap(), ProfileMeta::default());
+    let p = ProfileMeta {
+        kdf_salt: Some("salt".into()),
+        identity: Some(Sealed {
+            ciphertext: "c".into(),
+            iv: "i".into(),
+        }),
+        server: Some("http://x".into()),
+    };
+    s.set_profile(&p).unwrap();
+    assert_eq!(s.profile().unwrap(), p);
+
+    // Contacts and threads.
+    let peer = Uuid::new_v4();
+    let sealed = Sealed {
+        ciphertext: "cc".into(),
+        iv: "ii".into(),
+    };
+    s.put_contact(peer, &sealed).unwrap();
+    s.put_contact(peer, &sealed).unwrap();
+    assert_eq!(s.contacts().unwrap(), vec![(peer, sealed)]);
+    let (a, b) = (tid(1), tid(2));
+    let rec = ThreadRecord {
+        id: a,
+        peer,
+        cursor: None,
+        on_server: false,
+    };
+    s.put_thread(&rec).unwrap();
+    assert_eq!(s.threads().unwrap(), vec![rec.clone()]);
+
+    // Messages: dedupe by id, order by time then id, per thread.
+    let m3 = msg(a, "m3", 30, "iv3");
+    let m1 = msg(a, "m1", 10, "iv1");
+    let m2b = msg(a, "m2b", 20, "iv2b");
+    let m2a = msg(a, "m2a", 20, "iv2a");
+    let other = msg(b, "m1", 5, "iv1");
+    let rec2 = ThreadRecord {
+        cursor: Some(m3.created_at.clone()),
+        ..rec.clone()
+    };
+    let out = s
+        .store_messages(
+            &[
+                m3.clone(),
+                m1.clone(),
+                m2b.clone(),
+                m2a.clone(),
+                other.clone(),
+            ],
+            Some(&rec2),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(out, vec![true; 5]);
+    assert_eq!(s.threads().unwrap(), vec![rec2]);
+    let again = s
+        .store_messages(&[m1.clone(), msg(a, "m4", 40, "iv4")], None, &[])
+        .unwrap();
+    assert_eq!(again, vec![false, true]);
+    let all = s.messages(a, None, 100).unwrap();
+    let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2a", "m2b", "m3", "m4"]);
+    assert_eq!(all[0], m1);
+    let page = s.messages(a, Some(&message_key(&m2a)), 2).unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m2b", "m3"]
+    );
+    let latest = s.latest_messages(a, 2).unwrap();
+    assert_eq!(
+        latest.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["m3", "m4"]
+    );
+    assert_eq!(s.message_count(a).unwrap(), 5);
+    assert_eq!(s.message_count(b).unwrap(), 1);
+    assert_eq!(s.message_count(tid(3)).unwrap(), 0);
+    assert!(s.has_message(a, "m2a").unwrap());
+    assert!(!s.has_message(tid(3), "m2a").unwrap());
+    assert_eq!(s.message_with_iv(a, "iv3").unwrap().as_deref(), Some("m3"));
+    assert_eq!(s.message_with_iv(b, "iv3").unwrap(), None);
+
+    // Outbox: seq order, atomic completion with the message.
+    let e = |seq| OutboxEntry {
+        seq,
+        thread_id: a,
+        client_message_id: format!("c{seq}"),
+        sealed: Sealed {
+            ciphertext: "x".into(),
+            iv: format!("iv-out-{seq}"),
+        },
+        attempts: 0,
+        state: OutboxState::Queued,
+        created_ms: 1,
+    };
+    s.put_outbox(&e(9)).unwrap();
+    s.put_outbox(&e(2)).unwrap();
+    let mut failed = e(5);
+    failed.state = OutboxState::Failed("thread gone".into());
+    s.put_outbox(&failed).unwrap();
+    assert_eq!(
+        s.outbox()
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        [2, 5, 9]
+    );
+    s.store_messages(&[msg(a, "m9", 90, "iv-out-9")], None, &[9])
+        .unwrap();
+    assert_eq!(
+        s.outbox()
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        [2, 5]
+    );
+    s.remove_outbox(2).unwrap();
+    s.remove_outbox(77).unwrap();
+    assert_eq!(s.outbox().unwrap(), vec![failed]);
+}

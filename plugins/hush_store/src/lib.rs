@@ -1,0 +1,155 @@
+//! Local storage of a profile: what it keeps and the [`Store`] trait, with a
+//! redb backend (native) and an in-memory one (tests, and the web's cache).
+//!
+//! Nothing here is plaintext content or key material: the identity and
+//! contacts are sealed with vault keys, messages are kept as received
+//! (ciphertext), and the outbox holds already-encrypted blobs. What is plain:
+//! ids (thread ids and server ids are known to the server anyway), the
+//! contacts' UUIDs, timestamps, and the KDF salt (public).
+
+mod memory;
+#[cfg(not(target_arch = "wasm32"))]
+mod redb_store;
+
+use hush_core::ThreadId;
+use hush_core::crypto::Sealed;
+use hush_core::wire::WireMessage;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use memory::MemoryStore;
+#[cfg(not(target_arch = "wasm32"))]
+pub use redb_store::RedbStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("this profile is open in another hush process")]
+    Locked,
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    #[error("the store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the disk is full")]
+    DiskFull,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// What a profile keeps about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileMeta {
+    /// The vault's KDF salt (base64), so a profile can unlock offline.
+    pub kdf_salt: Option<String>,
+    /// The local identity, sealed with the identity key.
+    pub identity: Option<Sealed>,
+    /// The server this profile last used.
+    pub server: Option<String>,
+}
+
+/// What the client knows of one thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    pub id: ThreadId,
+    pub peer: Uuid,
+    /// The server's `created_at` of the newest message stored with nothing
+    /// missing before it (the catch-up cursor), verbatim.
+    pub cursor: Option<String>,
+    /// The thread is known to exist on the server.
+    pub on_server: bool,
+}
+
+/// A message as received from the server (ciphertext, never plaintext).
+pub type StoredMessage = WireMessage;
+
+/// The state of an outbox entry that survives a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutboxState {
+    /// Waiting to go (or going) out.
+    Queued,
+    /// Automatic retries are over: the user retries or cancels.
+    Failed(String),
+}
+
+/// A message written but not yet acknowledged by the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Order of writing; sends keep this order per thread.
+    pub seq: u64,
+    pub thread_id: ThreadId,
+    /// [ext] correlation, kept across retries; fresh UUID per logical message.
+    pub client_message_id: String,
+    /// The encrypted message: the same blob is resent (its IV identifies it).
+    pub sealed: Sealed,
+    pub attempts: u32,
+    pub state: OutboxState,
+    /// Milliseconds since the epoch, when the user sent it.
+    pub created_ms: i64,
+}
+
+/// A page position in a thread: messages sort by server time, then id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MessageKey {
+    pub micros: i64,
+    pub id: String,
+}
+
+/// The sort key of a stored message (unparsable times sort first).
+pub fn message_key(m: &StoredMessage) -> MessageKey {
+    MessageKey {
+        micros: hush_core::time::parse_iso_micros(&m.created_at).unwrap_or(i64::MIN),
+        id: m.id.clone(),
+    }
+}
+
+/// A profile's storage. Writes are atomic per call.
+pub trait Store: Send + Sync + 'static {
+    fn profile(&self) -> Result<ProfileMeta>;
+    fn set_profile(&self, p: &ProfileMeta) -> Result<()>;
+
+    /// Contacts: peer UUID → sealed `ContactRecord`.
+    fn contacts(&self) -> Result<Vec<(Uuid, Sealed)>>;
+    fn put_contact(&self, peer: Uuid, record: &Sealed) -> Result<()>;
+
+    fn threads(&self) -> Result<Vec<ThreadRecord>>;
+    fn put_thread(&self, t: &ThreadRecord) -> Result<()>;
+
+    /// Stores the messages not stored yet (dedupe by server id) and, in the
+    /// same transaction, the thread record if given (its cursor) and the
+    /// removal of the outbox entries in `completed`. Returns, per message,
+    /// whether it was new.
+    fn store_messages(
+        &self,
+        msgs: &[StoredMessage],
+        thread: Option<&ThreadRecord>,
+        completed: &[u64],
+    ) -> Result<Vec<bool>>;
+
+    /// A thread's messages in order: those after `after` (exclusive), at most
+    /// `limit`. `None` starts at the oldest.
+    fn messages(
+        &self,
+        thread: ThreadId,
+        after: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>>;
+
+    /// A thread's newest `limit` messages, oldest first.
+    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>>;
+
+    fn message_count(&self, thread: ThreadId) -> Result<u64>;
+
+    fn has_message(&self, thread: ThreadId, id: &str) -> Result<bool>;
+
+    /// The server id of the thread's message with this IV, if stored (how a
+    /// resend is recognised as delivered on a stock server).
+    fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>>;
+
+    /// The outbox in `seq` order.
+    fn outbox(&self) -> Result<Vec<OutboxEntry>>;
+    fn put_outbox(&self, e: &OutboxEntry) -> Result<()>;
+    fn remove_outbox(&self, seq: u64) -> Result<()>;
+}
+
+/// The shared behaviour test of every backend.
+#[doc(hidden)]
+pub mod conformance;

@@ -1,0 +1,172 @@
+//! The in-memory backend: the same behaviour as redb, gone when dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use hush_core::ThreadId;
+use hush_core::crypto::Sealed;
+use uuid::Uuid;
+
+use crate::{
+    MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoredMessage, ThreadRecord, message_key,
+};
+
+#[derive(Default)]
+struct Inner {
+    profile: ProfileMeta,
+    contacts: BTreeMap<Uuid, Sealed>,
+    threads: BTreeMap<ThreadId, ThreadRecord>,
+    messages: HashMap<ThreadId, BTreeMap<MessageKey, StoredMessage>>,
+    ids: HashMap<(ThreadId, String), MessageKey>,
+    ivs: HashMap<(ThreadId, String), String>,
+    outbox: BTreeMap<u64, OutboxEntry>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn profile(&self) -> Result<ProfileMeta> {
+        Ok(self.lock().profile.clone())
+    }
+
+    fn set_profile(&self, p: &ProfileMeta) -> Result<()> {
+        self.lock().profile = p.clone();
+        Ok(())
+    }
+
+    fn contacts(&self) -> Result<Vec<(Uuid, Sealed)>> {
+        Ok(self
+            .lock()
+            .contacts
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect())
+    }
+
+    fn put_contact(&self, peer: Uuid, record: &Sealed) -> Result<()> {
+        self.lock().contacts.insert(peer, record.clone());
+        Ok(())
+    }
+
+    fn threads(&self) -> Result<Vec<ThreadRecord>> {
+        Ok(self.lock().threads.values().cloned().collect())
+    }
+
+    fn put_thread(&self, t: &ThreadRecord) -> Result<()> {
+        self.lock().threads.insert(t.id, t.clone());
+        Ok(())
+    }
+
+    fn store_messages(
+        &self,
+        msgs: &[StoredMessage],
+        thread: Option<&ThreadRecord>,
+        completed: &[u64],
+    ) -> Result<Vec<bool>> {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            let idk = (m.thread_id, m.id.clone());
+            if inner.ids.contains_key(&idk) {
+                out.push(false);
+                continue;
+            }
+            let k = message_key(m);
+            inner.ids.insert(idk, k.clone());
+            inner
+                .ivs
+                .entry((m.thread_id, m.iv.clone()))
+                .or_insert_with(|| m.id.clone());
+            inner
+                .messages
+                .entry(m.thread_id)
+                .or_default()
+                .insert(k, m.clone());
+            out.push(true);
+        }
+        if let Some(t) = thread {
+            inner.threads.insert(t.id, t.clone());
+        }
+        for seq in completed {
+            inner.outbox.remove(seq);
+        }
+        Ok(out)
+    }
+
+    fn messages(
+        &self,
+        thread: ThreadId,
+        after: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        let g = self.lock();
+        let Some(map) = g.messages.get(&thread) else {
+            return Ok(Vec::new());
+        };
+        let it: Box<dyn Iterator<Item = &StoredMessage>> = match after {
+            Some(a) => Box::new(
+                map.range((
+                    std::ops::Bound::Excluded(a.clone()),
+                    std::ops::Bound::Unbounded,
+                ))
+                .map(|(_, v)| v),
+            ),
+            None => Box::new(map.values()),
+        };
+        Ok(it.take(limit).cloned().collect())
+    }
+
+    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
+        let g = self.lock();
+        let Some(map) = g.messages.get(&thread) else {
+            return Ok(Vec::new());
+        };
+        let mut v: Vec<StoredMessage> = map.values().rev().take(limit).cloned().collect();
+        v.reverse();
+        Ok(v)
+    }
+
+    fn message_count(&self, thread: ThreadId) -> Result<u64> {
+        Ok(self
+            .lock()
+            .messages
+            .get(&thread)
+            .map_or(0, |m| m.len() as u64))
+    }
+
+    fn has_message(&self, thread: ThreadId, id: &str) -> Result<bool> {
+        Ok(self.lock().ids.contains_key(&(thread, id.to_owned())))
+    }
+
+    fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
+        Ok(self.lock().ivs.get(&(thread, iv.to_owned())).cloned())
+    }
+
+    fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        Ok(self.lock().outbox.values().cloned().collect())
+    }
+
+    fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
+        self.lock().outbox.insert(e.seq, e.clone());
+        Ok(())
+    }
+
+    fn remove_outbox(&self, seq: u64) -> Result<()> {
+        self.lock().outbox.remove(&seq);
+        Ok(())
+    }
+}

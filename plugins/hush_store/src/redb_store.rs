@@ -1,0 +1,332 @@
+//! The redb backend: one file per profile, ACID, crash-safe.
+//!
+//! A profile is used by one process at a time: an exclusive lock on a
+//! sibling `.lock` file is taken on open (redb itself allows several
+//! processes), and a second process gets [`StoreError::Locked`].
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use hush_core::ThreadId;
+use hush_core::crypto::Sealed;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use uuid::Uuid;
+
+use crate::{
+    MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoreError, StoredMessage, ThreadRecord,
+    message_key,
+};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
+const THREADS: TableDefinition<&str, &[u8]> = TableDefinition::new("threads");
+/// (thread id, server micros, server id) → message JSON.
+const MESSAGES: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("messages");
+/// (thread id, server id) → server micros: dedupe and lookup.
+const MESSAGE_IDS: TableDefinition<(&str, &str), i64> = TableDefinition::new("message_ids");
+/// (thread id, iv) → server id: a stock server's only proof of delivery.
+const MESSAGE_IVS: TableDefinition<(&str, &str), &str> = TableDefinition::new("message_ivs");
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+pub struct RedbStore {
+    db: Database,
+    path: PathBuf,
+    _lock: File,
+}
+
+fn io_err(e: impl std::fmt::Display) -> StoreError {
+    let s = e.to_string();
+    let lower = s.to_lowercase();
+    if lower.contains("no space left")
+        || lower.contains("storage full")
+        || lower.contains("disk full")
+    {
+        StoreError::DiskFull
+    } else {
+        StoreError::Io(s)
+    }
+}
+
+fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialise")
+}
+
+fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io_err)?;
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
+        }
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => io_err(other),
+        })?;
+        // Create every table so readers never meet a missing one.
+        let w = db.begin_write().map_err(io_err)?;
+        {
+            w.open_table(META).map_err(io_err)?;
+            w.open_table(CONTACTS).map_err(io_err)?;
+            w.open_table(THREADS).map_err(io_err)?;
+            w.open_table(MESSAGES).map_err(io_err)?;
+            w.open_table(MESSAGE_IDS).map_err(io_err)?;
+            w.open_table(MESSAGE_IVS).map_err(io_err)?;
+            w.open_table(OUTBOX).map_err(io_err)?;
+        }
+        w.commit().map_err(io_err)?;
+        Ok(RedbStore {
+            db,
+            path: path.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Store for RedbStore {
+    fn profile(&self) -> Result<ProfileMeta> {
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(META).map_err(io_err)?;
+        match t.get("profile").map_err(io_err)? {
+            Some(v) => dec(v.value()),
+            None => Ok(ProfileMeta::default()),
+        }
+    }
+
+    fn set_profile(&self, p: &ProfileMeta) -> Result<()> {
+        let w = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut t = w.open_table(META).map_err(io_err)?;
+            t.insert("profile", enc(p).as_slice()).map_err(io_err)?;
+        }
+        w.commit().map_err(io_err)
+    }
+
+    fn contacts(&self) -> Result<Vec<(Uuid, Sealed)>> {
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(CONTACTS).map_err(io_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io_err)? {
+            let (k, v) = row.map_err(io_err)?;
+            let id = Uuid::parse_str(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((id, dec(v.value())?));
+        }
+        Ok(out)
+    }
+
+    fn put_contact(&self, peer: Uuid, record: &Sealed) -> Result<()> {
+        let w = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut t = w.open_table(CONTACTS).map_err(io_err)?;
+            t.insert(peer.to_string().as_str(), enc(record).as_slice())
+                .map_err(io_err)?;
+        }
+        w.commit().map_err(io_err)
+    }
+
+    fn threads(&self) -> Result<Vec<ThreadRecord>> {
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(THREADS).map_err(io_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io_err)? {
+            let (_, v) = row.map_err(io_err)?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn put_thread(&self, rec: &ThreadRecord) -> Result<()> {
+        let w = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut t = w.open_table(THREADS).map_err(io_err)?;
+            t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
+                .map_err(io_err)?;
+        }
+        w.commit().map_err(io_err)
+    }
+
+    fn store_messages(
+        &self,
+        msgs: &[StoredMessage],
+        thread: Option<&ThreadRecord>,
+        completed: &[u64],
+    ) -> Result<Vec<bool>> {
+        let w = self.db.begin_write().map_err(io_err)?;
+        let mut out = Vec::with_capacity(msgs.len());
+        {
+            let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
+            let mut ids = w.open_table(MESSAGE_IDS).map_err(io_err)?;
+            let mut ivs = w.open_table(MESSAGE_IVS).map_err(io_err)?;
+            for m in msgs {
+                let tid = m.thread_id.to_string();
+                if ids
+                    .get((tid.as_str(), m.id.as_str()))
+                    .map_err(io_err)?
+                    .is_some()
+                {
+                    out.push(false);
+                    continue;
+                }
+                let k = message_key(m);
+                ids.insert((tid.as_str(), m.id.as_str()), k.micros)
+                    .map_err(io_err)?;
+                if ivs
+                    .get((tid.as_str(), m.iv.as_str()))
+                    .map_err(io_err)?
+                    .is_none()
+                {
+                    ivs.insert((tid.as_str(), m.iv.as_str()), m.id.as_str())
+                        .map_err(io_err)?;
+                }
+                messages
+                    .insert((tid.as_str(), k.micros, m.id.as_str()), enc(m).as_slice())
+                    .map_err(io_err)?;
+                out.push(true);
+            }
+            if let Some(rec) = thread {
+                let mut t = w.open_table(THREADS).map_err(io_err)?;
+                t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
+                    .map_err(io_err)?;
+            }
+            if !completed.is_empty() {
+                let mut o = w.open_table(OUTBOX).map_err(io_err)?;
+                for seq in completed {
+                    o.remove(*seq).map_err(io_err)?;
+                }
+            }
+        }
+        w.commit().map_err(io_err)?;
+        Ok(out)
+    }
+
+    fn messages(
+        &self,
+        thread: ThreadId,
+        after: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        let tid = thread.to_string();
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(MESSAGES).map_err(io_err)?;
+        let mut out = Vec::new();
+        let range = match after {
+            Some(a) => t.range(
+                (tid.as_str(), a.micros, a.id.as_str())..(tid.as_str(), i64::MAX, "\u{10FFFF}"),
+            ),
+            None => t.range((tid.as_str(), i64::MIN, "")..(tid.as_str(), i64::MAX, "\u{10FFFF}")),
+        }
+        .map_err(io_err)?;
+        for row in range {
+            let (k, v) = row.map_err(io_err)?;
+            if let Some(a) = after {
+                let (_, micros, id) = k.value();
+                if micros == a.micros && id == a.id {
+                    continue;
+                }
+            }
+            out.push(dec(v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
+        let tid = thread.to_string();
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(MESSAGES).map_err(io_err)?;
+        let mut out = Vec::new();
+        for row in t
+            .range((tid.as_str(), i64::MIN, "")..(tid.as_str(), i64::MAX, "\u{10FFFF}"))
+            .map_err(io_err)?
+            .rev()
+        {
+            let (_, v) = row.map_err(io_err)?;
+            out.push(dec(v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    fn message_count(&self, thread: ThreadId) -> Result<u64> {
+        let tid = thread.to_string();
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
+        let mut n = 0;
+        for row in t
+            .range((tid.as_str(), "")..=(tid.as_str(), "\u{10FFFF}"))
+            .map_err(io_err)?
+        {
+            row.map_err(io_err)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    fn has_message(&self, thread: ThreadId, id: &str) -> Result<bool> {
+        let tid = thread.to_string();
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
+        Ok(t.get((tid.as_str(), id)).map_err(io_err)?.is_some())
+    }
+
+    fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
+        let tid = thread.to_string();
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(MESSAGE_IVS).map_err(io_err)?;
+        Ok(t.get((tid.as_str(), iv))
+            .map_err(io_err)?
+            .map(|v| v.value().to_owned()))
+    }
+
+    fn outbox(&self) -> Result<Vec<OutboxEntry>> {
+        let r = self.db.begin_read().map_err(io_err)?;
+        let t = r.open_table(OUTBOX).map_err(io_err)?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(io_err)? {
+            let (_, v) = row.map_err(io_err)?;
+            out.push(dec(v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
+        let w = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut t = w.open_table(OUTBOX).map_err(io_err)?;
+            t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
+        }
+        w.commit().map_err(io_err)
+    }
+
+    fn remove_outbox(&self, seq: u64) -> Result<()> {
+        let w = self.db.begin_write().map_err(io_err)?;
+        {
+            let mut t = w.open_table(OUTBOX).map_err(io_err)?;
+            t.remove(seq).map_err(io_err)?;
+        }
+        w.commit().map_err(io_err)
+    }
+}

@@ -1,0 +1,167 @@
+//! The command line. Words come from `HUSH_WORDS` or `--words-file`, never
+//! from argv (where other users of the machine can read them).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
+
+use crate::headless::{self, Exit, Options};
+
+/// hush: an end-to-end encrypted chat client for the hush vault.
+#[derive(Parser, Debug)]
+#[command(name = "hush", version, about)]
+pub struct Cli {
+    /// The hush server, e.g. http://127.0.0.1:8000.
+    #[arg(long, global = true, env = "HUSH_SERVER")]
+    pub server: Option<String>,
+    /// The local profile (one identity and its data).
+    #[arg(long, global = true, default_value = "default")]
+    pub profile: String,
+    /// Where profiles (and the embedded relay) keep their data.
+    #[arg(long, global = true, env = "HUSH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A file holding the 12 words (instead of HUSH_WORDS).
+    #[arg(long, global = true)]
+    pub words_file: Option<PathBuf>,
+    /// A PEM CA certificate to trust for https/wss (a private CA).
+    #[arg(long, global = true)]
+    pub ca_cert: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print this profile's identity; `--name` creates it on first use.
+    Identity {
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Add or list contacts.
+    Contacts {
+        #[command(subcommand)]
+        action: ContactsCommand,
+    },
+    /// Send TEXT to the contact UUID (added as a contact if new). Exit 0 once
+    /// the server acknowledged it, 3 if it is still queued at the timeout.
+    Send {
+        uuid: String,
+        text: String,
+        #[arg(long, default_value_t = 30.0)]
+        timeout: f64,
+    },
+    /// Print incoming messages as JSON lines (caught-up ones too).
+    Listen {
+        #[arg(long)]
+        count: Option<usize>,
+        #[arg(long)]
+        timeout: Option<f64>,
+    },
+    /// Print queued and failed outgoing messages as JSON lines.
+    Outbox,
+    /// Run the hush-relay server (same options as `hush-relay`).
+    Relay {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContactsCommand {
+    Add { uuid: String, name: String },
+    List,
+}
+
+fn words(cli: &Cli) -> Result<Zeroizing<String>, String> {
+    if let Some(path) = &cli.words_file {
+        let w = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the words file {}: {e}", path.display()))?;
+        return Ok(Zeroizing::new(w));
+    }
+    match std::env::var("HUSH_WORDS") {
+        Ok(w) if !w.trim().is_empty() => Ok(Zeroizing::new(w)),
+        _ => Err("set HUSH_WORDS or pass --words-file PATH (the words are never taken from the command line)".into()),
+    }
+}
+
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .try_init();
+    let Some(command) = cli.command.as_ref() else {
+        // Until the windowed client lands: serve, so `cargo run` is useful.
+        hush_relay::cli::run(["hush-relay"]);
+        return 0;
+    };
+    if let Command::Relay { args } = command {
+        let argv = std::iter::once("hush-relay".to_owned()).chain(args.iter().cloned());
+        hush_relay::cli::run(argv);
+        return 0;
+    }
+    let words = match words(&cli) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("hush: {e}");
+            return Exit::Usage as i32;
+        }
+    };
+    let ca_cert = match &cli.ca_cert {
+        Some(p) => match std::fs::read(p) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                eprintln!("hush: cannot read {}: {e}", p.display());
+                return Exit::Usage as i32;
+            }
+        },
+        None => None,
+    };
+    let opts = Options {
+        server: cli
+            .server
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8000".into()),
+        data_dir: cli
+            .data_dir
+            .clone()
+            .unwrap_or_else(hush_relay::default_data_dir),
+        profile: cli.profile.clone(),
+        ca_cert,
+        words,
+    };
+    let result = match command {
+        Command::Identity { name } => headless::identity(&opts, name.as_deref()),
+        Command::Contacts {
+            action: ContactsCommand::Add { uuid, name },
+        } => headless::contacts_add(&opts, uuid, name),
+        Command::Contacts {
+            action: ContactsCommand::List,
+        } => headless::contacts_list(&opts),
+        Command::Send {
+            uuid,
+            text,
+            timeout,
+        } => headless::send(&opts, uuid, text, secs(*timeout)),
+        Command::Listen { count, timeout } => headless::listen(&opts, *count, timeout.map(secs)),
+        Command::Outbox => headless::outbox(&opts),
+        Command::Relay { .. } => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => 0,
+        Err((code, msg)) => {
+            eprintln!("hush: {msg}");
+            code as i32
+        }
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.0, 1e7))
+}
