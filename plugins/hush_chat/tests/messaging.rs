@@ -40,7 +40,7 @@ fn befriend(a: &mut Client, b: &mut Client) {
     assert!(a.wait_thread(idb) && b.wait_thread(ida));
 }
 
-fn log<'a>(c: &'a Client, peer: Uuid) -> &'a ThreadLog {
+fn log(c: &Client, peer: Uuid) -> &ThreadLog {
     let w = c.app.world();
     let t = w.resource::<Threads>();
     let e = t.entity(t.of_peer(&peer).unwrap()).unwrap();
