@@ -39,6 +39,9 @@ pub struct Cli {
     /// Requests per minute per address on /api (burst: a fifth of it).
     #[arg(long, default_value_t = 600.0)]
     http_per_minute: f64,
+    /// Behave like a stock hush server (no extensions), for client testing.
+    #[arg(long)]
+    stock: bool,
     /// A built web client to serve at / (default: web/dist when present).
     #[arg(long)]
     web_dir: Option<PathBuf>,
@@ -79,6 +82,7 @@ where
             http: crate::Rate::new(cli.http_per_minute, (cli.http_per_minute / 5.0).max(10.0)),
             ..RateLimits::default()
         }),
+        stock: cli.stock,
         web_dir: cli
             .web_dir
             .or_else(|| Some(PathBuf::from("web/dist")).filter(|d| d.is_dir())),

@@ -114,6 +114,12 @@ pub struct RelayConfig {
     pub web_dir: Option<PathBuf>,
     /// Frames queued for one connection before it counts as too slow.
     pub queue_len: usize,
+    /// Behave like a stock hush server: no [ext] at all (no features on
+    /// `/health`, no bearer header, a refused upgrade instead of 4001, no
+    /// `message_sent`, no idempotency, no REST broadcast, uncorrelated errors,
+    /// and a socket that goes silent after a malformed frame). For testing
+    /// clients against the base protocol.
+    pub stock: bool,
 }
 
 impl Default for RelayConfig {
@@ -131,6 +137,7 @@ impl Default for RelayConfig {
             limits: Limits::default(),
             web_dir: None,
             queue_len: 16_384,
+            stock: false,
         }
     }
 }

@@ -147,10 +147,9 @@ pub async fn rate_limit(
 }
 
 pub async fn health(State(st): St) -> Json<Health> {
-    let _ = &st;
     Json(Health {
         status: "healthy".into(),
-        relay: Some(RelayInfo {
+        relay: (!st.config.stock).then(|| RelayInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
         }),
@@ -369,9 +368,16 @@ pub async fn post_message(
             "client_message_id must be 1..128 characters",
         ));
     }
-    let rec = crate::ws::store_message(&st, thread_id, b.ciphertext, b.iv, b.client_message_id)
-        .await
-        .map_err(refusal_to_http)?;
+    let rec = crate::ws::store_message(
+        &st,
+        thread_id,
+        b.ciphertext,
+        b.iv,
+        b.client_message_id,
+        !st.config.stock,
+    )
+    .await
+    .map_err(refusal_to_http)?;
     let (Inserted::New(m) | Inserted::Duplicate(m)) = rec;
     Ok((StatusCode::CREATED, Json(wire_message(&m, false))))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hush_core::ThreadId;
 use hush_core::wire::{
@@ -47,11 +47,17 @@ pub async fn upgrade(
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .filter(|_| !st.config.stock);
     let token = bearer.or(q.token);
     let valid = token
         .as_deref()
         .is_some_and(|t| st.tokens.verify(t).is_ok());
+    if st.config.stock && !valid {
+        // A stock server refuses the upgrade itself: no close code to see.
+        st.stats.ws_auth_failures.fetch_add(1, Ordering::Relaxed);
+        return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
     let max = st.config.limits.max_frame;
     // Frames over the limit get an error frame; only far larger ones (4×)
     // are cut off by the protocol layer.
@@ -92,14 +98,18 @@ fn text(frame: ServerFrame) -> Utf8Bytes {
 }
 
 /// Stores a message (idempotently when it has a `client_message_id`) and
-/// broadcasts new ones to the thread's subscribers. Shared with REST.
+/// broadcasts new ones to the thread's subscribers if `broadcast`. Shared
+/// with REST.
 pub async fn store_message(
     st: &AppState,
     thread_id: ThreadId,
     ciphertext: String,
     iv: String,
     client_message_id: Option<String>,
+    broadcast: bool,
 ) -> Result<Inserted, Refusal> {
+    // A stock server knows nothing of client ids.
+    let client_message_id = client_message_id.filter(|_| !st.config.stock);
     let tag = |mut r: Refusal| {
         r.client_message_id.clone_from(&client_message_id);
         r.thread_id = Some(thread_id.to_string());
@@ -140,6 +150,9 @@ pub async fn store_message(
     match &outcome {
         Inserted::New(m) => {
             st.stats.messages_stored.fetch_add(1, Ordering::Relaxed);
+            if !broadcast {
+                return Ok(outcome);
+            }
             let lagged = st
                 .hub
                 .broadcast(thread_id, text(ServerFrame::Message(wire_message(m, true))));
@@ -162,6 +175,8 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     });
     let heartbeat = st.config.heartbeat;
     let wkill = kill.clone();
+    let stock_dead = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let wdead = stock_dead.clone();
     let writer = tokio::spawn(async move {
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         let beat = text(ServerFrame::Heartbeat);
@@ -186,6 +201,9 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
                     }
                 }
                 _ = hb.tick() => {
+                    if wdead.load(std::sync::atomic::Ordering::Relaxed) {
+                        continue;
+                    }
                     if sink.send(Message::Text(beat.clone())).await.is_err() {
                         break;
                     }
@@ -197,11 +215,36 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
 
     let mut subs: HashSet<ThreadId> = HashSet::new();
     let mut bucket = st.config.rate_limits.map(|r| Bucket::new(r.ws_messages));
+    // A stock server stops serving a socket after a malformed frame without
+    // closing it (and sends nothing more, heartbeats included).
+    let mut dead = false;
     loop {
         let msg = tokio::select! {
             _ = kill.cancelled() => break,
             m = stream.next() => m,
         };
+        if dead {
+            match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                _ => continue,
+            }
+        }
+        let malformed = match &msg {
+            Some(Ok(Message::Binary(_))) => true,
+            Some(Ok(Message::Text(t))) => {
+                !t.as_str().trim_start().starts_with('{')
+                    || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+                        t.as_str(),
+                    )
+                    .is_err()
+            }
+            _ => false,
+        };
+        if st.config.stock && malformed {
+            dead = true;
+            stock_dead.store(true, std::sync::atomic::Ordering::Relaxed);
+            continue;
+        }
         let reply = match msg {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
             Some(Ok(Message::Text(t))) => {
@@ -214,6 +257,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
         };
         for f in reply {
+            let f = if st.config.stock { stock_error(f) } else { f };
             if tx.send(text(f)).await.is_err() {
                 break;
             }
@@ -286,18 +330,31 @@ async fn handle_text(
                 r.thread_id = Some(thread_id.to_string());
                 return vec![r.into_frame()];
             }
-            match store_message(st, thread_id, ciphertext, iv, client_message_id).await {
+            match store_message(st, thread_id, ciphertext, iv, client_message_id, true).await {
                 Err(r) => vec![r.into_frame()],
                 Ok(Inserted::New(m) | Inserted::Duplicate(m)) => match m.client_message_id {
-                    Some(cmid) => vec![ServerFrame::MessageSent(MessageSent {
+                    Some(cmid) if !st.config.stock => vec![ServerFrame::MessageSent(MessageSent {
                         id: m.id,
                         thread_id,
                         client_message_id: cmid,
                         created_at: hush_core::time::format_ws(m.created_at),
                     })],
-                    None => Vec::new(),
+                    _ => Vec::new(),
                 },
             }
         }
+    }
+}
+
+/// What a stock server sends for a refusal: the message alone.
+fn stock_error(f: ServerFrame) -> ServerFrame {
+    match f {
+        ServerFrame::Error(e) => ServerFrame::Error(hush_core::wire::ErrorFrame {
+            message: e.message,
+            code: None,
+            client_message_id: None,
+            thread_id: None,
+        }),
+        other => other,
     }
 }

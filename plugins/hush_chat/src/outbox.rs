@@ -459,20 +459,34 @@ fn flush_outbox(
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn tick_outbox(
     mut outbox: ResMut<Outbox>,
     store: Res<ProfileStore>,
+    conn: Res<Connection>,
+    threads: Res<Threads>,
     time: Res<Time>,
+    mut syncs: Query<&mut ThreadSync>,
     mut events: MessageWriter<OutboxEvent>,
     mut failed: MessageWriter<StoreFailed>,
 ) {
     let changed = outbox.queue.tick(time.elapsed());
+    // Without [ext] idempotency a blind resend can be stored twice: first
+    // look at the thread's history again, where a delivered send shows up.
+    let idempotent = conn.server_has(hush_core::http::features::IDEMPOTENT_SEND);
     for seq in changed {
         outbox.revision += 1;
         persist(&outbox, &store, seq, &mut failed);
-        if let Some(e) = outbox.queue.get(seq)
-            && let EntryState::Failed(reason) = &e.state
+        let Some(e) = outbox.queue.get(seq) else {
+            continue;
+        };
+        if !idempotent
+            && let Some(ent) = threads.entity(e.thread)
+            && let Ok(mut sync) = syncs.get_mut(ent)
         {
+            sync.caught_up_on = None;
+        }
+        if let EntryState::Failed(reason) = &e.state {
             events.write(OutboxEvent::Failed {
                 thread: e.thread,
                 seq,

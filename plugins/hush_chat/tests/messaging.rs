@@ -1,118 +1,20 @@
 //! Two headless clients and a real relay in one process: real sockets, real
 //! redb files, the whole messaging path.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
+use common::*;
 use hush_chat::headless::Client;
-use hush_chat::threads::ThreadLog;
-use hush_chat::{MessageStatus, OutboxEvent, SendIntent, Threads, Unread};
+use hush_chat::{MessageStatus, OutboxEvent, Threads, Unread};
 use hush_core::ThreadId;
 use hush_core::crypto::VaultKey;
 use hush_core::payload::{LocalIdentity, MessagePayload};
-use hush_store::{ProfileMeta, RedbStore, Store};
+use hush_store::ProfileMeta;
 use hush_testkit::{FaultProxy, ProxyMode, RelayFixture, WORDS, advance, step_app};
 use uuid::Uuid;
-use zeroize::Zeroizing;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn words() -> Zeroizing<String> {
-    Zeroizing::new(WORDS.to_owned())
-}
-
-fn open_store(dir: &std::path::Path, name: &str) -> Arc<dyn Store> {
-    Arc::new(RedbStore::open(&dir.join(format!("{name}.redb"))).unwrap())
-}
-
-fn client(url: &str, dir: &std::path::Path, name: &str) -> Client {
-    let mut c = Client::new(url, open_store(dir, name), None).unwrap();
-    c.unlock_as(&words(), name).unwrap();
-    c
-}
-
-fn befriend(a: &mut Client, b: &mut Client) {
-    let (ida, idb) = (a.user_id(), b.user_id());
-    a.add_contact(&idb.to_string(), "B").unwrap();
-    b.add_contact(&ida.to_string(), "A").unwrap();
-    assert!(a.wait_thread(idb) && b.wait_thread(ida));
-}
-
-fn log(c: &Client, peer: Uuid) -> &ThreadLog {
-    let w = c.app.world();
-    let t = w.resource::<Threads>();
-    let e = t.entity(t.of_peer(&peer).unwrap()).unwrap();
-    w.get::<ThreadLog>(e).unwrap()
-}
-
-fn contents(c: &Client, peer: Uuid) -> Vec<String> {
-    log(c, peer)
-        .messages
-        .iter()
-        .map(|m| m.content.clone())
-        .collect()
-}
-
-fn send(c: &mut Client, to: Uuid, text: &str) {
-    c.app.world_mut().write_message(SendIntent {
-        to,
-        text: text.to_owned(),
-    });
-}
-
-/// Steps both clients until `pred` holds.
-fn run_both(
-    a: &mut Client,
-    b: &mut Client,
-    what: &str,
-    mut pred: impl FnMut(&Client, &Client) -> bool,
-) {
-    let end = std::time::Instant::now() + WAIT;
-    loop {
-        a.step();
-        b.step();
-        if pred(a, b) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "timed out waiting for: {what}"
-        );
-    }
-}
-
-fn rest_count(relay: &RelayFixture, t: ThreadId) -> u64 {
-    let v: serde_json::Value = serde_json::from_str(
-        &reqwest::blocking::Client::new()
-            .get(format!("{}/api/messages/{t}/count", relay.url()))
-            .bearer_auth(relay.token())
-            .send()
-            .unwrap()
-            .text()
-            .unwrap(),
-    )
-    .unwrap();
-    v["count"].as_u64().unwrap()
-}
-
-fn rest_post(relay: &RelayFixture, t: ThreadId, ciphertext: &str, iv: &str) -> serde_json::Value {
-    let body = serde_json::json!({ "thread_id": t, "ciphertext": ciphertext, "iv": iv });
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/api/messages", relay.url()))
-        .bearer_auth(relay.token())
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    serde_json::from_str(&r.text().unwrap()).unwrap()
-}
-
-fn thread_of(a: &Client, b: &Client) -> ThreadId {
-    ThreadId::for_pair(&a.user_id(), &b.user_id())
-}
 
 #[test]
 fn both_directions_in_real_time_with_one_copy_each() {

@@ -159,6 +159,18 @@ impl Connection {
         self.events_tx.clone()
     }
 
+    /// Sends raw text on the live socket, bypassing the frame types (tests
+    /// of how servers treat malformed input). Returns whether it was queued.
+    #[doc(hidden)]
+    pub fn send_raw_for_tests(&self, text: &str) -> bool {
+        match &self.socket {
+            Some((g, h)) if *g == self.machine.generation() => {
+                h.send(Outgoing::Text(text.to_owned()))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the server speaks this [ext] feature.
     pub fn server_has(&self, feature: &str) -> bool {
         self.server.as_ref().is_some_and(|h| h.has(feature))

@@ -581,3 +581,70 @@ fn offline_pauses_retries_and_online_retries_at_once() {
     );
     assert_eq!(Stats::get(&relay.stats().ws_auth_failures), 0);
 }
+
+#[test]
+fn a_stock_server_is_reached_by_query_token_and_its_refused_upgrade_is_an_auth_failure() {
+    let relay = RelayFixture::start_with(|c| c.stock = true);
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    assert!(
+        !app.world()
+            .resource::<Connection>()
+            .server_has(hush_core::http::features::BEARER_HEADER)
+    );
+    // A bad token: the upgrade is refused with HTTP 403, no close code.
+    let mut app = net_app(&relay.url(), Session::with_token("not-a-jwt"), |_| {});
+    connect(&mut app);
+    run_until(&mut app, WAIT, "auth failed", |a| {
+        matches!(
+            state(a),
+            ConnState::Disconnected {
+                reason: Some(DisconnectReason::AuthFailed(_))
+            }
+        )
+    });
+    advance(
+        &mut app,
+        Duration::from_secs(300),
+        Duration::from_secs(5),
+        Duration::from_millis(1),
+    );
+    assert_eq!(
+        relay.get(|s| &s.ws_auth_failures),
+        1,
+        "no retry with the refused token"
+    );
+}
+
+#[test]
+fn a_stock_server_that_goes_silent_after_a_bad_frame_is_caught_by_the_heartbeat() {
+    let relay = RelayFixture::start_with(|c| c.stock = true);
+    let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    wait_connected(&mut app);
+    let first = app.world().resource::<Connection>().generation();
+    // Something sends a frame the server cannot parse: it stops answering,
+    // without closing the socket.
+    let conn = app.world().resource::<Connection>();
+    assert!(conn.send_raw_for_tests("not json"));
+    let t0 = now(&app);
+    while app.world().resource::<Connection>().generation() == first
+        && app.world().resource::<Connection>().is_connected()
+    {
+        step_app(&mut app, Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(
+            now(&app) - t0 <= Duration::from_secs(61),
+            "silence not noticed"
+        );
+    }
+    run_until(&mut app, WAIT, "connected again", |a| {
+        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
+            let wait = retry_at.saturating_sub(now(a));
+            step_app(a, wait);
+        }
+        let c = a.world().resource::<Connection>();
+        c.is_connected() && c.generation() != first
+    });
+}

@@ -86,9 +86,19 @@ pub fn run(s: &dyn Store) {
         .store_messages(&[m1.clone(), msg(a, "m4", 40, "iv4")], None, &[])
         .unwrap();
     assert_eq!(again, vec![false, true]);
+    // A stock server's second copy of the same blob is not a new message...
+    let mut copy = msg(a, "m1-copy", 45, "iv1");
+    copy.ciphertext = m1.ciphertext.clone();
+    // ...but the same IV with other bytes is (nothing is lost on a guess).
+    let mut same_iv = msg(a, "m1-other", 46, "iv1");
+    same_iv.ciphertext = "different".into();
+    assert_eq!(
+        s.store_messages(&[copy, same_iv], None, &[]).unwrap(),
+        vec![false, true]
+    );
     let all = s.messages(a, None, 100).unwrap();
     let ids: Vec<&str> = all.iter().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, ["m1", "m2a", "m2b", "m3", "m4"]);
+    assert_eq!(ids, ["m1", "m2a", "m2b", "m3", "m4", "m1-other"]);
     assert_eq!(all[0], m1);
     let page = s.messages(a, Some(&message_key(&m2a)), 2).unwrap();
     assert_eq!(
@@ -98,9 +108,9 @@ pub fn run(s: &dyn Store) {
     let latest = s.latest_messages(a, 2).unwrap();
     assert_eq!(
         latest.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-        ["m3", "m4"]
+        ["m4", "m1-other"]
     );
-    assert_eq!(s.message_count(a).unwrap(), 5);
+    assert_eq!(s.message_count(a).unwrap(), 6);
     assert_eq!(s.message_count(b).unwrap(), 1);
     assert_eq!(s.message_count(tid(3)).unwrap(), 0);
     assert!(s.has_message(a, "m2a").unwrap());

@@ -113,10 +113,14 @@ pub trait Store: Send + Sync + 'static {
     fn threads(&self) -> Result<Vec<ThreadRecord>>;
     fn put_thread(&self, t: &ThreadRecord) -> Result<()>;
 
-    /// Stores the messages not stored yet (dedupe by server id) and, in the
-    /// same transaction, the thread record if given (its cursor) and the
-    /// removal of the outbox entries in `completed`. Returns, per message,
-    /// whether it was new.
+    /// Stores the messages not stored yet and, in the same transaction, the
+    /// thread record if given (its cursor) and the removal of the outbox
+    /// entries in `completed`. Returns, per message, whether it was new.
+    ///
+    /// A message is not new if its server id is stored, or if the thread
+    /// already holds the very same blob (same IV and ciphertext) under
+    /// another id: a stock server stores a resend twice, and a random IV
+    /// makes equal blobs the same message.
     fn store_messages(
         &self,
         msgs: &[StoredMessage],

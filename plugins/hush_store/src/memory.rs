@@ -85,6 +85,16 @@ impl Store for MemoryStore {
                 out.push(false);
                 continue;
             }
+            let same_blob = inner
+                .ivs
+                .get(&(m.thread_id, m.iv.clone()))
+                .and_then(|id| inner.ids.get(&(m.thread_id, id.clone())))
+                .and_then(|k| inner.messages.get(&m.thread_id)?.get(k))
+                .is_some_and(|prev| prev.ciphertext == m.ciphertext);
+            if same_blob {
+                out.push(false);
+                continue;
+            }
             let k = message_key(m);
             inner.ids.insert(idk, k.clone());
             inner

@@ -185,14 +185,32 @@ impl Store for RedbStore {
                     out.push(false);
                     continue;
                 }
+                let prev_id = ivs
+                    .get((tid.as_str(), m.iv.as_str()))
+                    .map_err(io_err)?
+                    .map(|v| v.value().to_owned());
+                if let Some(prev_id) = &prev_id {
+                    let micros = ids
+                        .get((tid.as_str(), prev_id.as_str()))
+                        .map_err(io_err)?
+                        .map(|v| v.value());
+                    let prev: Option<StoredMessage> = match micros {
+                        Some(micros) => messages
+                            .get((tid.as_str(), micros, prev_id.as_str()))
+                            .map_err(io_err)?
+                            .map(|v| dec(v.value()))
+                            .transpose()?,
+                        None => None,
+                    };
+                    if prev.is_some_and(|p| p.ciphertext == m.ciphertext) {
+                        out.push(false);
+                        continue;
+                    }
+                }
                 let k = message_key(m);
                 ids.insert((tid.as_str(), m.id.as_str()), k.micros)
                     .map_err(io_err)?;
-                if ivs
-                    .get((tid.as_str(), m.iv.as_str()))
-                    .map_err(io_err)?
-                    .is_none()
-                {
+                if prev_id.is_none() {
                     ivs.insert((tid.as_str(), m.iv.as_str()), m.id.as_str())
                         .map_err(io_err)?;
                 }

@@ -26,7 +26,7 @@ fn redb_store_conforms_and_persists() {
     assert_eq!(s.profile().unwrap().kdf_salt.as_deref(), Some("salt"));
     assert_eq!(s.outbox().unwrap().len(), 1);
     let t = s.threads().unwrap()[0].id;
-    assert_eq!(s.message_count(t).unwrap(), 6);
+    assert_eq!(s.message_count(t).unwrap(), 7);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Interop: the independent reference client (shared/tools/hushref.py, which
-behaves like the stock hush web client) against a real hush-relay process.
+behaves like the stock hush web client) against a real hush-relay process,
+and against our own client (`hush send` / `hush listen`) in both directions.
 
-Usage: relay_interop.py PATH/TO/hush-relay PATH/TO/hushref.py
+Usage: interop.py PATH/TO/hush-relay PATH/TO/hushref.py PATH/TO/hush
 Exits non-zero on the first mismatch, printing what differed.
 """
 import json, os, subprocess, sys, tempfile, time
@@ -34,8 +35,88 @@ def ref(hushref, base, *args, timeout=60):
                           capture_output=True, text=True, env=env, timeout=timeout)
 
 
+def hush(binary, base, data, *args, timeout=90):
+    env = dict(os.environ, HUSH_WORDS=WORDS, HUSH_LOG="warn")
+    return subprocess.run([binary, "--server", base, "--data-dir", data, "--profile", "interop", *args],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def with_our_client(hush_bin, hushref, base, data):
+    """The reference client and ours exchange messages both ways."""
+    r = hush(hush_bin, base, data, "identity", "--name", "Ours")
+    if r.returncode != 0:
+        fail(f"hush identity: {r.stderr}")
+    me = json.loads(r.stdout)["user_id"]
+    peer = "33333333-3333-4333-8333-333333333333"
+    if hush(hush_bin, base, data, "contacts", "add", peer, "Reference").returncode != 0:
+        fail("hush contacts add")
+    # Reference (stock web client) → ours.
+    r = ref(hushref, base, "send", "--from-uuid", peer, "--to-uuid", me, "--name", "ref",
+            "--text", "stock client to hush")
+    if r.returncode != 0:
+        fail(f"reference send: {r.stderr}")
+    r = hush(hush_bin, base, data, "listen", "--count", "1", "--timeout", "30")
+    if r.returncode != 0:
+        fail(f"hush listen: {r.returncode} {r.stderr}")
+    got = json.loads(r.stdout.splitlines()[0])
+    if (got["content"], got["sender_id"], got["sender_name"]) != ("stock client to hush", peer, "ref"):
+        fail(f"hush listen got {got}")
+    # Ours → reference.
+    listen = subprocess.Popen(
+        [sys.executable, hushref, "listen", "--base", base, "--uuid", peer, "--peer", me,
+         "--count", "1", "--timeout", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, HUSH_WORDS=WORDS))
+    if "subscribed" not in listen.stderr.readline():
+        fail("reference listener did not subscribe")
+    r = hush(hush_bin, base, data, "send", peer, "hush to stock client ✓")
+    if r.returncode != 0:
+        fail(f"hush send: {r.returncode} {r.stderr}")
+    out, err = listen.communicate(timeout=40)
+    if listen.returncode != 0:
+        fail(f"reference listen: {listen.returncode} {err}")
+    payload = json.loads(out.splitlines()[0])
+    if (payload["content"], payload["sender_id"], payload["sender_name"]) != ("hush to stock client ✓", me, "Ours"):
+        fail(f"reference got {payload}")
+    if list(payload) != ["sender_id", "sender_name", "content", "timestamp"]:
+        fail(f"payload keys not in wire order: {list(payload)}")
+    # History through the reference client decrypts ours too.
+    r = ref(hushref, base, "history", "--uuid", peer, "--peer", me)
+    contents = [json.loads(l)["content"] for l in r.stdout.splitlines()]
+    if r.returncode != 0 or contents != ["stock client to hush", "hush to stock client ✓"]:
+        fail(f"reference history: {r.returncode} {contents} {r.stderr}")
+
+
+def stock_probe(binary, hushref, d):
+    """hush-relay --stock must look like the original server to the probe."""
+    relay, base = start_relay(binary, os.path.join(d, "stock"), ("--stock",))
+    try:
+        r = ref(hushref, base, "probe", "--wait", "2")
+        checks = [json.loads(l) for l in r.stdout.splitlines()]
+        by = {}
+        for c in checks:
+            by.setdefault(c["check"], []).append(c)
+        for name in ("bad_token", "no_token"):
+            if by[name][0].get("http_status") != 403:
+                fail(f"stock {name}: {by[name][0]}")
+        for name in ("non_json_text", "json_array", "binary"):
+            c = by[name][0]
+            if c.get("closed") or c.get("got") is not None:
+                fail(f"stock {name} should go silent without closing: {c}")
+        errors = [json.loads(c["got"]) for c in by["reply"][1:]]
+        if any(set(e) != {"type", "message"} for e in errors):
+            fail(f"stock errors carry extension fields: {errors}")
+        h = json.loads(subprocess.run(["curl", "-s", base + "/health"], capture_output=True, text=True).stdout)
+        if h != {"status": "healthy"}:
+            fail(f"stock /health: {h}")
+    finally:
+        relay.terminate()
+        relay.wait(10)
+
+
 def main():
     binary, hushref = sys.argv[1], sys.argv[2]
+    hush_bin = sys.argv[3] if len(sys.argv) > 3 else None
     with tempfile.TemporaryDirectory() as d:
         relay, base = start_relay(binary, d)
         try:
@@ -91,7 +172,11 @@ def main():
                 fail(f"stock error messages differ: {msgs}")
             if by["heartbeat"][0]["got"] != '{"type":"heartbeat"}':
                 fail(f"heartbeat: {by['heartbeat']}")
-            print(f"interop ok: {len(checks)} probe checks, 2 messages from the reference client through {base}")
+            if hush_bin:
+                with_our_client(hush_bin, hushref, base, os.path.join(d, "client"))
+            stock_probe(binary, hushref, d)
+            print(f"interop ok: {len(checks)} probe checks, reference↔relay messages"
+                  + (", reference↔hush both ways" if hush_bin else "") + f" through {base}")
         finally:
             relay.terminate()
             relay.wait(10)

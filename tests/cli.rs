@@ -1,0 +1,264 @@
+//! The headless command line as a new user runs it: two profiles, one relay.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use hush_testkit::{RelayFixture, WORDS};
+
+fn hush(server: &str, data: &Path, profile: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hush"));
+    c.args(["--server", server, "--data-dir"])
+        .arg(data)
+        .args(["--profile", profile])
+        .args(args)
+        .env("HUSH_WORDS", WORDS)
+        .env_remove("HUSH_LOG");
+    c
+}
+
+fn run(server: &str, data: &Path, profile: &str, args: &[&str]) -> Output {
+    hush(server, data, profile, args).output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn json_lines(s: &str) -> Vec<serde_json::Value> {
+    s.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn setup(server: &str, data: &Path) -> (String, String) {
+    let a = json_lines(&ok(&run(
+        server,
+        data,
+        "alice",
+        &["identity", "--name", "Alice"],
+    )))[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = json_lines(&ok(&run(
+        server,
+        data,
+        "bob",
+        &["identity", "--name", "Bob"],
+    )))[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Identity is created once; later runs print the same.
+    let again = json_lines(&ok(&run(server, data, "alice", &["identity"])));
+    assert_eq!(again[0]["user_id"], a.as_str());
+    assert_eq!(again[0]["display_name"], "Alice");
+    ok(&run(server, data, "alice", &["contacts", "add", &b, "Bob"]));
+    ok(&run(
+        server,
+        data,
+        "bob",
+        &["contacts", "add", &a.to_uppercase(), "Alice"],
+    ));
+    let list = json_lines(&ok(&run(server, data, "bob", &["contacts", "list"])));
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["user_id"], a.as_str(), "stored lowercased");
+    (a, b)
+}
+
+#[test]
+fn send_and_listen_between_two_profiles() {
+    let relay = RelayFixture::start();
+    let data = tempfile::tempdir().unwrap();
+    let url = relay.url();
+    let (a, b) = setup(&url, data.path());
+    // Bob listens first, Alice sends twice.
+    let listener = hush(
+        &url,
+        data.path(),
+        "bob",
+        &["listen", "--count", "2", "--timeout", "60"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    ok(&run(&url, data.path(), "alice", &["send", &b, "hello bob"]));
+    ok(&run(
+        &url,
+        data.path(),
+        "alice",
+        &["send", &b, "ünïcödé ✓ line\nbreak"],
+    ));
+    let out = listener.wait_with_output().unwrap();
+    let lines = json_lines(&ok(&out));
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["content"], "hello bob");
+    assert_eq!(lines[1]["content"], "ünïcödé ✓ line\nbreak");
+    for l in &lines {
+        assert_eq!(l["sender_id"], a.as_str());
+        assert_eq!(l["sender_name"], "Alice");
+        for k in ["thread_id", "id", "timestamp", "created_at"] {
+            assert!(!l[k].is_null(), "{k} missing in {l}");
+        }
+    }
+    // Alice's outbox is empty.
+    assert_eq!(ok(&run(&url, data.path(), "alice", &["outbox"])), "");
+}
+
+#[test]
+fn a_send_that_cannot_go_out_exits_3_and_goes_on_the_next_run() {
+    let mut relay = RelayFixture::start();
+    let data = tempfile::tempdir().unwrap();
+    let url = relay.url();
+    let (a, b) = setup(&url, data.path());
+    relay.stop();
+    let o = run(
+        &url,
+        data.path(),
+        "alice",
+        &["send", &b, "while the server is down", "--timeout", "3"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("stays in the outbox"));
+    let queued = json_lines(&ok(&run(&url, data.path(), "alice", &["outbox"])));
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0]["state"], "queued");
+    assert_eq!(queued[0]["content"], "while the server is down");
+    assert_eq!(queued[0]["peer"], b.as_str());
+    relay.restart();
+    ok(&run(
+        &url,
+        data.path(),
+        "alice",
+        &["send", &b, "after the restart"],
+    ));
+    assert_eq!(ok(&run(&url, data.path(), "alice", &["outbox"])), "");
+    let got = json_lines(&ok(&run(
+        &url,
+        data.path(),
+        "bob",
+        &["listen", "--count", "2", "--timeout", "30"],
+    )));
+    let texts: Vec<&str> = got.iter().map(|l| l["content"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["while the server is down", "after the restart"]);
+    assert!(got.iter().all(|l| l["sender_id"] == a.as_str()));
+}
+
+#[test]
+fn bad_words_missing_words_and_a_busy_profile_fail_clearly() {
+    let relay = RelayFixture::start();
+    let data = tempfile::tempdir().unwrap();
+    let url = relay.url();
+    setup(&url, data.path());
+    let o = hush(&url, data.path(), "alice", &["identity"])
+        .env(
+            "HUSH_WORDS",
+            "abandon abandon abandon abandon abandon abandon abandon",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("wrong words"));
+    let o = hush(&url, data.path(), "alice", &["identity"])
+        .env_remove("HUSH_WORDS")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("HUSH_WORDS"));
+    // A profile is used by one process at a time.
+    let mut first = hush(&url, data.path(), "bob", &["listen", "--timeout", "10"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let o = run(&url, data.path(), "bob", &["outbox"]);
+    first.kill().unwrap();
+    let _ = first.wait();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("open in another hush process"));
+    // A fresh profile cannot unlock without the server the first time.
+    let o = run(
+        "http://127.0.0.1:9",
+        data.path(),
+        "carol",
+        &["identity", "--name", "Carol"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unreachable"));
+}
+
+#[test]
+fn nothing_plaintext_reaches_the_disk() {
+    let relay = RelayFixture::start();
+    let data = tempfile::tempdir().unwrap();
+    let url = relay.url();
+    let (_, b) = setup(&url, data.path());
+    let secret = "a very particular plaintext 7f3a";
+    ok(&run(&url, data.path(), "alice", &["send", &b, secret]));
+    let got = json_lines(&ok(&run(
+        &url,
+        data.path(),
+        "bob",
+        &["listen", "--count", "1", "--timeout", "30"],
+    )));
+    assert_eq!(got[0]["content"], secret);
+    let mut checked = 0;
+    for dir in [data.path(), relay.dir.path()] {
+        for entry in walk(dir) {
+            let bytes = std::fs::read(&entry).unwrap();
+            checked += 1;
+            for needle in [
+                secret.as_bytes(),
+                b"particular",
+                WORDS.as_bytes(),
+                b"abandon ability",
+            ] {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle),
+                    "{} holds {:?}",
+                    entry.display(),
+                    String::from_utf8_lossy(needle)
+                );
+            }
+        }
+    }
+    assert!(checked >= 3, "looked at {checked} files");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
