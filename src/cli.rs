@@ -10,6 +10,9 @@ use zeroize::Zeroizing;
 use crate::headless::{self, Exit, Options};
 
 /// hush: an end-to-end encrypted chat client for the hush vault.
+///
+/// Without a command it opens the window. Without --server it uses a local
+/// relay (127.0.0.1:8000, or the next free port), started if none runs.
 #[derive(Parser, Debug)]
 #[command(name = "hush", version, about)]
 pub struct Cli {
@@ -28,6 +31,9 @@ pub struct Cli {
     /// A PEM CA certificate to trust for https/wss (a private CA).
     #[arg(long, global = true)]
     pub ca_cert: Option<PathBuf>,
+    /// Print progress lines (`connected`, `shown N`) on stdout (scripts).
+    #[arg(long, hide = true)]
+    pub report: bool,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -75,15 +81,21 @@ pub enum ContactsCommand {
 }
 
 fn words(cli: &Cli) -> Result<Zeroizing<String>, String> {
+    words_if_given(cli)?.ok_or_else(|| {
+        "set HUSH_WORDS or pass --words-file PATH (the words are never taken from the command line)".into()
+    })
+}
+
+fn words_if_given(cli: &Cli) -> Result<Option<Zeroizing<String>>, String> {
     if let Some(path) = &cli.words_file {
         let w = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the words file {}: {e}", path.display()))?;
-        return Ok(Zeroizing::new(w));
+        return Ok(Some(Zeroizing::new(w)));
     }
-    match std::env::var("HUSH_WORDS") {
-        Ok(w) if !w.trim().is_empty() => Ok(Zeroizing::new(w)),
-        _ => Err("set HUSH_WORDS or pass --words-file PATH (the words are never taken from the command line)".into()),
-    }
+    Ok(std::env::var("HUSH_WORDS")
+        .ok()
+        .filter(|w| !w.trim().is_empty())
+        .map(Zeroizing::new))
 }
 
 pub fn main() -> i32 {
@@ -96,10 +108,33 @@ pub fn main() -> i32 {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .try_init();
+    let ca_cert = match read_ca(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hush: {e}");
+            return Exit::Usage as i32;
+        }
+    };
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(hush_relay::default_data_dir);
     let Some(command) = cli.command.as_ref() else {
-        // Until the windowed client lands: serve, so `cargo run` is useful.
-        hush_relay::cli::run(["hush-relay"]);
-        return 0;
+        let words = match words_if_given(&cli) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("hush: {e}");
+                return Exit::Usage as i32;
+            }
+        };
+        return crate::window::run(crate::window::WindowOptions {
+            server: cli.server.clone(),
+            data_dir,
+            profile: cli.profile.clone(),
+            ca_cert,
+            words,
+            report: cli.report,
+        });
     };
     if let Command::Relay { args } = command {
         let argv = std::iter::once("hush-relay".to_owned()).chain(args.iter().cloned());
@@ -112,16 +147,6 @@ pub fn main() -> i32 {
             eprintln!("hush: {e}");
             return Exit::Usage as i32;
         }
-    };
-    let ca_cert = match &cli.ca_cert {
-        Some(p) => match std::fs::read(p) {
-            Ok(pem) => Some(pem),
-            Err(e) => {
-                eprintln!("hush: cannot read {}: {e}", p.display());
-                return Exit::Usage as i32;
-            }
-        },
-        None => None,
     };
     let opts = Options {
         server: cli
@@ -160,6 +185,13 @@ pub fn main() -> i32 {
             code as i32
         }
     }
+}
+
+fn read_ca(cli: &Cli) -> Result<Option<Vec<u8>>, String> {
+    cli.ca_cert
+        .as_ref()
+        .map(|p| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display())))
+        .transpose()
 }
 
 fn secs(s: f64) -> Duration {

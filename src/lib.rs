@@ -1,5 +1,5 @@
-//! The hush app: the command line, and the headless driver that scripts,
-//! tests and benchmarks share.
+//! The hush app: the command line, the window, and the headless commands.
 
 pub mod cli;
 pub mod headless;
+pub mod window;

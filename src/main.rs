@@ -1,5 +1,4 @@
-//! hush: the client (headless commands for now; the window lands next) and,
-//! with `hush relay`, the server.
+//! hush: the windowed client, its headless commands, and (`hush relay`) the server.
 
 fn main() {
     std::process::exit(hush::cli::main());

@@ -27,10 +27,17 @@ pub(crate) fn plugin(app: &mut App) {
         .add_message::<FrameReceived>()
         .add_message::<SendFrame>()
         .add_message::<NetworkStatus>()
+        .add_message::<SetServer>()
         .add_systems(PreUpdate, drain_transport.in_set(HushSystems::Receive))
         .add_systems(
             Update,
-            (apply_intents, tick_connection, probe_network, report_state)
+            (
+                apply_server_change,
+                apply_intents,
+                tick_connection,
+                probe_network,
+                report_state,
+            )
                 .chain()
                 .in_set(HushSystems::Connection)
                 .after(crate::session::SessionSystems),
@@ -46,6 +53,11 @@ pub enum ConnectionIntent {
     /// Skip the backoff wait.
     RetryNow,
 }
+
+/// Use another server from the next connection on (the current one, if
+/// any, is closed first).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct SetServer(pub crate::config::ServerUrl);
 
 /// The platform's view of the network (browser events, an explicit signal).
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
@@ -320,6 +332,33 @@ fn drain_transport(
             token_needed: &mut token_needed,
         }
         .run(actions);
+    }
+}
+
+/// Update: a new server URL takes effect for every later request.
+fn apply_server_change(
+    mut conn: ResMut<Connection>,
+    mut config: ResMut<NetConfig>,
+    mut api: ResMut<crate::api::Api>,
+    mut changes: MessageReader<SetServer>,
+    mut intents: MessageWriter<ConnectionIntent>,
+) {
+    for SetServer(url) in changes.read() {
+        if *url == config.server {
+            continue;
+        }
+        tracing::info!(server = %url, "server changed");
+        let was_wanted = conn.machine.wants_connection();
+        if was_wanted {
+            intents.write(ConnectionIntent::Disconnect);
+        }
+        config.server = url.clone();
+        api.config.server = url.clone();
+        conn.health = Arc::default();
+        conn.server = None;
+        if was_wanted {
+            intents.write(ConnectionIntent::Connect);
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub use api::{Api, ApiRequest, ApiResponse, ApiResult, NetError};
 pub use config::{NetConfig, ServerUrl};
 pub use connection::{
     Connection, ConnectionChanged, ConnectionIntent, FrameReceived, NetworkStatus, SendFrame,
+    SetServer,
 };
 pub use hush_core::policy::connection::{ConnState, DisconnectReason};
 pub use session::{Session, SessionError, SessionEvent, SessionIntent};

@@ -1,0 +1,386 @@
+//! hush's window: egui panels over the connection and messaging plugins. The
+//! panels read the world through views and return intents; this plugin turns
+//! intents into the plugins' messages. Nothing here does I/O.
+
+pub mod model;
+pub mod panels;
+pub mod theme;
+
+use std::io::Write;
+
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
+use hush_chat::threads::{Focused, Thread, ThreadLog, Unread};
+use hush_chat::{
+    AddContact, ContactEvent, CreateIdentity, LockIntent, OutboxIntent, SendIntent, UnlockIntent,
+    Vault, VaultEvent, VaultState,
+};
+use hush_core::http::ApiFailure;
+use hush_net::{
+    ConnState, Connection, ConnectionIntent, DisconnectReason, HushSystems, ServerUrl, Session,
+    SessionError, SetServer,
+};
+use zeroize::Zeroizing;
+
+use crate::model::{ChatView, Screen, StatusView, ThreadItem, ThreadView, UiIntent, UnlockStatus};
+use crate::panels::app::{Frame, UiState, app};
+
+/// What the window was started with.
+#[derive(Resource)]
+pub struct UiConfig {
+    pub server: String,
+    pub profile: String,
+    pub data_dir: String,
+    /// The words of a vault the embedded relay just created (shown once).
+    pub new_words: Option<Zeroizing<String>>,
+    /// Words to unlock with at start (from `HUSH_WORDS` / `--words-file`).
+    pub auto_words: Option<Zeroizing<String>>,
+    /// Print progress lines on stdout (`connected`, `shown N`) for scripts.
+    pub report: bool,
+    /// A font with wide Unicode coverage (a system font the app found),
+    /// used after egui's own fonts for symbols they lack.
+    pub fallback_font: Option<Vec<u8>>,
+}
+
+/// The window's form state, a resource.
+#[derive(Resource, Default)]
+pub struct UiRes(pub UiState);
+
+pub struct HushUiPlugin;
+
+impl Plugin for HushUiPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_plugins(EguiPlugin::default())
+            .init_resource::<UiRes>()
+            .add_systems(Startup, setup)
+            .add_systems(EguiPrimaryContextPass, draw)
+            .add_systems(
+                Update,
+                (auto_unlock, follow_events, focus_a_thread, report_progress)
+                    .chain()
+                    .in_set(HushSystems::Present),
+            );
+    }
+}
+
+fn setup(mut commands: Commands, config: Res<UiConfig>, mut ui: ResMut<UiRes>) {
+    commands.spawn(Camera2d);
+    ui.0.unlock.server = config.server.clone();
+}
+
+/// The status indicator's view of the connection.
+pub fn status_view(state: &ConnState, now: std::time::Duration) -> StatusView {
+    match state {
+        ConnState::Connected => StatusView::Connected,
+        ConnState::Connecting { .. } => StatusView::Connecting,
+        ConnState::Reconnecting { attempt, retry_at } => StatusView::Reconnecting {
+            attempt: *attempt,
+            retry_in: retry_at.saturating_sub(now).as_secs_f32(),
+        },
+        ConnState::Disconnected { reason } => match reason {
+            None | Some(DisconnectReason::ClientRequested) => StatusView::Idle,
+            Some(DisconnectReason::AuthFailed(why)) => StatusView::Disconnected {
+                reason: format!("sign-in refused ({why})"),
+                retryable: false,
+            },
+            Some(DisconnectReason::Offline) => StatusView::Disconnected {
+                reason: "offline".into(),
+                retryable: true,
+            },
+            Some(DisconnectReason::GaveUp) => StatusView::Disconnected {
+                reason: "stopped retrying".into(),
+                retryable: true,
+            },
+        },
+    }
+}
+
+fn session_note(s: &Session) -> Option<String> {
+    match s.last_error.as_ref()? {
+        SessionError::Rejected(
+            f @ (ApiFailure::RateLimited { .. } | ApiFailure::Blocked { .. }),
+        ) => Some(format!("{f}; trying again automatically")),
+        SessionError::Network(e) => Some(format!("server unreachable: {e}")),
+        _ => None,
+    }
+}
+
+/// The unlock screen's view of the vault and session.
+pub fn unlock_status(vault: &Vault, session: &Session) -> UnlockStatus {
+    let mut st = UnlockStatus::default();
+    if let VaultState::Unlocking { step, offline } = &vault.state {
+        let mut busy = match step {
+            hush_chat::vault::UnlockStep::Authenticating => {
+                "Checking the words with the server…".to_owned()
+            }
+            hush_chat::vault::UnlockStep::DerivingKey => {
+                "Deriving the vault key (Argon2id, 64 MiB)…".to_owned()
+            }
+        };
+        if *offline {
+            busy.push_str(" The server is unreachable: unlocking offline.");
+        }
+        st.busy = Some(busy);
+        st.error = session_note(session);
+    }
+    if let Some(e) = &vault.error {
+        st.error = Some(e.to_string());
+    }
+    st
+}
+
+#[derive(SystemParam)]
+struct Writers<'w> {
+    unlock: MessageWriter<'w, UnlockIntent>,
+    identity: MessageWriter<'w, CreateIdentity>,
+    contact: MessageWriter<'w, AddContact>,
+    send: MessageWriter<'w, SendIntent>,
+    outbox: MessageWriter<'w, OutboxIntent>,
+    conn: MessageWriter<'w, ConnectionIntent>,
+    lock: MessageWriter<'w, LockIntent>,
+    server: MessageWriter<'w, SetServer>,
+}
+
+type ThreadRows<'w, 's> = Query<
+    'w,
+    's,
+    (
+        Entity,
+        &'static Thread,
+        &'static ThreadLog,
+        &'static Unread,
+        Has<Focused>,
+    ),
+>;
+
+#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
+fn draw(
+    mut contexts: EguiContexts,
+    mut ui_res: ResMut<UiRes>,
+    mut config: ResMut<UiConfig>,
+    vault: Res<Vault>,
+    conn: Res<Connection>,
+    session: Res<Session>,
+    time: Res<Time>,
+    real: Res<Time<Real>>,
+    threads: ThreadRows,
+    mut commands: Commands,
+    mut w: Writers,
+) -> Result {
+    let ctx = contexts.ctx_mut()?;
+    if let Some(font) = config.fallback_font.take() {
+        let fallback = |family| egui::epaint::text::InsertFontFamily {
+            family,
+            priority: egui::epaint::text::FontPriority::Lowest,
+        };
+        ctx.add_font(egui::epaint::text::FontInsert::new(
+            "system-fallback",
+            egui::FontData::from_owned(font),
+            vec![
+                fallback(egui::FontFamily::Proportional),
+                fallback(egui::FontFamily::Monospace),
+            ],
+        ));
+    }
+    let screen = if config.new_words.is_some() && !ui_res.0.words_noted {
+        Screen::NewVaultWords
+    } else {
+        match vault.state {
+            VaultState::Locked | VaultState::Unlocking { .. } => Screen::Unlock,
+            VaultState::NeedsIdentity => Screen::Identity,
+            VaultState::Unlocked => Screen::Chat,
+        }
+    };
+    let chat = (screen == Screen::Chat).then(|| {
+        let identity = vault.identity.clone().expect("unlocked");
+        let mut items: Vec<ThreadItem> = threads
+            .iter()
+            .map(|(_, t, log, unread, focused)| ThreadItem {
+                thread: t.id,
+                peer: t.peer,
+                name: t.peer_name.clone(),
+                unread: unread.0,
+                last_activity_ms: log.last_activity_ms(),
+                selected: focused,
+            })
+            .collect();
+        items.sort_by(|a, b| {
+            b.last_activity_ms
+                .cmp(&a.last_activity_ms)
+                .then(a.name.cmp(&b.name))
+        });
+        let open = threads
+            .iter()
+            .find(|(.., focused)| *focused)
+            .map(|(_, t, log, ..)| ThreadView {
+                thread: t.id,
+                peer: t.peer,
+                peer_name: t.peer_name.clone(),
+                log,
+            });
+        ChatView {
+            my_name: identity.display_name,
+            my_id: identity.user_id,
+            threads: items,
+            open,
+            offline: !conn.is_online(),
+        }
+    });
+    let identity_error = vault.error.as_ref().map(|e| e.to_string());
+    let frame = Frame {
+        screen,
+        status: status_view(conn.state(), time.elapsed()),
+        unlock: unlock_status(&vault, &session),
+        identity_error,
+        new_words: config.new_words.as_deref().map(String::as_str),
+        chat,
+        profile: &config.profile,
+        server: &config.server,
+        data_dir: &config.data_dir,
+        time: real.elapsed_secs_f64(),
+    };
+    let mut root = egui::Ui::new(
+        ctx.clone(),
+        "hush".into(),
+        egui::UiBuilder::new()
+            .layer_id(egui::LayerId::background())
+            .max_rect(ctx.viewport_rect()),
+    );
+    let intents = app(&mut root, &frame, &mut ui_res.0);
+    drop(frame);
+    for i in intents {
+        match i {
+            UiIntent::WordsNoted => {
+                ui_res.0.words_noted = true;
+                // Prefill the unlock form; the notice itself is gone for good.
+                if let Some(words) = config.new_words.take() {
+                    ui_res.0.unlock.words = words;
+                }
+            }
+            UiIntent::Unlock { server, words } => {
+                if server != config.server {
+                    match ServerUrl::parse(&server) {
+                        Ok(url) => {
+                            w.server.write(SetServer(url));
+                            config.server = server;
+                        }
+                        Err(e) => {
+                            ui_res.0.unlock.words = Zeroizing::default();
+                            tracing::warn!("bad server URL: {e}");
+                            continue;
+                        }
+                    }
+                }
+                ui_res.0.unlock.words = Zeroizing::default();
+                w.unlock.write(UnlockIntent { words });
+            }
+            UiIntent::CreateIdentity { name } => {
+                w.identity.write(CreateIdentity { display_name: name });
+            }
+            UiIntent::AddContact { user_id, name } => {
+                w.contact.write(AddContact {
+                    user_id,
+                    display_name: name,
+                });
+            }
+            UiIntent::Select(t) => {
+                for (e, thread, .., focused) in &threads {
+                    if focused && thread.id != t {
+                        commands.entity(e).remove::<Focused>();
+                    } else if thread.id == t && !focused {
+                        commands.entity(e).insert(Focused);
+                    }
+                }
+            }
+            UiIntent::Send { to, text } => {
+                w.send.write(SendIntent { to, text });
+            }
+            UiIntent::RetrySend(seq) => {
+                w.outbox.write(OutboxIntent::Retry(seq));
+            }
+            UiIntent::CancelSend(seq) => {
+                w.outbox.write(OutboxIntent::Cancel(seq));
+            }
+            UiIntent::RetryNow => {
+                w.conn.write(ConnectionIntent::RetryNow);
+            }
+            UiIntent::Lock => {
+                w.lock.write(LockIntent);
+            }
+            UiIntent::CopyToClipboard(s) => ctx.copy_text(s),
+        }
+    }
+    Ok(())
+}
+
+fn auto_unlock(
+    mut config: ResMut<UiConfig>,
+    vault: Res<Vault>,
+    mut unlock: MessageWriter<UnlockIntent>,
+) {
+    if config.new_words.is_none()
+        && vault.state == VaultState::Locked
+        && vault.error.is_none()
+        && let Some(words) = config.auto_words.take()
+    {
+        unlock.write(UnlockIntent { words });
+    }
+}
+
+fn follow_events(
+    mut ui: ResMut<UiRes>,
+    mut contacts: MessageReader<ContactEvent>,
+    mut vault: MessageReader<VaultEvent>,
+) {
+    for e in contacts.read() {
+        if let ContactEvent::Rejected { error, .. } = e {
+            ui.0.chat.add.error = Some(error.to_string());
+        }
+    }
+    for e in vault.read() {
+        if *e == VaultEvent::Locked {
+            // Nothing typed survives a lock.
+            ui.0.chat = Default::default();
+            ui.0.identity_name.clear();
+        }
+    }
+}
+
+/// With nothing open, the most recently active thread opens.
+fn focus_a_thread(
+    mut commands: Commands,
+    threads: Query<(Entity, &ThreadLog, Has<Focused>), With<Thread>>,
+) {
+    if threads.is_empty() || threads.iter().any(|(.., f)| f) {
+        return;
+    }
+    if let Some((e, ..)) = threads
+        .iter()
+        .max_by_key(|(_, log, _)| log.last_activity_ms())
+    {
+        commands.entity(e).insert(Focused);
+    }
+}
+
+fn report_progress(
+    config: Res<UiConfig>,
+    conn: Res<Connection>,
+    open: Query<&ThreadLog, With<Focused>>,
+    mut last: Local<(bool, usize)>,
+) {
+    if !config.report {
+        return;
+    }
+    let mut out = std::io::stdout();
+    if conn.is_connected() != last.0 {
+        last.0 = conn.is_connected();
+        let _ = writeln!(out, "{}", if last.0 { "connected" } else { "disconnected" });
+    }
+    let shown = open.iter().map(|l| l.messages.len()).sum::<usize>();
+    if shown != last.1 {
+        last.1 = shown;
+        let _ = writeln!(out, "shown {shown}");
+    }
+    let _ = out.flush();
+}

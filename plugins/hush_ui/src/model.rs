@@ -1,0 +1,145 @@
+//! What the panels show (views) and what they ask for (intents). Plain data:
+//! the panels are tested with these, without Bevy or a GPU.
+
+use hush_chat::threads::ThreadLog;
+use hush_core::ThreadId;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// Which screen is up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Screen {
+    /// A vault was just created: show its words once.
+    NewVaultWords,
+    Unlock,
+    /// The words are right; this profile needs a display name.
+    Identity,
+    Chat,
+}
+
+/// The connection as the status indicator shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusView {
+    Connected,
+    Connecting,
+    Reconnecting {
+        attempt: u32,
+        /// Seconds until the next try.
+        retry_in: f32,
+    },
+    /// Not connected and not trying (yet).
+    Idle,
+    Disconnected {
+        /// Why, in words.
+        reason: String,
+        /// "Retry now" can help (offline, gave up).
+        retryable: bool,
+    },
+}
+
+impl StatusView {
+    /// The words next to the icon.
+    pub fn label(&self) -> String {
+        match self {
+            StatusView::Connected => "Connected".into(),
+            StatusView::Connecting => "Connecting…".into(),
+            StatusView::Reconnecting { attempt, retry_in } => {
+                format!(
+                    "Reconnecting… (attempt {attempt}, retrying in {:.0} s)",
+                    retry_in.ceil()
+                )
+            }
+            StatusView::Idle => "Not connected".into(),
+            StatusView::Disconnected { reason, .. } => format!("Disconnected: {reason}"),
+        }
+    }
+}
+
+/// Progress and errors of an unlock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnlockStatus {
+    /// Something is running: "Checking the words…", "Deriving the key…".
+    pub busy: Option<String>,
+    /// The last failure, in words.
+    pub error: Option<String>,
+}
+
+/// A contact's thread in the sidebar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadItem {
+    pub thread: ThreadId,
+    pub peer: Uuid,
+    pub name: String,
+    pub unread: u32,
+    /// Milliseconds since the epoch of the newest message (0: none).
+    pub last_activity_ms: i64,
+    pub selected: bool,
+}
+
+/// The open thread.
+pub struct ThreadView<'a> {
+    pub thread: ThreadId,
+    pub peer: Uuid,
+    pub peer_name: String,
+    pub log: &'a ThreadLog,
+}
+
+/// Everything the chat screen shows.
+pub struct ChatView<'a> {
+    pub my_name: String,
+    pub my_id: Uuid,
+    pub threads: Vec<ThreadItem>,
+    pub open: Option<ThreadView<'a>>,
+    /// No network at all (the offline banner).
+    pub offline: bool,
+}
+
+/// What the user asked for.
+#[derive(Clone, PartialEq)]
+pub enum UiIntent {
+    /// The words were acknowledged (new vault screen).
+    WordsNoted,
+    Unlock {
+        server: String,
+        words: Zeroizing<String>,
+    },
+    CreateIdentity {
+        name: String,
+    },
+    AddContact {
+        user_id: String,
+        name: String,
+    },
+    Select(ThreadId),
+    Send {
+        to: Uuid,
+        text: String,
+    },
+    RetrySend(u64),
+    CancelSend(u64),
+    RetryNow,
+    Lock,
+    CopyToClipboard(String),
+}
+
+impl std::fmt::Debug for UiIntent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UiIntent::Unlock { server, .. } => {
+                write!(f, "Unlock {{ server: {server:?}, words: <redacted> }}")
+            }
+            UiIntent::WordsNoted => f.write_str("WordsNoted"),
+            UiIntent::CreateIdentity { name } => write!(f, "CreateIdentity({name:?})"),
+            UiIntent::AddContact { user_id, name } => {
+                write!(f, "AddContact({user_id:?}, {name:?})")
+            }
+            UiIntent::Select(t) => write!(f, "Select({t})"),
+            UiIntent::Send { to, .. } => write!(f, "Send {{ to: {to} }}"),
+            UiIntent::RetrySend(s) => write!(f, "RetrySend({s})"),
+            UiIntent::CancelSend(s) => write!(f, "CancelSend({s})"),
+            UiIntent::RetryNow => f.write_str("RetryNow"),
+            UiIntent::Lock => f.write_str("Lock"),
+            UiIntent::CopyToClipboard(_) => f.write_str("CopyToClipboard"),
+        }
+    }
+}

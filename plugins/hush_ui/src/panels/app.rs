@@ -1,0 +1,123 @@
+//! The whole window: a top bar with the status always visible, then the
+//! current screen.
+
+use bevy_egui::egui::{self, RichText};
+
+use crate::model::{ChatView, Screen, StatusView, UiIntent, UnlockStatus};
+use crate::panels::chat::{self, ChatState};
+use crate::panels::forms::{self, UnlockForm};
+use crate::panels::status;
+
+/// Everything a frame shows.
+pub struct Frame<'a> {
+    pub screen: Screen,
+    pub status: StatusView,
+    pub unlock: UnlockStatus,
+    pub identity_error: Option<String>,
+    pub new_words: Option<&'a str>,
+    pub chat: Option<ChatView<'a>>,
+    pub profile: &'a str,
+    pub server: &'a str,
+    pub data_dir: &'a str,
+    /// Seconds, for animation.
+    pub time: f64,
+}
+
+/// What the window keeps between frames.
+#[derive(Default)]
+pub struct UiState {
+    pub unlock: UnlockForm,
+    pub identity_name: String,
+    pub words_noted: bool,
+    pub chat: ChatState,
+    pub settings_open: bool,
+}
+
+/// Draws the window; returns what the user asked for.
+pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
+    let mut out = Vec::new();
+    egui::Panel::top("top").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("hush").strong().size(18.0));
+            ui.separator();
+            out.extend(status::indicator(ui, &f.status, f.time));
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                if ui.button("Settings").clicked() {
+                    st.settings_open = !st.settings_open;
+                }
+                if f.screen == Screen::Chat
+                    && ui
+                        .button("Lock")
+                        .on_hover_text("Forget the keys; your data stays")
+                        .clicked()
+                {
+                    out.push(UiIntent::Lock);
+                }
+            });
+        });
+    });
+    if f.screen == Screen::Chat && !matches!(f.status, StatusView::Connected | StatusView::Idle) {
+        let offline = f.chat.as_ref().is_some_and(|c| c.offline);
+        egui::Panel::bottom("banner").show(ui, |ui| status::offline_banner(ui, &f.status, offline));
+    }
+    if st.settings_open {
+        let mut open = true;
+        egui::Window::new("Settings")
+            .open(&mut open)
+            .resizable(false)
+            .show(ui.ctx(), |ui| {
+                egui::Grid::new("settings").num_columns(2).show(ui, |ui| {
+                    ui.label("Server");
+                    ui.label(RichText::new(f.server).monospace());
+                    ui.end_row();
+                    ui.label("Profile");
+                    ui.label(RichText::new(f.profile).monospace());
+                    ui.end_row();
+                    ui.label("Data");
+                    ui.label(RichText::new(f.data_dir).monospace());
+                    ui.end_row();
+                });
+                ui.label(
+                    RichText::new("The server can be changed on the unlock screen; the profile with --profile.")
+                        .small()
+                        .color(crate::theme::MUTED),
+                );
+            });
+        st.settings_open = open;
+    }
+    match f.screen {
+        Screen::NewVaultWords => {
+            egui::CentralPanel::default().show(ui, |ui| {
+                out.extend(forms::new_vault_words(
+                    ui,
+                    f.new_words.unwrap_or(""),
+                    &mut st.words_noted,
+                ));
+            });
+        }
+        Screen::Unlock => {
+            egui::CentralPanel::default().show(ui, |ui| {
+                out.extend(forms::unlock(ui, &mut st.unlock, &f.unlock));
+            });
+        }
+        Screen::Identity => {
+            egui::CentralPanel::default().show(ui, |ui| {
+                out.extend(forms::identity(
+                    ui,
+                    &mut st.identity_name,
+                    f.identity_error.as_deref(),
+                ));
+            });
+        }
+        Screen::Chat => {
+            let Some(v) = &f.chat else { return out };
+            egui::Panel::left("sidebar")
+                .resizable(true)
+                .default_size(260.0)
+                .show(ui, |ui| out.extend(chat::sidebar(ui, v, &mut st.chat)));
+            egui::CentralPanel::default()
+                .show(ui, |ui| out.extend(chat::thread(ui, v, &mut st.chat)));
+        }
+    }
+    out
+}

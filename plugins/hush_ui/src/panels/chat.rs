@@ -1,0 +1,168 @@
+//! The chat screen: the sidebar (you, your contacts by last activity with
+//! unread badges, add contact) and the open thread.
+
+use std::collections::HashMap;
+
+use bevy_egui::egui::{self, RichText, TextEdit};
+use hush_core::ThreadId;
+use hush_core::ids::parse_user_uuid;
+use hush_core::payload::validate_display_name;
+
+use crate::model::{ChatView, UiIntent};
+use crate::panels::composer::composer;
+use crate::panels::messages::{ListState, list};
+use crate::theme;
+
+/// The add-contact form.
+#[derive(Default)]
+pub struct AddContactForm {
+    pub user_id: String,
+    pub name: String,
+    /// The last refusal from the app (duplicate, yourself…).
+    pub error: Option<String>,
+}
+
+/// What the chat screen keeps between frames.
+#[derive(Default)]
+pub struct ChatState {
+    pub add: AddContactForm,
+    pub drafts: HashMap<ThreadId, String>,
+    pub lists: HashMap<ThreadId, ListState>,
+}
+
+pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiIntent> {
+    let mut out = Vec::new();
+    ui.add_space(6.0);
+    ui.label(RichText::new(&v.my_name).strong().size(16.0));
+    ui.horizontal(|ui| {
+        ui.label(
+            RichText::new(v.my_id.to_string())
+                .monospace()
+                .small()
+                .color(theme::MUTED),
+        );
+    });
+    if ui
+        .button("Copy my ID")
+        .on_hover_text("Contacts add you by this UUID")
+        .clicked()
+    {
+        out.push(UiIntent::CopyToClipboard(v.my_id.to_string()));
+    }
+    ui.separator();
+    ui.label(RichText::new("Contacts").strong());
+    if v.threads.is_empty() {
+        ui.label(RichText::new("No contacts yet.").color(theme::MUTED));
+    }
+    egui::ScrollArea::vertical()
+        .id_salt("threads")
+        .max_height(ui.available_height() - 170.0)
+        .show(ui, |ui| {
+            for t in &v.threads {
+                let text = if t.unread > 0 {
+                    format!("{}   ({})", t.name, t.unread)
+                } else {
+                    t.name.clone()
+                };
+                let label = if t.unread > 0 {
+                    RichText::new(text).strong()
+                } else {
+                    RichText::new(text)
+                };
+                if ui.selectable_label(t.selected, label).clicked() && !t.selected {
+                    out.push(UiIntent::Select(t.thread));
+                }
+            }
+        });
+    ui.separator();
+    ui.label(RichText::new("Add a contact").strong());
+    let f = &mut st.add;
+    let l = ui.label("Their UUID");
+    ui.add(
+        TextEdit::singleline(&mut f.user_id)
+            .hint_text("xxxxxxxx-xxxx-…")
+            .desired_width(f32::INFINITY),
+    )
+    .labelled_by(l.id);
+    let l = ui.label("Name");
+    ui.add(TextEdit::singleline(&mut f.name).desired_width(f32::INFINITY))
+        .labelled_by(l.id);
+    let id_check = parse_user_uuid(&f.user_id);
+    let name_check = validate_display_name(&f.name);
+    if !f.user_id.trim().is_empty() {
+        match id_check {
+            Err(_) => {
+                ui.label(RichText::new("Not a UUID").color(theme::AMBER));
+            }
+            Ok(u) if u == v.my_id => {
+                ui.label(RichText::new("That is your own UUID").color(theme::AMBER));
+            }
+            Ok(u) if v.threads.iter().any(|t| t.peer == u) => {
+                ui.label(RichText::new("Already a contact").color(theme::AMBER));
+            }
+            _ => {}
+        }
+    }
+    if let (false, Err(e)) = (f.name.is_empty(), &name_check) {
+        ui.label(RichText::new(e.to_string()).color(theme::AMBER));
+    }
+    if let Some(e) = &f.error {
+        ui.label(RichText::new(e).color(theme::ERROR));
+    }
+    let ok = matches!(id_check, Ok(u) if u != v.my_id && !v.threads.iter().any(|t| t.peer == u))
+        && name_check.is_ok();
+    if ui
+        .add_enabled(ok, egui::Button::new("Add contact"))
+        .clicked()
+    {
+        out.push(UiIntent::AddContact {
+            user_id: f.user_id.trim().to_owned(),
+            name: f.name.trim().to_owned(),
+        });
+        f.error = None;
+        f.user_id.clear();
+        f.name.clear();
+    }
+    out
+}
+
+/// The open thread: header, messages, composer.
+pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiIntent> {
+    let mut out = Vec::new();
+    let Some(open) = &v.open else {
+        ui.centered_and_justified(|ui| {
+            let hint = if v.threads.is_empty() {
+                "Add a contact by their UUID to start chatting."
+            } else {
+                "Choose a contact on the left."
+            };
+            ui.label(RichText::new(hint).color(theme::MUTED));
+        });
+        return out;
+    };
+    ui.horizontal(|ui| {
+        ui.heading(&open.peer_name);
+        ui.label(
+            RichText::new(theme::short_id(&open.peer))
+                .monospace()
+                .color(theme::MUTED),
+        )
+        .on_hover_text(open.peer.to_string());
+    });
+    ui.separator();
+    egui::Panel::bottom("composer")
+        .resizable(false)
+        .show(ui, |ui| {
+            ui.add_space(4.0);
+            let draft = st.drafts.entry(open.thread).or_default();
+            if let Some(i) = composer(ui, draft, open.peer) {
+                out.push(i);
+            }
+            ui.add_space(4.0);
+        });
+    egui::CentralPanel::default().show(ui, |ui| {
+        let ls = st.lists.entry(open.thread).or_default();
+        out.extend(list(ui, open.log, ls));
+    });
+    out
+}

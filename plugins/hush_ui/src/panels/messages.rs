@@ -1,0 +1,284 @@
+//! The message list: virtualised (only visible rows are laid out), so a
+//! thread of 100 000 messages scrolls smoothly; day separators; per-message
+//! status; sticks to the bottom unless the user scrolled up, with a "new
+//! messages" jump.
+//!
+//! Rows have different heights. Each row's height is estimated from its text
+//! when the list is rebuilt and corrected once the row has been drawn; row
+//! tops are prefix sums of the heights.
+
+use bevy_egui::egui::{self, Align, Layout, RichText, UiBuilder, Vec2};
+use hush_chat::threads::ThreadLog;
+use hush_chat::{ChatMessage, LocalEcho, MessageStatus};
+
+use crate::model::UiIntent;
+use crate::theme;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Row {
+    Day(String),
+    Message(usize),
+    Pending(usize),
+}
+
+/// Per-thread list state (kept across frames).
+#[derive(Default)]
+pub struct ListState {
+    revision: Option<u64>,
+    width: f32,
+    rows: Vec<Row>,
+    heights: Vec<f32>,
+    /// `tops[i]` is where row `i` starts; `tops[len]` is the total height.
+    tops: Vec<f32>,
+    at_bottom: bool,
+    seen_messages: usize,
+    /// Messages that arrived while the user was scrolled up.
+    pub unseen: usize,
+    jump: bool,
+}
+
+const HEADER_H: f32 = 18.0;
+const PAD: f32 = 14.0;
+const DAY_H: f32 = 28.0;
+
+fn estimate(text: &str, width: f32, char_w: f32, line_h: f32) -> f32 {
+    let cols = ((width - 40.0) / char_w).max(8.0) as usize;
+    let lines: usize = text
+        .split('\n')
+        .map(|l| l.chars().count().max(1).div_ceil(cols))
+        .sum();
+    HEADER_H + lines as f32 * line_h + PAD
+}
+
+impl ListState {
+    fn rebuild(&mut self, log: &ThreadLog, width: f32, char_w: f32, line_h: f32) {
+        self.rows.clear();
+        self.heights.clear();
+        let mut last_day = None;
+        for (i, m) in log.messages.iter().enumerate() {
+            let d = theme::day(m.micros.div_euclid(1000));
+            if d != last_day {
+                if let Some(d) = d {
+                    self.rows.push(Row::Day(theme::day_label(d)));
+                    self.heights.push(DAY_H);
+                }
+                last_day = d;
+            }
+            self.rows.push(Row::Message(i));
+            self.heights
+                .push(estimate(&m.content, width, char_w, line_h));
+        }
+        for (i, p) in log.pending.iter().enumerate() {
+            self.rows.push(Row::Pending(i));
+            self.heights
+                .push(estimate(&p.content, width, char_w, line_h) + 20.0);
+        }
+        self.recompute_tops();
+        self.revision = Some(log.revision);
+        self.width = width;
+    }
+
+    fn recompute_tops(&mut self) {
+        self.tops.clear();
+        self.tops.reserve(self.heights.len() + 1);
+        let mut y = 0.0;
+        for h in &self.heights {
+            self.tops.push(y);
+            y += h;
+        }
+        self.tops.push(y);
+    }
+
+    /// Rows laid out on the last frame (for tests and the frame-time bench).
+    pub fn row_count(&self) -> usize {
+        self.rows.len()
+    }
+}
+
+fn status_text(s: &MessageStatus) -> (String, egui::Color32) {
+    match s {
+        MessageStatus::Queued => ("queued".into(), theme::SECONDARY),
+        MessageStatus::Sending => ("sending…".into(), theme::SECONDARY),
+        MessageStatus::Sent => ("sent".into(), theme::MUTED),
+        MessageStatus::Failed(r) => (format!("failed: {r}"), theme::ERROR),
+        MessageStatus::Undecryptable(_) => ("undecryptable".into(), theme::AMBER),
+    }
+}
+
+fn bubble<R>(ui: &mut egui::Ui, mine: bool, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    let layout = if mine {
+        Layout::top_down(Align::Max)
+    } else {
+        Layout::top_down(Align::Min)
+    };
+    ui.with_layout(layout, |ui| {
+        egui::Frame::new()
+            .fill(if mine {
+                theme::MINE_BG
+            } else {
+                theme::THEIRS_BG
+            })
+            .corner_radius(6.0)
+            .inner_margin(egui::Margin::symmetric(8, 4))
+            .show(ui, |ui| {
+                ui.set_max_width((ui.available_width() * 0.8).max(200.0));
+                add(ui)
+            })
+            .inner
+    })
+    .inner
+}
+
+fn message_row(ui: &mut egui::Ui, m: &ChatMessage) {
+    bubble(ui, m.mine, |ui| {
+        ui.horizontal(|ui| {
+            let who = if m.mine {
+                "You"
+            } else {
+                m.sender_name.as_str()
+            };
+            ui.label(RichText::new(who).strong());
+            ui.label(
+                RichText::new(theme::clock(m.timestamp_ms))
+                    .small()
+                    .color(theme::MUTED),
+            );
+            if m.mine || matches!(m.status, MessageStatus::Undecryptable(_)) {
+                let (s, c) = status_text(&m.status);
+                ui.label(RichText::new(s).small().color(c));
+            }
+        });
+        match &m.status {
+            MessageStatus::Undecryptable(why) => {
+                ui.label(
+                    RichText::new("This message could not be decrypted.")
+                        .italics()
+                        .color(theme::AMBER),
+                )
+                .on_hover_text(why);
+            }
+            _ => {
+                ui.label(&m.content);
+            }
+        }
+    });
+}
+
+fn pending_row(ui: &mut egui::Ui, p: &LocalEcho, out: &mut Vec<UiIntent>) {
+    bubble(ui, true, |ui| {
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("You").strong());
+            ui.label(
+                RichText::new(theme::clock(p.timestamp_ms))
+                    .small()
+                    .color(theme::MUTED),
+            );
+            let (s, c) = status_text(&p.status);
+            ui.label(RichText::new(s).small().color(c));
+        });
+        ui.label(&p.content);
+        if let MessageStatus::Failed(_) = p.status {
+            ui.horizontal(|ui| {
+                if ui.small_button("Retry").clicked() {
+                    out.push(UiIntent::RetrySend(p.seq));
+                }
+                if ui.small_button("Cancel").clicked() {
+                    out.push(UiIntent::CancelSend(p.seq));
+                }
+            });
+        }
+    });
+}
+
+/// Shows a thread's messages; returns retry/cancel intents.
+pub fn list(ui: &mut egui::Ui, log: &ThreadLog, st: &mut ListState) -> Vec<UiIntent> {
+    let mut out = Vec::new();
+    let width = ui.available_width();
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    let line_h = ui.fonts_mut(|f| f.row_height(&font));
+    let char_w = font.size * 0.55;
+    if st.revision != Some(log.revision) || (st.width - width).abs() > 1.0 {
+        st.rebuild(log, width, char_w, line_h);
+    }
+    // New messages while scrolled up are counted for the jump button.
+    let total_msgs = log.messages.len() + log.pending.len();
+    if total_msgs > st.seen_messages {
+        if !st.at_bottom && st.seen_messages > 0 {
+            st.unseen += total_msgs - st.seen_messages;
+        }
+        st.seen_messages = total_msgs;
+    }
+    let mut area = egui::ScrollArea::vertical()
+        .id_salt("messages")
+        .auto_shrink([false, false])
+        .stick_to_bottom(true);
+    if st.jump {
+        area = area.vertical_scroll_offset(st.tops.last().copied().unwrap_or(0.0));
+        st.jump = false;
+        st.unseen = 0;
+    }
+    let output = area.show_viewport(ui, |ui, viewport| {
+        let total = *st.tops.last().unwrap_or(&0.0);
+        ui.set_height(total);
+        ui.set_width(width);
+        let origin = ui.max_rect().min;
+        let first = st
+            .tops
+            .partition_point(|t| *t <= viewport.min.y)
+            .saturating_sub(1);
+        let mut changed = false;
+        let mut i = first;
+        while i < st.rows.len() && st.tops[i] < viewport.max.y {
+            let rect = egui::Rect::from_min_size(
+                origin + Vec2::new(0.0, st.tops[i]),
+                Vec2::new(width - 12.0, st.heights[i]),
+            );
+            let drawn = ui
+                .scope_builder(UiBuilder::new().max_rect(rect), |ui| match &st.rows[i] {
+                    Row::Day(label) => {
+                        ui.vertical_centered(|ui| {
+                            ui.add_space(6.0);
+                            ui.label(RichText::new(label).small().color(theme::MUTED));
+                        });
+                    }
+                    Row::Message(k) => {
+                        ui.add_space(2.0);
+                        message_row(ui, &log.messages[*k]);
+                    }
+                    Row::Pending(k) => {
+                        ui.add_space(2.0);
+                        pending_row(ui, &log.pending[*k], &mut out);
+                    }
+                })
+                .response;
+            let h = drawn.rect.height() + 4.0;
+            if (h - st.heights[i]).abs() > 0.5 {
+                st.heights[i] = h;
+                changed = true;
+            }
+            i += 1;
+        }
+        if changed {
+            st.recompute_tops();
+            ui.ctx().request_repaint();
+        }
+    });
+    let bottom = output.state.offset.y + output.inner_rect.height();
+    st.at_bottom = bottom >= output.content_size.y - 4.0;
+    if st.at_bottom {
+        st.unseen = 0;
+    }
+    if st.unseen > 0 {
+        let r = output.inner_rect;
+        let pos = egui::pos2(r.center().x - 70.0, r.max.y - 36.0);
+        egui::Area::new(ui.id().with("jump"))
+            .fixed_pos(pos)
+            .show(ui.ctx(), |ui| {
+                if ui.button(format!("↓ {} new messages", st.unseen)).clicked() {
+                    st.jump = true;
+                    ui.ctx().request_repaint();
+                }
+            });
+    }
+    out
+}

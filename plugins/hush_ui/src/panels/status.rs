@@ -1,0 +1,87 @@
+//! The connection status indicator, always visible, and the offline banner.
+
+use bevy_egui::egui::{self, Color32, RichText, Sense, Stroke, Vec2};
+
+use crate::model::{StatusView, UiIntent};
+use crate::theme;
+
+fn colour(s: &StatusView) -> Color32 {
+    match s {
+        StatusView::Connected => theme::SUCCESS,
+        StatusView::Connecting | StatusView::Idle => theme::SECONDARY,
+        StatusView::Reconnecting { .. } => theme::AMBER,
+        StatusView::Disconnected { .. } => theme::ERROR,
+    }
+}
+
+/// Icon and label; "Retry now" while waiting. `time` (seconds) drives the
+/// pulse of the reconnecting icon.
+pub fn indicator(ui: &mut egui::Ui, s: &StatusView, time: f64) -> Option<UiIntent> {
+    let c = colour(s);
+    let mut out = None;
+    ui.horizontal(|ui| {
+        let (rect, _) = ui.allocate_exact_size(Vec2::splat(12.0), Sense::hover());
+        let p = ui.painter();
+        let center = rect.center();
+        match s {
+            StatusView::Connected => {
+                p.circle_filled(center, 5.0, c);
+            }
+            StatusView::Connecting | StatusView::Idle | StatusView::Disconnected { .. } => {
+                p.circle_stroke(center, 4.5, Stroke::new(1.5, c));
+            }
+            StatusView::Reconnecting { .. } => {
+                // The seed's pulse: opacity 1 → 0.5 → 1 every second.
+                let a = 0.75 + 0.25 * (time * std::f64::consts::TAU).cos();
+                let c = c.gamma_multiply(a as f32);
+                p.circle_stroke(center, 4.5, Stroke::new(1.5, c));
+                let half = egui::Rect::from_min_max(
+                    center - Vec2::new(5.0, 5.0),
+                    center + Vec2::new(0.0, 5.0),
+                );
+                p.with_clip_rect(half).circle_filled(center, 5.0, c);
+                ui.ctx().request_repaint();
+            }
+        }
+        ui.label(RichText::new(s.label()).color(c));
+        if matches!(
+            s,
+            StatusView::Reconnecting { .. }
+                | StatusView::Disconnected {
+                    retryable: true,
+                    ..
+                }
+        ) && ui.small_button("Retry now").clicked()
+        {
+            out = Some(UiIntent::RetryNow);
+        }
+        if let StatusView::Reconnecting { .. } = s {
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(250));
+        }
+    });
+    out
+}
+
+/// The bar along the bottom while not connected: sending still works, the
+/// messages wait in the outbox.
+pub fn offline_banner(ui: &mut egui::Ui, s: &StatusView, offline: bool) {
+    let (text, bg) = match s {
+        StatusView::Connected | StatusView::Idle => return,
+        StatusView::Reconnecting { .. } | StatusView::Connecting if !offline => (
+            "Reconnecting… messages you send are queued and go out when the connection is back.",
+            theme::AMBER,
+        ),
+        _ => (
+            "You are offline. Messages you send are queued and go out when you are back online.",
+            theme::ERROR,
+        ),
+    };
+    egui::Frame::new()
+        .fill(bg)
+        .inner_margin(6.0)
+        .show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            ui.label(RichText::new(text).color(Color32::WHITE));
+        });
+}

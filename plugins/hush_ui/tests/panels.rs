@@ -1,0 +1,400 @@
+//! The panels without a GPU: egui_kittest drives them by label and role.
+
+use bevy_egui::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use hush_chat::threads::ThreadLog;
+use hush_chat::{ChatMessage, LocalEcho, MessageStatus};
+use hush_ui::model::{ChatView, StatusView, ThreadItem, ThreadView, UiIntent, UnlockStatus};
+use hush_ui::panels::chat::{ChatState, sidebar};
+use hush_ui::panels::composer::composer;
+use hush_ui::panels::forms::{UnlockForm, identity, unlock};
+use hush_ui::panels::messages::{ListState, list};
+use hush_ui::panels::status::indicator;
+use uuid::Uuid;
+
+const WORDS: &str =
+    "abandon ability able about above absent absorb abstract absurd abuse access accident";
+
+fn disabled(h: &Harness<'_, impl Sized>, label: &str) -> bool {
+    h.get_by_label(label).accesskit_node().is_disabled()
+}
+
+#[test]
+fn unlock_counts_words_and_unlocks_only_with_twelve() {
+    struct S {
+        form: UnlockForm,
+        status: UnlockStatus,
+        out: Vec<UiIntent>,
+    }
+    let mut h = Harness::new_ui_state(
+        |ui, s: &mut S| s.out.extend(unlock(ui, &mut s.form, &s.status)),
+        S {
+            form: UnlockForm {
+                server: "http://127.0.0.1:8000".into(),
+                ..Default::default()
+            },
+            status: UnlockStatus::default(),
+            out: Vec::new(),
+        },
+    );
+    assert!(h.query_by_label("0 / 12 words").is_some());
+    assert!(disabled(&h, "Unlock"));
+    let eleven: Vec<&str> = WORDS.split(' ').take(11).collect();
+    h.get_by_label("Your 12 words").focus();
+    h.get_by_label("Your 12 words")
+        .type_text(&eleven.join("  "));
+    h.run();
+    assert!(h.query_by_label("11 / 12 words").is_some());
+    assert!(disabled(&h, "Unlock"));
+    // The field is masked.
+    let shown = h.get_by_label("Your 12 words").value().unwrap_or_default();
+    assert!(!shown.contains("abandon"), "words visible: {shown}");
+    h.get_by_label("Your 12 words").type_text(" accident");
+    h.run();
+    assert!(h.query_by_label("12 / 12 words").is_some());
+    assert!(!disabled(&h, "Unlock"));
+    h.get_by_label("Unlock").click();
+    h.run();
+    let out = std::mem::take(&mut h.state_mut().out);
+    match out.as_slice() {
+        [UiIntent::Unlock { server, words }] => {
+            assert_eq!(server, "http://127.0.0.1:8000");
+            assert_eq!(hush_core::crypto::normalize_words(words).as_str(), WORDS);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unlock_shows_progress_and_precise_errors() {
+    let status = UnlockStatus {
+        busy: Some("Deriving the vault key (Argon2id, 64 MiB)…".into()),
+        error: Some("rate limited: retry in 6 s; trying again automatically".into()),
+    };
+    let mut form = UnlockForm {
+        server: "http://x".into(),
+        words: zeroize::Zeroizing::new(WORDS.into()),
+        show_words: false,
+    };
+    let h = Harness::new_ui(|ui| {
+        unlock(ui, &mut form, &status);
+    });
+    assert!(
+        h.query_by_label_contains("Deriving the vault key")
+            .is_some()
+    );
+    assert!(h.query_by_label_contains("rate limited").is_some());
+    assert!(disabled(&h, "Unlock"), "no second unlock while one runs");
+    let wrong = UnlockStatus {
+        busy: None,
+        error: Some("wrong words (2 attempts left before a block)".into()),
+    };
+    let mut form = UnlockForm::default();
+    let h = Harness::new_ui(|ui| {
+        unlock(ui, &mut form, &wrong);
+    });
+    assert!(
+        h.query_by_label("wrong words (2 attempts left before a block)")
+            .is_some()
+    );
+}
+
+#[test]
+fn identity_name_is_validated_inline() {
+    struct S {
+        name: String,
+        out: Vec<UiIntent>,
+    }
+    let mut h = Harness::new_ui_state(
+        |ui, s: &mut S| s.out.extend(identity(ui, &mut s.name, None)),
+        S {
+            name: String::new(),
+            out: Vec::new(),
+        },
+    );
+    assert!(disabled(&h, "Create identity"));
+    h.get_by_label("Display name").focus();
+    h.get_by_label("Display name").type_text(&"x".repeat(51));
+    h.run();
+    assert!(h.query_by_label_contains("longer than 50").is_some());
+    assert!(disabled(&h, "Create identity"));
+    h.state_mut().name = "  Ada ".into();
+    h.run();
+    h.get_by_label("Create identity").click();
+    h.run();
+    assert_eq!(
+        h.state().out,
+        [UiIntent::CreateIdentity { name: "Ada".into() }]
+    );
+}
+
+#[test]
+fn the_status_indicator_shows_every_state() {
+    let cases = [
+        (StatusView::Connected, "Connected", false),
+        (StatusView::Connecting, "Connecting…", false),
+        (
+            StatusView::Reconnecting {
+                attempt: 3,
+                retry_in: 3.2,
+            },
+            "Reconnecting… (attempt 3, retrying in 4 s)",
+            true,
+        ),
+        (StatusView::Idle, "Not connected", false),
+        (
+            StatusView::Disconnected {
+                reason: "offline".into(),
+                retryable: true,
+            },
+            "Disconnected: offline",
+            true,
+        ),
+        (
+            StatusView::Disconnected {
+                reason: "sign-in refused (wrong words)".into(),
+                retryable: false,
+            },
+            "Disconnected: sign-in refused (wrong words)",
+            false,
+        ),
+    ];
+    for (view, label, retry) in cases {
+        let mut out = Vec::new();
+        // The reconnecting icon pulses (it keeps repainting): step, not run.
+        let mut h = Harness::builder().with_max_steps(2).build_ui_state(
+            |ui, out: &mut Vec<UiIntent>| out.extend(indicator(ui, &view, 0.0)),
+            out,
+        );
+        assert!(h.query_by_label(label).is_some(), "{label}");
+        assert_eq!(h.query_by_label("Retry now").is_some(), retry, "{label}");
+        if retry {
+            h.get_by_label("Retry now").click();
+            h.step();
+            out = std::mem::take(h.state_mut());
+            assert_eq!(out, [UiIntent::RetryNow]);
+        }
+    }
+}
+
+fn message(i: usize, mine: bool, status: MessageStatus, content: &str) -> ChatMessage {
+    ChatMessage {
+        id: format!("m{i}"),
+        created_at: String::new(),
+        micros: 1_795_000_000_000_000 + i as i64 * 1_000_000,
+        sender_id: None,
+        sender_name: if mine { "Me".into() } else { "Grace".into() },
+        content: content.into(),
+        timestamp_ms: 1_795_000_000_000 + i as i64 * 1000,
+        mine,
+        status,
+    }
+}
+
+#[test]
+fn message_statuses_and_failed_sends_can_be_retried_or_cancelled() {
+    let log = ThreadLog {
+        messages: vec![
+            message(0, false, MessageStatus::Sent, "hello there"),
+            message(1, true, MessageStatus::Sent, "hi back"),
+            message(
+                2,
+                false,
+                MessageStatus::Undecryptable("authentication failed".into()),
+                "",
+            ),
+        ],
+        pending: vec![
+            LocalEcho {
+                seq: 7,
+                client_message_id: "c7".into(),
+                content: "waiting".into(),
+                timestamp_ms: 1,
+                status: MessageStatus::Queued,
+            },
+            LocalEcho {
+                seq: 8,
+                client_message_id: "c8".into(),
+                content: "on the wire".into(),
+                timestamp_ms: 2,
+                status: MessageStatus::Sending,
+            },
+            LocalEcho {
+                seq: 9,
+                client_message_id: "c9".into(),
+                content: "too big".into(),
+                timestamp_ms: 3,
+                status: MessageStatus::Failed("payload too large".into()),
+            },
+        ],
+        revision: 1,
+    };
+    struct S {
+        list: ListState,
+        out: Vec<UiIntent>,
+    }
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(900.0, 700.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(list(ui, &log, &mut s.list)),
+            S {
+                list: ListState::default(),
+                out: Vec::new(),
+            },
+        );
+    for l in [
+        "hello there",
+        "hi back",
+        "sent",
+        "queued",
+        "sending…",
+        "failed: payload too large",
+        "This message could not be decrypted.",
+    ] {
+        assert!(h.query_by_label(l).is_some(), "{l} missing");
+    }
+    assert!(h.query_by_label("undecryptable").is_some());
+    h.get_by_label("Retry").click();
+    h.run();
+    h.get_by_label("Cancel").click();
+    h.run();
+    assert_eq!(
+        h.state().out,
+        [UiIntent::RetrySend(9), UiIntent::CancelSend(9)]
+    );
+}
+
+#[test]
+fn a_huge_thread_lays_out_only_what_is_visible() {
+    let log = ThreadLog {
+        messages: (0..100_000)
+            .map(|i| {
+                message(
+                    i,
+                    i % 3 == 0,
+                    MessageStatus::Sent,
+                    &format!("message number {i}"),
+                )
+            })
+            .collect(),
+        pending: Vec::new(),
+        revision: 1,
+    };
+    let mut st = ListState::default();
+    let h = Harness::builder()
+        .with_size(egui::vec2(900.0, 700.0))
+        .build_ui(|ui| {
+            list(ui, &log, &mut st);
+        });
+    // It sticks to the bottom: the newest message is visible, the oldest not.
+    assert!(h.query_by_label("message number 99999").is_some());
+    assert!(h.query_by_label("message number 0").is_none());
+    let labels = h.query_all_by_label_contains("message number").count();
+    assert!(labels > 3 && labels < 60, "{labels} rows laid out");
+    drop(h);
+    assert!(st.row_count() >= 100_000);
+}
+
+#[test]
+fn enter_sends_and_shift_enter_makes_a_new_line() {
+    struct S {
+        draft: String,
+        out: Vec<UiIntent>,
+    }
+    let to = Uuid::new_v4();
+    let mut h = Harness::new_ui_state(
+        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to)),
+        S {
+            draft: String::new(),
+            out: Vec::new(),
+        },
+    );
+    h.get_by_label("Message").focus();
+    h.run();
+    h.get_by_label("Message").type_text("first line");
+    h.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    h.get_by_label("Message").type_text("second line");
+    h.run();
+    assert!(h.state().out.is_empty());
+    assert_eq!(h.state().draft, "first line\nsecond line");
+    h.key_press(egui::Key::Enter);
+    h.run();
+    assert_eq!(
+        h.state().out,
+        [UiIntent::Send {
+            to,
+            text: "first line\nsecond line".into()
+        }]
+    );
+    assert!(h.state().draft.is_empty());
+    // An empty draft sends nothing.
+    h.key_press(egui::Key::Enter);
+    h.run();
+    assert_eq!(h.state().out.len(), 1);
+}
+
+#[test]
+fn adding_a_contact_is_validated_inline() {
+    let me = Uuid::new_v4();
+    let known = Uuid::new_v4();
+    struct S {
+        chat: ChatState,
+        out: Vec<UiIntent>,
+    }
+    let view = ChatView {
+        my_name: "Ada".into(),
+        my_id: me,
+        threads: vec![ThreadItem {
+            thread: hush_core::ThreadId::for_pair(&me, &known),
+            peer: known,
+            name: "Grace".into(),
+            unread: 2,
+            last_activity_ms: 1,
+            selected: false,
+        }],
+        open: None::<ThreadView<'_>>,
+        offline: false,
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(300.0, 700.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(sidebar(ui, &view, &mut s.chat)),
+            S {
+                chat: ChatState::default(),
+                out: Vec::new(),
+            },
+        );
+    assert!(h.query_by_label("Grace   (2)").is_some(), "unread badge");
+    assert!(disabled(&h, "Add contact"));
+    for (id, msg) in [
+        ("nope", "Not a UUID"),
+        (me.to_string().as_str(), "That is your own UUID"),
+        (known.to_string().as_str(), "Already a contact"),
+    ] {
+        h.state_mut().chat.add.user_id = id.to_owned();
+        h.state_mut().chat.add.name = "X".into();
+        h.run();
+        assert!(h.query_by_label(msg).is_some(), "{msg}");
+        assert!(disabled(&h, "Add contact"));
+    }
+    let new = Uuid::new_v4();
+    h.state_mut().chat.add.user_id = format!(" {} ", new.to_string().to_uppercase());
+    h.run();
+    h.get_by_label("Add contact").click();
+    h.run();
+    h.get_by_label("Copy my ID").click();
+    h.run();
+    h.get_by_label("Grace   (2)").click();
+    h.run();
+    let out = &h.state().out;
+    assert_eq!(
+        out[0],
+        UiIntent::AddContact {
+            user_id: new.to_string().to_uppercase(),
+            name: "X".into()
+        }
+    );
+    assert_eq!(out[1], UiIntent::CopyToClipboard(me.to_string()));
+    assert!(matches!(out[2], UiIntent::Select(_)));
+}
