@@ -1,5 +1,11 @@
-//! The hush app: the command line, the window, and the headless commands.
+//! The hush app: the command line, the window, and the headless commands
+//! (native); the same client in a browser (wasm32).
 
+#[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod headless;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod window;

@@ -401,7 +401,14 @@ fn router(state: Arc<AppState>) -> Router {
     if let Some(dir) = state.config.web_dir.clone().filter(|d| d.is_dir()) {
         app = app.fallback_service(tower_http::services::ServeDir::new(dir));
     }
-    app.with_state(state)
+    // A web client served from elsewhere (`?server=`) may call the API: the
+    // bearer token, not cookies, is the credential, so any origin is fine.
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods(tower_http::cors::Any)
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([axum::http::header::RETRY_AFTER]);
+    app.layer(cors).with_state(state)
 }
 
 /// A relay on a runtime of its own, in a background thread.

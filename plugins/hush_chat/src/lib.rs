@@ -8,6 +8,7 @@
 
 pub mod catchup;
 pub mod contacts;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod headless;
 pub mod model;
 pub mod outbox;
@@ -51,10 +52,10 @@ impl Plugin for HushChatPlugin {
     }
 }
 
-/// Milliseconds since the Unix epoch, on the wall clock.
+/// Milliseconds since the Unix epoch, on the wall clock (also in a browser).
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }

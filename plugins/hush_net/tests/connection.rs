@@ -1,3 +1,5 @@
+#![cfg(not(target_arch = "wasm32"))]
+
 //! The connection plugins against a real relay over real sockets, headless,
 //! with protocol timers in virtual time.
 

@@ -1,5 +1,5 @@
 //! Local storage of a profile: what it keeps and the [`Store`] trait, with a
-//! redb backend (native) and an in-memory one (tests, and the web's cache).
+//! redb backend (native), an IndexedDB one (web) and an in-memory one (tests).
 //!
 //! Nothing here is plaintext content or key material: the identity and
 //! contacts are sealed with vault keys, messages are kept as received
@@ -10,6 +10,8 @@
 mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 mod redb_store;
+#[cfg(target_arch = "wasm32")]
+mod web;
 
 use hush_core::ThreadId;
 use hush_core::crypto::Sealed;
@@ -20,6 +22,8 @@ use uuid::Uuid;
 pub use memory::MemoryStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use redb_store::RedbStore;
+#[cfg(target_arch = "wasm32")]
+pub use web::WebStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

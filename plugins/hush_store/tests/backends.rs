@@ -1,3 +1,5 @@
+#![cfg(not(target_arch = "wasm32"))]
+
 //! Every backend passes the same behaviour test; redb on a real file,
 //! across a reopen, with a second opener refused.
 

@@ -6,6 +6,7 @@ pub mod model;
 pub mod panels;
 pub mod theme;
 
+#[cfg(not(target_arch = "wasm32"))]
 use std::io::Write;
 
 use bevy::ecs::system::SystemParam;
@@ -169,6 +170,26 @@ fn draw(
     mut w: Writers,
 ) -> Result {
     let ctx = contexts.ctx_mut()?;
+    #[cfg(target_arch = "wasm32")]
+    if !ui_res.0.fonts_set {
+        // The bundle carries one font (Ubuntu Light, UFL) instead of egui's four.
+        ui_res.0.fonts_set = true;
+        let mut fonts = egui::FontDefinitions::empty();
+        fonts.font_data.insert(
+            "ubuntu-light".into(),
+            std::sync::Arc::new(egui::FontData::from_static(include_bytes!(
+                "../../../assets/fonts/Ubuntu-Light.ttf"
+            ))),
+        );
+        for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+            fonts
+                .families
+                .entry(family)
+                .or_default()
+                .push("ubuntu-light".into());
+        }
+        ctx.set_fonts(fonts);
+    }
     if let Some(font) = config.fallback_font.take() {
         let fallback = |family| egui::epaint::text::InsertFontFamily {
             family,
@@ -363,24 +384,74 @@ fn focus_a_thread(
     }
 }
 
+/// A progress line for scripts: stdout natively, the console in a browser.
+pub fn report_line(line: &str) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+    #[cfg(target_arch = "wasm32")]
+    web_sys::console::log_1(&line.into());
+}
+
+#[derive(Default)]
+struct Reported {
+    connected: bool,
+    shown: usize,
+    pending: usize,
+    vault: String,
+    contacts: usize,
+}
+
 fn report_progress(
     config: Res<UiConfig>,
     conn: Res<Connection>,
+    vault: Res<Vault>,
+    contacts: Res<hush_chat::Contacts>,
     open: Query<&ThreadLog, With<Focused>>,
-    mut last: Local<(bool, usize)>,
+    mut last: Local<Reported>,
 ) {
     if !config.report {
         return;
     }
-    let mut out = std::io::stdout();
-    if conn.is_connected() != last.0 {
-        last.0 = conn.is_connected();
-        let _ = writeln!(out, "{}", if last.0 { "connected" } else { "disconnected" });
+    let v = match vault.state {
+        VaultState::Locked => "locked",
+        VaultState::Unlocking { .. } => "unlocking",
+        VaultState::NeedsIdentity => "needs-identity",
+        VaultState::Unlocked => "unlocked",
+    };
+    if last.vault != v {
+        last.vault = v.to_owned();
+        report_line(&format!("vault {v}"));
+        if let (Some(me), VaultState::Unlocked) = (vault.my_id(), &vault.state) {
+            report_line(&format!("me {me}"));
+        }
+        if let Some(e) = &vault.error {
+            report_line(&format!("error {e}"));
+        }
+    }
+    if contacts.list.len() != last.contacts {
+        last.contacts = contacts.list.len();
+        report_line(&format!("contacts {}", last.contacts));
+    }
+    if conn.is_connected() != last.connected {
+        last.connected = conn.is_connected();
+        report_line(if last.connected {
+            "connected"
+        } else {
+            "disconnected"
+        });
     }
     let shown = open.iter().map(|l| l.messages.len()).sum::<usize>();
-    if shown != last.1 {
-        last.1 = shown;
-        let _ = writeln!(out, "shown {shown}");
+    if shown != last.shown {
+        last.shown = shown;
+        report_line(&format!("shown {shown}"));
     }
-    let _ = out.flush();
+    let pending = open.iter().map(|l| l.pending.len()).sum::<usize>();
+    if pending != last.pending {
+        last.pending = pending;
+        report_line(&format!("pending {pending}"));
+    }
 }

@@ -44,7 +44,7 @@ pub fn add_runtime(app: &mut App) {
 #[derive(Resource, Clone)]
 pub struct Platform {
     rt: tokio::runtime::Handle,
-    pub(crate) http: HttpClient,
+    pub http: HttpClient,
 }
 
 impl Platform {
@@ -186,7 +186,8 @@ pub struct OpenParams {
     pub generation: u64,
     /// `/health` of this server, once known (shared across attempts).
     pub health: Arc<Mutex<Option<Health>>>,
-    pub(crate) http: HttpClient,
+    /// The platform's HTTP client (for `/health`).
+    pub http: HttpClient,
 }
 
 /// The live socket's outgoing queue.

@@ -31,6 +31,8 @@ pub struct UiState {
     pub words_noted: bool,
     pub chat: ChatState,
     pub settings_open: bool,
+    /// The browser build installed its font.
+    pub fonts_set: bool,
 }
 
 /// Draws the window; returns what the user asked for.

@@ -85,8 +85,10 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
     )
     .labelled_by(l.id);
     let l = ui.label("Name");
-    ui.add(TextEdit::singleline(&mut f.name).desired_width(f32::INFINITY))
+    let name_field = ui
+        .add(TextEdit::singleline(&mut f.name).desired_width(f32::INFINITY))
         .labelled_by(l.id);
+    let enter = name_field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
     let id_check = parse_user_uuid(&f.user_id);
     let name_check = validate_display_name(&f.name);
     if !f.user_id.trim().is_empty() {
@@ -111,10 +113,10 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
     }
     let ok = matches!(id_check, Ok(u) if u != v.my_id && !v.threads.iter().any(|t| t.peer == u))
         && name_check.is_ok();
-    if ui
+    let clicked = ui
         .add_enabled(ok, egui::Button::new("Add contact"))
-        .clicked()
-    {
+        .clicked();
+    if clicked || (ok && enter) {
         out.push(UiIntent::AddContact {
             user_id: f.user_id.trim().to_owned(),
             name: f.name.trim().to_owned(),

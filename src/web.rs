@@ -1,0 +1,86 @@
+//! The client in a browser: the same plugins over IndexedDB, the browser's
+//! WebSocket and fetch. The server is the page's own origin (hush-relay
+//! serves the bundle), unless `?server=URL` says otherwise; `?profile=NAME`
+//! picks the profile (default `default`); `?report=1` logs progress lines
+//! (`connected`, `shown N`, `pending N`) to the console for scripts.
+
+use std::sync::Arc;
+
+use bevy::prelude::*;
+use hush_chat::HushChatPlugin;
+use hush_net::{HushNetPlugin, NetConfig, ServerUrl};
+use hush_store::WebStore;
+use hush_ui::{HushUiPlugin, UiConfig};
+
+fn params() -> (String, String, bool) {
+    let window = web_sys::window().expect("a browser window");
+    let loc = window.location();
+    let origin = loc
+        .origin()
+        .unwrap_or_else(|_| "http://127.0.0.1:8000".into());
+    let search = loc.search().unwrap_or_default();
+    let q = web_sys::UrlSearchParams::new_with_str(&search).ok();
+    let get = |k: &str| q.as_ref().and_then(|q| q.get(k)).filter(|v| !v.is_empty());
+    let profile: String = get("profile")
+        .unwrap_or_else(|| "default".into())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect();
+    (
+        get("server").unwrap_or(origin),
+        profile,
+        get("report").is_some(),
+    )
+}
+
+fn fail(msg: &str) {
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("status"))
+    {
+        el.set_text_content(Some(msg));
+    }
+    hush_ui::report_line(msg);
+}
+
+/// Starts the client in the page's `<canvas id="hush">`.
+pub fn start() {
+    console_error_panic_hook::set_once();
+    let (server, profile, report) = params();
+    let url = match ServerUrl::parse(&server) {
+        Ok(u) => u,
+        Err(e) => return fail(&format!("hush: {e}")),
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        let store = match WebStore::open(&profile).await {
+            Ok(s) => Arc::new(s),
+            Err(e) => return fail(&format!("hush: cannot open the browser storage: {e}")),
+        };
+        let mut app = App::new();
+        app.add_plugins(DefaultPlugins.set(WindowPlugin {
+            primary_window: Some(Window {
+                title: format!("hush — {profile}"),
+                canvas: Some("#hush".into()),
+                fit_canvas_to_parent: true,
+                ..default()
+            }),
+            ..default()
+        }))
+        .add_plugins(HushNetPlugin {
+            config: NetConfig::new(url),
+        })
+        .add_plugins(HushChatPlugin { store })
+        .insert_resource(UiConfig {
+            server,
+            profile,
+            data_dir: "this browser (IndexedDB)".into(),
+            new_words: None,
+            auto_words: None,
+            report,
+            fallback_font: None,
+        })
+        .add_plugins(HushUiPlugin);
+        app.run();
+    });
+}
