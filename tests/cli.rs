@@ -1,78 +1,13 @@
 //! The headless command line as a new user runs it: two profiles, one relay.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::*;
 use hush_testkit::{RelayFixture, WORDS};
-
-fn hush(server: &str, data: &Path, profile: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hush"));
-    c.args(["--server", server, "--data-dir"])
-        .arg(data)
-        .args(["--profile", profile])
-        .args(args)
-        .env("HUSH_WORDS", WORDS)
-        .env_remove("HUSH_LOG");
-    c
-}
-
-fn run(server: &str, data: &Path, profile: &str, args: &[&str]) -> Output {
-    hush(server, data, profile, args).output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout.clone()).unwrap()
-}
-
-fn json_lines(s: &str) -> Vec<serde_json::Value> {
-    s.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn setup(server: &str, data: &Path) -> (String, String) {
-    let a = json_lines(&ok(&run(
-        server,
-        data,
-        "alice",
-        &["identity", "--name", "Alice"],
-    )))[0]["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let b = json_lines(&ok(&run(
-        server,
-        data,
-        "bob",
-        &["identity", "--name", "Bob"],
-    )))[0]["user_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // Identity is created once; later runs print the same.
-    let again = json_lines(&ok(&run(server, data, "alice", &["identity"])));
-    assert_eq!(again[0]["user_id"], a.as_str());
-    assert_eq!(again[0]["display_name"], "Alice");
-    ok(&run(server, data, "alice", &["contacts", "add", &b, "Bob"]));
-    ok(&run(
-        server,
-        data,
-        "bob",
-        &["contacts", "add", &a.to_uppercase(), "Alice"],
-    ));
-    let list = json_lines(&ok(&run(server, data, "bob", &["contacts", "list"])));
-    assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["user_id"], a.as_str(), "stored lowercased");
-    (a, b)
-}
 
 #[test]
 fn send_and_listen_between_two_profiles() {
@@ -261,4 +196,88 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[test]
+fn debug_logs_hold_no_token_words_or_key() {
+    // A relay process of its own, logging at debug level too.
+    let dir = tempfile::tempdir().unwrap();
+    let mut relay = Command::new(env!("CARGO_BIN_EXE_hush"))
+        .args([
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-rate-limit",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("relay"))
+        .env("HUSH_WORDS", WORDS)
+        .env("HUSH_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let mut r = std::io::BufReader::new(relay.stdout.as_mut().unwrap());
+        r.read_line(&mut first).unwrap();
+    }
+    let url = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let data = dir.path().join("data");
+    let mut logs = String::new();
+    let mut run_dbg = |profile: &str, args: &[&str]| {
+        let o = hush(&url, &data, profile, args)
+            .env("HUSH_LOG", "debug")
+            .output()
+            .unwrap();
+        logs.push_str(&String::from_utf8_lossy(&o.stderr));
+        ok(&o)
+    };
+    let a = json_lines(&run_dbg("alice", &["identity", "--name", "Alice"]))[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let b = json_lines(&run_dbg("bob", &["identity", "--name", "Bob"]))[0]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run_dbg("bob", &["contacts", "add", &a, "Alice"]);
+    run_dbg("alice", &["send", &b, "a secret sentence for the log test"]);
+    run_dbg("bob", &["listen", "--count", "1", "--timeout", "30"]);
+    let salt: serde_json::Value = serde_json::from_str(
+        &std::process::Command::new("curl")
+            .args(["-s", &format!("{url}/api/auth/salt")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    relay.kill().unwrap();
+    let out = relay.wait_with_output().unwrap();
+    logs.push_str(&String::from_utf8_lossy(&out.stderr));
+    // Debug logging really was on (the test must be able to fail).
+    assert!(logs.contains("DEBUG"), "no debug output captured");
+    assert!(logs.lines().count() > 20, "too little output: {logs}");
+    let mut needles: Vec<String> = vec![
+        WORDS.into(),
+        "abandon ability".into(),
+        "eyJ".into(), // any JWT (its header)
+        "a secret sentence".into(),
+    ];
+    {
+        let s = salt["kdf_salt"].as_str().expect("the relay's salt");
+        let vk = hush_core::crypto::VaultKey::derive(WORDS, s).unwrap();
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        needles.push(hex(vk.expose()));
+        needles.push(hex(vk.identity_key().expose()));
+        needles.push(hex(vk.contacts_key().expose()));
+    }
+    for n in &needles {
+        assert!(!logs.contains(n.as_str()), "the logs hold {n:?}");
+    }
 }

@@ -67,13 +67,18 @@ pub fn build_app(
     let url = ServerUrl::parse(server).map_err(|e| e.to_string())?;
     let mut config = NetConfig::new(url);
     config.ca_cert_pem = ca_cert;
+    Ok(build_app_with(config, store))
+}
+
+/// A headless client app with a connection configuration of its own.
+pub fn build_app_with(config: NetConfig, store: Arc<dyn Store>) -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
         .add_plugins(HushNetPlugin { config })
         .add_plugins(HushChatPlugin { store })
         .init_resource::<Seen>()
         .add_systems(Update, collect.in_set(HushSystems::Present));
-    Ok(app)
+    app
 }
 
 /// A client app being driven.
@@ -90,6 +95,13 @@ impl Client {
         Ok(Client {
             app: build_app(server, store, ca_cert)?,
         })
+    }
+
+    /// A client with its own connection settings (timers, TLS trust).
+    pub fn with_config(config: NetConfig, store: Arc<dyn Store>) -> Client {
+        Client {
+            app: build_app_with(config, store),
+        }
     }
 
     /// One update, then a millisecond for the sockets.

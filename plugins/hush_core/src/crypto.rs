@@ -350,6 +350,50 @@ mod tests {
     }
 
     #[test]
+    fn words_with_odd_whitespace_and_unicode_normalise_like_the_web_client() {
+        // Tabs, newlines, no-break and ideographic spaces all separate words;
+        // case folds per Unicode.
+        let odd = "\tAbandon\u{00a0}ABILITY\r\nable\u{3000}about above absent absorb abstract absurd abuse access accident\u{2003}";
+        assert_eq!(
+            auth_hash(odd),
+            "aMarProiDacMD8ASul8bYQeotaJKSntzVJhNbnqiE3s="
+        );
+        assert_eq!(normalize_words("ÄBANDON  Ωmega").as_str(), "äbandon ωmega");
+        assert_eq!(word_count(" \u{00a0} "), 0);
+    }
+
+    #[test]
+    fn payloads_that_are_not_the_expected_json_are_typed_errors() {
+        let k = AeadKey::from_bytes([1; 32]);
+        for pt in [
+            &b"not json"[..],
+            br#"{"sender_id":"x","sender_name":"a","content":"c","timestamp":1}"#,
+            br#"{"sender_name":"a","content":"c","timestamp":1}"#,
+            br#"{"sender_id":"11111111-1111-4111-8111-111111111111","sender_name":"a","content":"c","timestamp":"soon"}"#,
+            &[0xff, 0xfe, 0xfd][..],
+            b"",
+        ] {
+            let s = k.seal(pt);
+            let r = k.open_json::<crate::payload::MessagePayload>(&s.ciphertext, &s.iv);
+            assert!(matches!(r, Err(OpenError::BadPlaintext(_))), "{:?}", String::from_utf8_lossy(pt));
+        }
+        // Truncated ciphertexts and IVs of every length are refused cleanly.
+        let good = k.seal(b"{}");
+        let raw = b64::decode(&good.ciphertext).unwrap();
+        for cut in 0..raw.len() {
+            assert!(k.open(&b64::encode(&raw[..cut]), &good.iv).is_err());
+        }
+        for n in (0..32).filter(|n| *n != IV_LEN) {
+            let iv = b64::encode(&vec![0u8; n]);
+            assert_eq!(
+                k.open(&good.ciphertext, &iv),
+                Err(OpenError::BadIv),
+                "iv of {n} bytes"
+            );
+        }
+    }
+
+    #[test]
     fn bad_salt_is_refused_before_the_kdf() {
         assert_eq!(
             VaultKey::derive(WORDS, "AAAA").unwrap_err(),

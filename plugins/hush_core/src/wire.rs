@@ -570,6 +570,52 @@ mod tests {
     }
 
     #[test]
+    fn malformed_frames_are_errors_never_panics() {
+        let nested = "[".repeat(100_000) + &"]".repeat(100_000);
+        let huge = format!(
+            r#"{{"type":"message","id":"x","thread_id":"{T}","ciphertext":"{}","iv":"AAAA","created_at":"x"}}"#,
+            "A".repeat(4_000_000)
+        );
+        let non_utf8 = String::from_utf8_lossy(&[0xff, 0xfe, b'{', 0x80, b'}']).into_owned();
+        let table: Vec<(&str, String)> = vec![
+            ("truncated", r#"{"type":"message","id":"x","thread_"#.into()),
+            ("truncated string", r#"{"type":"pong"#.into()),
+            ("non-utf8 (lossy)", non_utf8),
+            ("control bytes", "\u{0}\u{1}\u{2}".into()),
+            ("number type", r#"{"type":7}"#.into()),
+            (
+                "id is a number",
+                format!(
+                    r#"{{"type":"message","id":5,"thread_id":"{T}","ciphertext":"A","iv":"B","created_at":"x"}}"#
+                ),
+            ),
+            (
+                "thread id is an object",
+                r#"{"type":"subscribed","thread_id":{}}"#.into(),
+            ),
+            ("deep nesting", nested),
+            ("top-level string", r#""message""#.into()),
+        ];
+        for (what, input) in &table {
+            assert!(ServerFrame::parse(input).is_err(), "{what}");
+            // A client frame ignores an `id`; everything else is refused.
+            if *what != "id is a number" {
+                assert!(ClientFrame::parse(input).is_err(), "{what}");
+            }
+        }
+        // A huge but well-formed message parses (size limits are the relay's job).
+        assert!(ServerFrame::parse(&huge).is_ok());
+        for input in [
+            "{}",
+            r#"{"type":null}"#,
+            r#"{"type":"message","thread_id":7}"#,
+            r#"{"type":"subscribe","thread_id":""}"#,
+        ] {
+            assert!(ClientFrame::parse(input).is_err(), "{input}");
+        }
+    }
+
+    #[test]
     fn sealed_blobs_are_checked_against_limits() {
         assert!(check_sealed("AAAA", "AAECAwQFBgcICQoL", 100).is_ok());
         assert_eq!(

@@ -6,10 +6,12 @@
 pub mod app;
 pub mod proxy;
 pub mod relay;
+pub mod tls;
 
 pub use app::{advance, run_until, step_app, unclamp_virtual_time};
 pub use proxy::{FaultProxy, ProxyMode};
 pub use relay::RelayFixture;
+pub use tls::{TlsProxy, self_signed};
 
 /// The vault words of every fixture relay.
 pub const WORDS: &str =
