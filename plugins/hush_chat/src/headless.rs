@@ -78,7 +78,18 @@ pub fn build_app_with(config: NetConfig, store: Arc<dyn Store>) -> App {
         .add_plugins(HushChatPlugin { store })
         .init_resource::<Seen>()
         .add_systems(Update, collect.in_set(HushSystems::Present));
+    single_threaded(&mut app);
     app
+}
+
+/// Runs every schedule on the calling thread. A headless client does little
+/// per frame; handing each system to the task pool cost more than the systems
+/// themselves (thread wake-ups dominated a profile of the latency benchmark).
+pub fn single_threaded(app: &mut App) {
+    use bevy::ecs::schedule::{Schedules, SingleThreadedExecutor};
+    for (_, schedule) in app.world_mut().resource_mut::<Schedules>().iter_mut() {
+        schedule.set_executor(SingleThreadedExecutor::new());
+    }
 }
 
 /// A client app being driven.

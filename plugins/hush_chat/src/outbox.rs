@@ -397,6 +397,9 @@ fn handle_send_errors(
     }
 }
 
+/// Messages of one thread in flight at once on an [ext] server.
+pub const SEND_WINDOW: usize = 64;
+
 #[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn flush_outbox(
     mut outbox: ResMut<Outbox>,
@@ -427,6 +430,16 @@ fn flush_outbox(
     }
     // Without the [ext] ack, the echo (needs the subscription) is the only ack.
     let acked_without_subscription = conn.server_has(hush_core::http::features::MESSAGE_SENT);
+    // A window only where acks and refusals name their message; a stock
+    // server's errors do not, so there it is stop-and-wait.
+    let window = if acked_without_subscription {
+        SEND_WINDOW
+    } else {
+        1
+    };
+    if outbox.queue.policy.window != window {
+        outbox.queue.policy.window = window;
+    }
     let mut ready = Vec::new();
     for t in outbox.queue.pending_threads() {
         let Some(e) = threads.entity(t) else { continue };

@@ -6,7 +6,17 @@ use bevy::prelude::*;
 use hush_store::{Store, StoreError};
 
 pub(crate) fn plugin(app: &mut App) {
-    app.add_message::<StoreFailed>();
+    app.add_message::<StoreFailed>()
+        .add_systems(Last, flush_store);
+}
+
+/// Relaxed commits (received messages) become durable within a second.
+fn flush_store(store: Option<Res<ProfileStore>>, mut failed: MessageWriter<StoreFailed>) {
+    if let Some(store) = store
+        && let Err(e) = store.flush_due()
+    {
+        failed.write(StoreFailed::new("flush the store", &e));
+    }
 }
 
 /// The open profile's storage.

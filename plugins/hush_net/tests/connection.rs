@@ -650,3 +650,105 @@ fn a_stock_server_that_goes_silent_after_a_bad_frame_is_caught_by_the_heartbeat(
         c.is_connected() && c.generation() != first
     });
 }
+
+/// One unmasked server→client WebSocket frame.
+fn ws_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(n as u8),
+        n if n < 65_536 => {
+            f.push(126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            f.push(127);
+            f.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn a_server_that_sends_garbage_is_survived_frame_by_frame() {
+    let relay = RelayFixture::start();
+    let proxy = FaultProxy::start(relay.addr);
+    let mut app = net_app(&proxy.url(), Session::with_token(&relay.token()), |_| {});
+    connect(&mut app);
+    app.world_mut()
+        .write_message(SubscriptionIntent::Want(thread(1)));
+    wait_connected(&mut app);
+    run_until(&mut app, WAIT, "subscribed", |a| {
+        subscription(a, thread(1)) == SubState::Subscribed
+    });
+    let generation = app.world().resource::<Connection>().generation();
+    let t1 = thread(1);
+    let huge = format!(
+        r#"{{"type":"message","message":{{"id":"{}"#,
+        "A".repeat(2 << 20)
+    );
+    // Each is skipped and counted; none ends the connection.
+    let table: Vec<(&str, Vec<u8>)> = vec![
+        ("binary frame", ws_frame(2, b"{\"type\":\"pong\"}")),
+        ("not JSON", ws_frame(1, b"hello")),
+        ("truncated JSON", ws_frame(1, br#"{"type":"message","message":{"id":"#)),
+        ("empty text", ws_frame(1, b"")),
+        ("type is a number", ws_frame(1, br#"{"type":7}"#)),
+        ("message is a number", ws_frame(1, br#"{"type":"message","message":5}"#)),
+        (
+            "bad thread id",
+            ws_frame(1, br#"{"type":"subscribed","thread_id":"NOT-A-THREAD"}"#),
+        ),
+        (
+            "iv of the wrong length",
+            ws_frame(
+                1,
+                format!(
+                    r#"{{"type":"message","message":{{"id":"m1","thread_id":"{t1}","ciphertext":"AAAA","iv":"AAAA","created_at":"2026-01-01T00:00:00Z"}}}}"#
+                )
+                .as_bytes(),
+            ),
+        ),
+        ("2 MiB truncated", ws_frame(1, huge.as_bytes())),
+    ];
+    for (what, bytes) in &table {
+        assert_eq!(proxy.inject_down(bytes), 1, "{what}: one upgraded link");
+    }
+    let want = table.len() as u64;
+    run_until(&mut app, WAIT, "every bad frame counted", |a| {
+        a.world().resource::<Connection>().stats.malformed_in >= want
+    });
+    let c = app.world().resource::<Connection>();
+    assert_eq!(c.stats.malformed_in, want);
+    assert!(c.is_connected());
+    assert_eq!(c.generation(), generation, "no reconnect for bad frames");
+    // An unknown frame type is a typed value, not an error.
+    proxy.inject_down(&ws_frame(1, br#"{"type":"from_the_future","x":1}"#));
+    // Real traffic still flows on the same socket.
+    post(&relay, thread(1), "AAAB");
+    run_until(&mut app, WAIT, "the real message", |a| {
+        got_message(a, "AAAB")
+    });
+    assert_eq!(
+        app.world().resource::<Connection>().stats.malformed_in,
+        want
+    );
+    // Invalid UTF-8 in a text frame breaks the WebSocket itself: the socket
+    // is dropped and replaced, and the subscription comes back.
+    proxy.inject_down(&ws_frame(1, &[b'{', 0xff, 0xfe, b'}']));
+    run_until(&mut app, WAIT, "a new connection", |a| {
+        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
+            let wait = retry_at.saturating_sub(now(a));
+            step_app(a, wait);
+        }
+        let c = a.world().resource::<Connection>();
+        c.is_connected() && c.generation() != generation
+    });
+    run_until(&mut app, WAIT, "resubscribed", |a| {
+        subscription(a, thread(1)) == SubState::Subscribed
+    });
+    post(&relay, thread(1), "AAAC");
+    run_until(&mut app, WAIT, "traffic after the reconnect", |a| {
+        got_message(a, "AAAC")
+    });
+}

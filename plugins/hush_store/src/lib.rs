@@ -156,6 +156,12 @@ pub trait Store: Send + Sync + 'static {
     fn outbox(&self) -> Result<Vec<OutboxEntry>>;
     fn put_outbox(&self, e: &OutboxEntry) -> Result<()>;
     fn remove_outbox(&self, seq: u64) -> Result<()>;
+
+    /// Makes relaxed commits durable once they are old enough (see
+    /// `RedbStore`); called every frame, cheap when there is nothing to do.
+    fn flush_due(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The shared behaviour test of every backend.

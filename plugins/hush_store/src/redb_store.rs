@@ -3,13 +3,28 @@
 //! A profile is used by one process at a time: an exclusive lock on a
 //! sibling `.lock` file is taken on open (redb itself allows several
 //! processes), and a second process gets [`StoreError::Locked`].
+//!
+//! Durability: what only this device knows (the profile, contacts, a queued
+//! message) is committed durably (fsync) before the call returns. What the
+//! server also holds — received messages with their thread cursor, outbox
+//! entries completed by an acknowledgement — is committed without fsync and
+//! made durable at most [`FLUSH_EVERY`] later (and on drop). A crash can only
+//! roll those back together: the cursor goes back with the messages, so
+//! catch-up fetches them again, and a completed entry comes back to the outbox,
+//! where catch-up or the relay's `client_message_id` check settles it without a
+//! duplicate. This keeps a commit off the per-message path: an fsync'd commit
+//! per message capped a chat at a few hundred messages a second.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use hush_core::ThreadId;
 use hush_core::crypto::Sealed;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use uuid::Uuid;
 
 use crate::{
@@ -28,9 +43,23 @@ const MESSAGE_IDS: TableDefinition<(&str, &str), i64> = TableDefinition::new("me
 const MESSAGE_IVS: TableDefinition<(&str, &str), &str> = TableDefinition::new("message_ivs");
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// redb's page cache per open profile.
+pub const CACHE_BYTES: usize = 16 << 20;
+
+/// The longest a relaxed commit stays without fsync.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+struct DurableState {
+    /// When a commit was last made durable.
+    at: Instant,
+    /// A relaxed commit is not durable yet.
+    pending: bool,
+}
+
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    durability: Mutex<DurableState>,
     _lock: File,
 }
 
@@ -73,10 +102,15 @@ impl RedbStore {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
-            other => io_err(other),
-        })?;
+        // redb's default page cache is 1 GiB and fills as a long thread is
+        // read; the thread view holds what it needs, so keep the cache small.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+                other => io_err(other),
+            })?;
         // Create every table so readers never meet a missing one.
         let w = db.begin_write().map_err(io_err)?;
         {
@@ -92,12 +126,68 @@ impl RedbStore {
         Ok(RedbStore {
             db,
             path: path.to_owned(),
+            durability: Mutex::new(DurableState {
+                at: Instant::now(),
+                pending: false,
+            }),
             _lock: lock,
         })
     }
 
+    /// Commits what the server also holds: without fsync unless the last
+    /// durable commit is older than [`FLUSH_EVERY`].
+    fn commit_relaxed(&self, mut w: WriteTransaction) -> Result<()> {
+        let mut d = self.durable_state();
+        let durable = d.at.elapsed() >= FLUSH_EVERY;
+        if !durable {
+            w.set_durability(Durability::None).map_err(io_err)?;
+        }
+        w.commit().map_err(io_err)?;
+        if durable {
+            *d = DurableState {
+                at: Instant::now(),
+                pending: false,
+            };
+        } else {
+            d.pending = true;
+        }
+        Ok(())
+    }
+
+    /// A durable commit: this one and every relaxed one before it.
+    fn commit_durable(&self, w: WriteTransaction) -> Result<()> {
+        let mut d = self.durable_state();
+        w.commit().map_err(io_err)?;
+        *d = DurableState {
+            at: Instant::now(),
+            pending: false,
+        };
+        Ok(())
+    }
+
+    fn durable_state(&self) -> std::sync::MutexGuard<'_, DurableState> {
+        self.durability.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every relaxed commit durable now.
+    pub fn flush(&self) -> Result<()> {
+        if !self.durable_state().pending {
+            return Ok(());
+        }
+        let w = self.db.begin_write().map_err(io_err)?;
+        self.commit_durable(w)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // If this fails, the relaxed commits roll back together with their
+        // cursors and catch-up fetches them again (see the module docs).
+        let _ = self.flush();
     }
 }
 
@@ -117,7 +207,7 @@ impl Store for RedbStore {
             let mut t = w.open_table(META).map_err(io_err)?;
             t.insert("profile", enc(p).as_slice()).map_err(io_err)?;
         }
-        w.commit().map_err(io_err)
+        self.commit_durable(w)
     }
 
     fn contacts(&self) -> Result<Vec<(Uuid, Sealed)>> {
@@ -139,7 +229,7 @@ impl Store for RedbStore {
             t.insert(peer.to_string().as_str(), enc(record).as_slice())
                 .map_err(io_err)?;
         }
-        w.commit().map_err(io_err)
+        self.commit_durable(w)
     }
 
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
@@ -160,7 +250,7 @@ impl Store for RedbStore {
             t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
                 .map_err(io_err)?;
         }
-        w.commit().map_err(io_err)
+        self.commit_durable(w)
     }
 
     fn store_messages(
@@ -231,7 +321,7 @@ impl Store for RedbStore {
                 }
             }
         }
-        w.commit().map_err(io_err)?;
+        self.commit_relaxed(w)?;
         Ok(out)
     }
 
@@ -336,7 +426,15 @@ impl Store for RedbStore {
             let mut t = w.open_table(OUTBOX).map_err(io_err)?;
             t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
         }
-        w.commit().map_err(io_err)
+        self.commit_durable(w)
+    }
+
+    fn flush_due(&self) -> Result<()> {
+        let due = {
+            let d = self.durable_state();
+            d.pending && d.at.elapsed() >= FLUSH_EVERY
+        };
+        if due { self.flush() } else { Ok(()) }
     }
 
     fn remove_outbox(&self, seq: u64) -> Result<()> {
@@ -345,6 +443,6 @@ impl Store for RedbStore {
             let mut t = w.open_table(OUTBOX).map_err(io_err)?;
             t.remove(seq).map_err(io_err)?;
         }
-        w.commit().map_err(io_err)
+        self.commit_durable(w)
     }
 }

@@ -1,6 +1,8 @@
 //! A TCP proxy that injects faults between a client and the relay: pass,
 //! delay, black-hole (a half-open connection: bytes vanish, nothing closes),
-//! cut after N bytes, or reset every connection.
+//! cut after N bytes, or reset every connection. It can also write raw bytes
+//! (hand-made WebSocket frames) into every upgraded connection towards the
+//! client, to play a hostile or broken server.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,6 +35,8 @@ struct Shared {
     kill: Mutex<Vec<Arc<Notify>>>,
     accepted: AtomicU64,
     bytes: AtomicU64,
+    /// Upgraded (101) connections, to inject server→client bytes into.
+    injectors: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Vec<u8>>>>,
 }
 
 pub struct FaultProxy {
@@ -51,6 +55,7 @@ impl FaultProxy {
             kill: Mutex::new(Vec::new()),
             accepted: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            injectors: Mutex::new(Vec::new()),
         });
         let stop = Arc::new(Notify::new());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -119,6 +124,15 @@ impl FaultProxy {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
+    /// Writes `bytes` towards the client on every open WebSocket connection,
+    /// between two reads from the server. Returns how many got them. Meant for
+    /// an idle link: a server frame split across reads would be corrupted.
+    pub fn inject_down(&self, bytes: &[u8]) -> usize {
+        let mut inj = self.shared.injectors.lock().expect("lock");
+        inj.retain(|tx| tx.send(bytes.to_vec()).is_ok());
+        inj.len()
+    }
+
     /// Bytes forwarded so far.
     pub fn bytes(&self) -> u64 {
         self.shared.bytes.load(Ordering::SeqCst)
@@ -164,8 +178,9 @@ async fn serve(client: TcpStream, upstream: SocketAddr, sh: Arc<Shared>) {
     sh.kill.lock().expect("lock").push(kill.clone());
     let (mut cr, mut cw) = client.into_split();
     let (mut sr, mut sw) = server.into_split();
-    let up = pump(&mut cr, &mut sw, &sh, false);
-    let down = pump(&mut sr, &mut cw, &sh, true);
+    let (inject_tx, inject_rx) = tokio::sync::mpsc::unbounded_channel();
+    let up = pump(&mut cr, &mut sw, &sh, false, None);
+    let down = pump(&mut sr, &mut cw, &sh, true, Some((inject_tx, inject_rx)));
     tokio::select! {
         _ = kill.notified() => {}
         _ = up => {}
@@ -178,18 +193,47 @@ async fn serve(client: TcpStream, upstream: SocketAddr, sh: Arc<Shared>) {
     }
 }
 
+/// Where injected bytes come from, and the sender to register once upgraded.
+type Injector = (
+    tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>,
+);
+
 async fn pump(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     sh: &Shared,
     downstream: bool,
+    mut inject: Option<Injector>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut first = true;
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let read = async {
+            match inject.as_mut() {
+                Some((_, rx)) if !first => tokio::select! {
+                    r = from.read(&mut buf) => Ok(r),
+                    Some(extra) = rx.recv() => Err(extra),
+                },
+                _ => Ok(from.read(&mut buf).await),
+            }
         };
+        let n = match read.await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(n)) => n,
+            Err(extra) => {
+                if to.write_all(&extra).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if std::mem::take(&mut first)
+            && let Some((tx, _)) = &inject
+            && buf[..n].starts_with(b"HTTP/1.1 101")
+        {
+            sh.injectors.lock().expect("lock").push(tx.clone());
+        }
         let mode = *sh.mode.lock().expect("lock");
         let mut chunk = &buf[..n];
         match mode {

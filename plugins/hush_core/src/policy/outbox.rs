@@ -7,8 +7,14 @@
 //!   `client_message_id` are resent on every retry, so a relay stores it once
 //!   and a stock server's echo (or the catch-up after a reconnect) still
 //!   identifies it.
-//! - Order is kept per thread: at most one entry per thread is in flight, and
-//!   the next goes only after the server acknowledged the previous one.
+//! - Order is kept per thread: entries go out in order, at most `window` of a
+//!   thread in flight at once. A server processes one connection's frames in
+//!   order, so a window keeps the order and takes the round trip off the
+//!   per-message path. With `window` 1 (stop-and-wait, what a stock server
+//!   needs: its errors name no message) the next entry goes only after the
+//!   previous one was acknowledged. The one case a window can reorder: the
+//!   server refuses an entry transiently (rate limited) while later ones are
+//!   already on their way; the refused one is then stored after them.
 //!   Threads do not wait for each other.
 //! - A thread's entries go only when the caller says the thread is ready
 //!   (caught up on this connection, and created on the server).
@@ -34,6 +40,8 @@ pub struct OutboxPolicy {
     pub retry: BackoffPolicy,
     /// An unacknowledged send counts as failed after this long.
     pub send_timeout: Duration,
+    /// Entries of one thread in flight at once (at least 1).
+    pub window: usize,
 }
 
 impl Default for OutboxPolicy {
@@ -47,6 +55,7 @@ impl Default for OutboxPolicy {
                 max_attempts: None,
             },
             send_timeout: Duration::from_secs(10),
+            window: 1,
         }
     }
 }
@@ -135,31 +144,44 @@ impl Outbox {
     }
 
     /// Picks what to send now and marks it in flight: per ready thread, its
-    /// oldest live entry, if nothing of that thread is in flight.
+    /// oldest live entries, in order, up to the window; an entry that must
+    /// still wait holds back those after it.
     pub fn due(
         &mut self,
         now: Duration,
         generation: u64,
         ready: impl Fn(ThreadId) -> bool,
     ) -> Vec<u64> {
-        let mut busy: Vec<ThreadId> = Vec::new();
+        let window = self.policy.window.max(1);
+        // Per thread: entries in flight, and whether the thread is held back.
+        let mut threads: Vec<(ThreadId, usize, bool)> = Vec::new();
         let mut out = Vec::new();
         for e in self.entries.values_mut() {
-            if busy.contains(&e.thread) {
+            let i = match threads.iter().position(|(t, ..)| *t == e.thread) {
+                Some(i) => i,
+                None => {
+                    threads.push((e.thread, 0, false));
+                    threads.len() - 1
+                }
+            };
+            let (_, in_flight, held) = &mut threads[i];
+            if *held {
                 continue;
             }
             match &e.state {
                 EntryState::Failed(_) => continue,
-                EntryState::InFlight { .. } => busy.push(e.thread),
-                EntryState::Waiting { until, .. } if now < *until => busy.push(e.thread),
+                EntryState::InFlight { .. } => *in_flight += 1,
+                EntryState::Waiting { until, .. } if now < *until => *held = true,
                 EntryState::Queued | EntryState::Waiting { .. } => {
-                    busy.push(e.thread);
-                    if ready(e.thread) {
+                    if *in_flight < window && ready(e.thread) {
                         e.state = EntryState::InFlight {
                             since: now,
                             generation,
                         };
+                        *in_flight += 1;
                         out.push(e.seq);
+                    } else {
+                        *held = true;
                     }
                 }
             }
@@ -315,6 +337,36 @@ mod tests {
             o.push(entry(seq, t(th)));
         }
         o
+    }
+
+    #[test]
+    fn a_window_sends_in_order_and_a_waiting_entry_holds_back_the_rest() {
+        let mut o = Outbox::new(OutboxPolicy {
+            window: 3,
+            ..OutboxPolicy::default()
+        });
+        for seq in 1..=5 {
+            o.push(entry(seq, t(1)));
+        }
+        o.push(entry(6, t(2)));
+        assert_eq!(o.due(s(0), 1, |_| true), [1, 2, 3, 6]);
+        assert_eq!(
+            o.due(s(0), 1, |_| true),
+            Vec::<u64>::new(),
+            "the window is full"
+        );
+        o.ack_by_client_id("c1").unwrap();
+        assert_eq!(o.due(s(0), 1, |_| true), [4]);
+        // 2 is refused transiently: it waits, and holds back 5 (3 and 4 are
+        // already on their way).
+        o.refused(2, "rate limited", Retry::Transient, s(0));
+        o.ack_by_client_id("c3").unwrap();
+        o.ack_by_client_id("c4").unwrap();
+        assert_eq!(o.due(s(0), 1, |_| true), Vec::<u64>::new());
+        assert_eq!(o.due(s(1), 1, |_| true), [2, 5]);
+        // A lost connection sends everything again, in order.
+        o.connection_lost();
+        assert_eq!(o.due(s(2), 2, |_| true), [2, 5, 6]);
     }
 
     #[test]
