@@ -51,6 +51,7 @@ pub enum Inserted {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    postgres: bool,
 }
 
 const SCHEMA: &[&str] = &[
@@ -94,6 +95,9 @@ fn thread_from_row(r: &sqlx::any::AnyRow) -> Result<ThreadRecord, sqlx::Error> {
         created_at: r.try_get("created_at")?,
     })
 }
+
+/// Rows per multi-row INSERT (6 parameters each, well under SQLite's limit).
+const INSERT_BATCH: usize = 256;
 
 const MESSAGE_COLUMNS: &str = "id, thread_id, ciphertext, iv, created_at, client_message_id";
 
@@ -158,7 +162,10 @@ impl Db {
             })
             .connect_with(opts)
             .await?;
-        let db = Db { pool };
+        let db = Db {
+            pool,
+            postgres: is_postgres,
+        };
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&db.pool).await?;
         }
@@ -295,6 +302,73 @@ impl Db {
             .fetch_one(&self.pool)
             .await?;
         Ok(Inserted::Duplicate(message_from_row(&row)?))
+    }
+
+    /// Stores several messages in one statement (one transaction): what a
+    /// connection sent in one burst. The outcomes are in input order; a
+    /// resend of a stored `client_message_id` (also one within the batch) is
+    /// a `Duplicate` of the stored message.
+    pub async fn insert_messages(&self, ms: &[MessageRecord]) -> Result<Vec<Inserted>, DbError> {
+        if let [one] = ms {
+            return Ok(vec![self.insert_message(one).await?]);
+        }
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in ms.chunks(INSERT_BATCH) {
+            // PostgreSQL numbers its parameters; SQLite gets anonymous `?`s, as
+            // looking up a thousand numbered names cost more than the insert.
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let b = i * 6;
+                    if !self.postgres {
+                        return "(?, ?, ?, ?, ?, ?)".to_owned();
+                    }
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO messages (id, thread_id, ciphertext, iv, created_at, client_message_id)
+                 VALUES {} ON CONFLICT (thread_id, client_message_id) DO NOTHING RETURNING id",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for m in chunk {
+                q = q
+                    .bind(&m.id)
+                    .bind(&m.thread_id)
+                    .bind(&m.ciphertext)
+                    .bind(&m.iv)
+                    .bind(m.created_at)
+                    .bind(m.client_message_id.as_deref());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
+        }
+        let mut out = Vec::with_capacity(ms.len());
+        for m in ms {
+            if inserted.contains(&m.id) {
+                out.push(Inserted::New(m.clone()));
+                continue;
+            }
+            let sql = format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND client_message_id = $2"
+            );
+            let row = sqlx::query(&sql)
+                .bind(&m.thread_id)
+                .bind(m.client_message_id.as_deref())
+                .fetch_one(&self.pool)
+                .await?;
+            out.push(Inserted::Duplicate(message_from_row(&row)?));
+        }
+        Ok(out)
     }
 
     /// Messages of a thread, oldest first: after `after` (exclusive) the oldest

@@ -14,7 +14,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hush_core::ThreadId;
 use hush_core::wire::{
     ClientFrame, ErrorCode, MessageSent, OutgoingMessage, Refusal, ServerFrame, check_sealed,
@@ -108,6 +108,30 @@ pub async fn store_message(
     client_message_id: Option<String>,
     broadcast: bool,
 ) -> Result<Inserted, Refusal> {
+    let rec = prepare_message(st, thread_id, ciphertext, iv, client_message_id).await?;
+    let outcome = st.db.insert_message(&rec).await.map_err(|e| {
+        tracing::error!("message insert failed: {e}");
+        persist_failed(&rec)
+    })?;
+    finish_message(st, &outcome, broadcast);
+    Ok(outcome)
+}
+
+fn persist_failed(rec: &MessageRecord) -> Refusal {
+    let mut r = Refusal::new(ErrorCode::PersistFailed, "Failed to save message");
+    r.client_message_id.clone_from(&rec.client_message_id);
+    r.thread_id = Some(rec.thread_id.clone());
+    r
+}
+
+/// Checks a message and gives it its id and server time.
+async fn prepare_message(
+    st: &AppState,
+    thread_id: ThreadId,
+    ciphertext: String,
+    iv: String,
+    client_message_id: Option<String>,
+) -> Result<MessageRecord, Refusal> {
     // A stock server knows nothing of client ids.
     let client_message_id = client_message_id.filter(|_| !st.config.stock);
     let tag = |mut r: Refusal| {
@@ -132,27 +156,27 @@ pub async fn store_message(
             )));
         }
     }
-    let rec = MessageRecord {
+    Ok(MessageRecord {
         id: uuid::Uuid::new_v4().to_string(),
         thread_id: thread_id.to_string(),
         ciphertext,
         iv,
         created_at: st.next_time(),
-        client_message_id: client_message_id.clone(),
-    };
-    let outcome = st.db.insert_message(&rec).await.map_err(|e| {
-        tracing::error!("message insert failed: {e}");
-        tag(Refusal::new(
-            ErrorCode::PersistFailed,
-            "Failed to save message",
-        ))
-    })?;
-    match &outcome {
+        client_message_id,
+    })
+}
+
+/// Counts a stored message and broadcasts it if it is new.
+fn finish_message(st: &AppState, outcome: &Inserted, broadcast: bool) {
+    match outcome {
         Inserted::New(m) => {
             st.stats.messages_stored.fetch_add(1, Ordering::Relaxed);
             if !broadcast {
-                return Ok(outcome);
+                return;
             }
+            let Ok(thread_id) = ThreadId::parse(&m.thread_id) else {
+                return;
+            };
             let lagged = st
                 .hub
                 .broadcast(thread_id, text(ServerFrame::Message(wire_message(m, true))));
@@ -162,8 +186,55 @@ pub async fn store_message(
             st.stats.duplicate_sends.fetch_add(1, Ordering::Relaxed);
         }
     }
-    Ok(outcome)
 }
+
+/// Stores the messages a connection sent in one burst with one statement,
+/// then broadcasts and acknowledges each in order.
+async fn flush_sends(st: &AppState, pending: &mut Vec<MessageRecord>) -> Vec<ServerFrame> {
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    let recs = std::mem::take(pending);
+    match st.db.insert_messages(&recs).await {
+        Ok(outcomes) => outcomes
+            .into_iter()
+            .filter_map(|o| {
+                finish_message(st, &o, true);
+                ack(st, o)
+            })
+            .collect(),
+        Err(e) => {
+            tracing::error!("message insert failed: {e}");
+            recs.iter()
+                .map(|r| persist_failed(r).into_frame())
+                .collect()
+        }
+    }
+}
+
+/// The [ext] acknowledgement of a stored message, if it has a client id.
+fn ack(st: &AppState, outcome: Inserted) -> Option<ServerFrame> {
+    let (Inserted::New(m) | Inserted::Duplicate(m)) = outcome;
+    let thread_id = ThreadId::parse(&m.thread_id).ok()?;
+    match m.client_message_id {
+        Some(cmid) if !st.config.stock => Some(ServerFrame::MessageSent(MessageSent {
+            id: m.id,
+            thread_id,
+            client_message_id: cmid,
+            created_at: hush_core::time::format_ws(m.created_at),
+        })),
+        _ => None,
+    }
+}
+
+/// What one text frame asks for: a message to store, or replies now.
+enum Step {
+    Send(MessageRecord),
+    Reply(Vec<ServerFrame>),
+}
+
+/// Frames of one burst handled together (messages stored in one statement).
+const BURST: usize = 256;
 
 async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     let (mut sink, mut stream) = socket.split();
@@ -218,49 +289,89 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     // A stock server stops serving a socket after a malformed frame without
     // closing it (and sends nothing more, heartbeats included).
     let mut dead = false;
-    loop {
-        let msg = tokio::select! {
+    let mut pending: Vec<MessageRecord> = Vec::new();
+    // A burst is broadcast at once: keep it well inside a subscriber's queue,
+    // so that a reader that keeps up is never taken for a slow one.
+    let burst_max = BURST.min(st.config.queue_len / 4).max(1);
+    let mut burst = Vec::with_capacity(burst_max);
+    'conn: loop {
+        let first = tokio::select! {
             _ = kill.cancelled() => break,
             m = stream.next() => m,
         };
-        if dead {
-            match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                _ => continue,
+        // Whatever else already arrived is handled with it: a burst of sends
+        // is stored with one statement (a stock server takes them one by one).
+        burst.push(first);
+        while !st.config.stock && burst.len() < burst_max {
+            match stream.next().now_or_never() {
+                Some(m) => burst.push(m),
+                None => break,
             }
         }
-        let malformed = match &msg {
-            Some(Ok(Message::Binary(_))) => true,
-            Some(Ok(Message::Text(t))) => {
-                !t.as_str().trim_start().starts_with('{')
-                    || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
-                        t.as_str(),
-                    )
-                    .is_err()
-            }
-            _ => false,
-        };
-        if st.config.stock && malformed {
-            dead = true;
-            stock_dead.store(true, std::sync::atomic::Ordering::Relaxed);
-            continue;
-        }
-        let reply = match msg {
-            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-            Some(Ok(Message::Text(t))) => {
-                handle_text(&st, id, &mut subs, bucket.as_mut(), t.as_str()).await
-            }
-            Some(Ok(Message::Binary(_))) => vec![
-                Refusal::new(ErrorCode::InvalidRequest, "Binary frames are not supported")
-                    .into_frame(),
-            ],
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
-        };
-        for f in reply {
-            let f = if st.config.stock { stock_error(f) } else { f };
-            if tx.send(text(f)).await.is_err() {
+        let mut end = false;
+        let mut out: Vec<ServerFrame> = Vec::new();
+        for msg in burst.drain(..) {
+            if end {
                 break;
             }
+            if dead {
+                match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                        end = true;
+                        continue;
+                    }
+                    _ => continue,
+                }
+            }
+            let malformed = match &msg {
+                Some(Ok(Message::Binary(_))) => true,
+                Some(Ok(Message::Text(t))) => {
+                    !t.as_str().trim_start().starts_with('{')
+                        || serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
+                            t.as_str(),
+                        )
+                        .is_err()
+                }
+                _ => false,
+            };
+            if st.config.stock && malformed {
+                dead = true;
+                stock_dead.store(true, std::sync::atomic::Ordering::Relaxed);
+                continue;
+            }
+            let reply = match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                    end = true;
+                    continue;
+                }
+                Some(Ok(Message::Text(t))) => {
+                    match handle_text(&st, id, &mut subs, bucket.as_mut(), t.as_str()).await {
+                        Step::Send(rec) => {
+                            pending.push(rec);
+                            continue;
+                        }
+                        Step::Reply(r) => r,
+                    }
+                }
+                Some(Ok(Message::Binary(_))) => vec![
+                    Refusal::new(ErrorCode::InvalidRequest, "Binary frames are not supported")
+                        .into_frame(),
+                ],
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
+            };
+            // Replies keep the order of the frames they answer.
+            out.extend(flush_sends(&st, &mut pending).await);
+            out.extend(reply);
+        }
+        out.extend(flush_sends(&st, &mut pending).await);
+        for f in out {
+            let f = if st.config.stock { stock_error(f) } else { f };
+            if tx.send(text(f)).await.is_err() {
+                break 'conn;
+            }
+        }
+        if end {
+            break;
         }
     }
     kill.cancel();
@@ -275,22 +386,22 @@ async fn handle_text(
     subs: &mut HashSet<ThreadId>,
     bucket: Option<&mut Bucket>,
     raw: &str,
-) -> Vec<ServerFrame> {
+) -> Step {
     let limits = st.config.limits;
     if raw.len() > limits.max_frame {
-        return vec![
+        return Step::Reply(vec![
             Refusal::new(
                 ErrorCode::PayloadTooLarge,
                 format!("Frame larger than {} bytes", limits.max_frame),
             )
             .into_frame(),
-        ];
+        ]);
     }
     let frame = match ClientFrame::parse(raw) {
         Ok(f) => f,
-        Err(r) => return vec![r.into_frame()],
+        Err(r) => return Step::Reply(vec![r.into_frame()]),
     };
-    match frame {
+    Step::Reply(match frame {
         ClientFrame::Ping => vec![ServerFrame::Pong],
         ClientFrame::Subscribe { thread_id } => {
             if !subs.contains(&thread_id) && subs.len() >= limits.max_subscriptions {
@@ -302,7 +413,7 @@ async fn handle_text(
                     ),
                 );
                 r.thread_id = Some(thread_id.to_string());
-                return vec![r.into_frame()];
+                return Step::Reply(vec![r.into_frame()]);
             }
             subs.insert(thread_id);
             st.hub.subscribe(conn, thread_id);
@@ -328,22 +439,14 @@ async fn handle_text(
                 );
                 r.client_message_id = client_message_id;
                 r.thread_id = Some(thread_id.to_string());
-                return vec![r.into_frame()];
+                return Step::Reply(vec![r.into_frame()]);
             }
-            match store_message(st, thread_id, ciphertext, iv, client_message_id, true).await {
-                Err(r) => vec![r.into_frame()],
-                Ok(Inserted::New(m) | Inserted::Duplicate(m)) => match m.client_message_id {
-                    Some(cmid) if !st.config.stock => vec![ServerFrame::MessageSent(MessageSent {
-                        id: m.id,
-                        thread_id,
-                        client_message_id: cmid,
-                        created_at: hush_core::time::format_ws(m.created_at),
-                    })],
-                    _ => Vec::new(),
-                },
-            }
+            return match prepare_message(st, thread_id, ciphertext, iv, client_message_id).await {
+                Ok(rec) => Step::Send(rec),
+                Err(r) => Step::Reply(vec![r.into_frame()]),
+            };
         }
-    }
+    })
 }
 
 /// What a stock server sends for a refusal: the message alone.

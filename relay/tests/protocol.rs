@@ -25,6 +25,7 @@ on_both_backends!(
     heartbeat_frames_arrive_on_interval,
     vault_and_messages_survive_a_restart,
     slow_subscriber_does_not_stall_others,
+    a_burst_is_stored_in_order_with_its_duplicates_recognised,
 );
 
 async fn health_advertises_extensions(b: Backend) {
@@ -731,5 +732,82 @@ async fn slow_subscriber_does_not_stall_others(b: Backend) {
         "the slow subscriber was cut off"
     );
     drop(slow);
+    r.finish().await;
+}
+
+async fn a_burst_is_stored_in_order_with_its_duplicates_recognised(b: Backend) {
+    use futures_util::SinkExt;
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let mut alice = r.ws_query(&t).await;
+    let mut bob = r.ws_query(&t).await;
+    bob.subscribe(&a).await;
+    // One stored before the burst.
+    alice.send(json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "old"})).await;
+    let old = alice.recv().await;
+    assert_eq!(bob.recv().await["id"], old["id"]);
+    // 300 frames in one write: sends, a resend of "old", a repeat inside the
+    // burst, a refusal and a ping in the middle.
+    let mut frames = Vec::new();
+    for i in 0..300 {
+        let f = match i {
+            100 => {
+                json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "old"})
+            }
+            150 => {
+                json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": "m10"})
+            }
+            200 => {
+                json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": "short", "client_message_id": "bad"})
+            }
+            250 => json!({"type": "ping"}),
+            _ => {
+                json!({"type": "message", "thread_id": a, "ciphertext": "AAAA", "iv": IV, "client_message_id": format!("m{i}")})
+            }
+        };
+        frames.push(f);
+    }
+    for f in &frames {
+        alice.s.feed(Message::text(f.to_string())).await.unwrap();
+    }
+    alice.s.flush().await.unwrap();
+    // The replies come in the order of the frames they answer.
+    let mut acked = std::collections::HashMap::new();
+    for (i, f) in frames.iter().enumerate() {
+        let v = alice.recv().await;
+        match i {
+            200 => assert_eq!(v["code"], "invalid_payload", "{v}"),
+            250 => assert_eq!(v, json!({"type": "pong"})),
+            _ => {
+                assert_eq!(v["type"], "message_sent", "{i}: {v}");
+                assert_eq!(v["client_message_id"], f["client_message_id"], "{i}");
+                let cmid = v["client_message_id"].as_str().unwrap().to_owned();
+                if let Some(prev) = acked.insert(cmid.clone(), v["id"].clone()) {
+                    assert_eq!(prev, v["id"], "{cmid} acked with two ids");
+                }
+            }
+        }
+    }
+    assert_eq!(acked["old"], old["id"]);
+    // Bob got each new message once, in the order sent.
+    let mut seen = Vec::new();
+    while let Some(v) = bob.recv_within(Duration::from_millis(500)).await {
+        if v["type"] == "message" {
+            seen.push(v["id"].as_str().unwrap().to_owned());
+        }
+    }
+    let expected: Vec<String> = (0..300)
+        .filter(|i| ![100, 150, 200, 250].contains(i))
+        .map(|i| acked[&format!("m{i}")].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        r.get(&format!("/api/messages/{a}/count"), Some(&t)).await.1["count"],
+        297
+    );
+    let stats = r.relay().stats();
+    assert_eq!(hush_relay::Stats::get(&stats.duplicate_sends), 2);
     r.finish().await;
 }

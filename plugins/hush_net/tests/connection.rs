@@ -350,7 +350,12 @@ fn an_expired_token_is_replaced_and_the_connection_comes_up() {
     s.set_words(Zeroizing::new(WORDS.into()));
     let mut app = net_app(&relay.url(), s, |_| {});
     connect(&mut app);
-    wait_connected(&mut app);
+    // The refused upgrade is accepted first and closed with 4001 right after,
+    // so `Connected` on the old token is a moment long: wait for the new one.
+    run_until(&mut app, WAIT, "connected on a new token", |a| {
+        a.world().resource::<Connection>().is_connected()
+            && a.world().resource::<Session>().token() != Some(expired.as_str())
+    });
     assert_eq!(
         relay.get(|s| &s.ws_auth_failures),
         1,
