@@ -192,6 +192,19 @@ async fn ws(relay_ws: &str, token: &str) -> Ws {
     s
 }
 
+/// A raw sender that writes all `frames` as fast as the socket takes them,
+/// then keeps reading so the connection is not dropped.
+fn send_burst(rt: &tokio::runtime::Runtime, ws_url: String, token: String, frames: Vec<String>) {
+    rt.spawn(async move {
+        let mut s = ws(&ws_url, &token).await;
+        for f in frames {
+            s.feed(Message::text(f)).await.unwrap();
+        }
+        s.flush().await.unwrap();
+        while s.next().await.is_some() {}
+    });
+}
+
 async fn subscribe(s: &mut Ws, t: ThreadId) {
     s.send(Message::text(
         ClientFrame::Subscribe { thread_id: t }.to_json(),
@@ -317,18 +330,7 @@ fn inbound(n: usize) -> Report {
     }
     ready_rx.recv().unwrap();
     let start = Instant::now();
-    {
-        let (ws_url, token) = (ws_url.clone(), token.clone());
-        rt.spawn(async move {
-            let mut s = ws(&ws_url, &token).await;
-            for f in frames {
-                s.feed(Message::text(f)).await.unwrap();
-            }
-            s.flush().await.unwrap();
-            // Keep reading so the connection is not dropped.
-            while s.next().await.is_some() {}
-        });
-    }
+    send_burst(&rt, ws_url.clone(), token.clone(), frames);
     let mut b_first = None;
     // The client's own CPU for the burst: the updates that took messages in
     // (idle spins while waiting for the relay are not counted; the network
@@ -567,16 +569,12 @@ fn recovery(n: usize) -> Report {
         _ => 0.0,
     };
     let rt = rt();
-    let ws_url = format!("ws://{}/ws", relay.addr);
-    let token = relay.token();
-    rt.spawn(async move {
-        let mut s = ws(&ws_url, &token).await;
-        for f in frames {
-            s.feed(Message::text(f)).await.unwrap();
-        }
-        s.flush().await.unwrap();
-        while s.next().await.is_some() {}
-    });
+    send_burst(
+        &rt,
+        format!("ws://{}/ws", relay.addr),
+        relay.token(),
+        frames,
+    );
     let mut t_conn = None;
     let mut t_sub = None;
     let done = spin_until(&mut b, Duration::from_secs(120), |b| {

@@ -293,6 +293,12 @@ impl Db {
         if r.rows_affected() > 0 {
             return Ok(Inserted::New(m.clone()));
         }
+        self.stored_duplicate(m).await
+    }
+
+    /// The stored message a refused insert duplicated (same thread and
+    /// `client_message_id`).
+    async fn stored_duplicate(&self, m: &MessageRecord) -> Result<Inserted, DbError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND client_message_id = $2"
         );
@@ -354,19 +360,11 @@ impl Db {
         }
         let mut out = Vec::with_capacity(ms.len());
         for m in ms {
-            if inserted.contains(&m.id) {
-                out.push(Inserted::New(m.clone()));
-                continue;
-            }
-            let sql = format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND client_message_id = $2"
-            );
-            let row = sqlx::query(&sql)
-                .bind(&m.thread_id)
-                .bind(m.client_message_id.as_deref())
-                .fetch_one(&self.pool)
-                .await?;
-            out.push(Inserted::Duplicate(message_from_row(&row)?));
+            out.push(if inserted.contains(&m.id) {
+                Inserted::New(m.clone())
+            } else {
+                self.stored_duplicate(m).await?
+            });
         }
         Ok(out)
     }
