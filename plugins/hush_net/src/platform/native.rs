@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use zeroize::Zeroizing;
 
-use crate::api::{ApiRequest, ApiResult, Method, NetError};
+use crate::api::{ApiRequest, ApiResult, NetError};
 use crate::config::NetConfig;
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
 
@@ -117,32 +117,7 @@ impl HttpClient {
 }
 
 async fn execute(client: &reqwest::Client, url: &str, req: ApiRequest) -> ApiResult {
-    let mut b = match req.method {
-        Method::Get => client.get(url),
-        Method::Post => client.post(url),
-        Method::Delete => client.delete(url),
-    };
-    if let Some(t) = &req.token {
-        b = b.bearer_auth(t.as_str());
-    }
-    if let Some(body) = req.body {
-        b = b
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body);
-    }
-    let resp = b.send().await.map_err(map_reqwest)?;
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let body = resp.text().await.map_err(map_reqwest)?;
-    Ok(crate::api::ApiResponse {
-        status,
-        body,
-        retry_after,
-    })
+    super::execute_with(client, url, req, map_reqwest, map_reqwest).await
 }
 
 fn io_kind_in(e: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {

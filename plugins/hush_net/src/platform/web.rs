@@ -19,7 +19,7 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use zeroize::Zeroizing;
 
-use crate::api::{ApiRequest, ApiResponse, ApiResult, Method, NetError};
+use crate::api::{ApiRequest, ApiResult, NetError};
 use crate::config::NetConfig;
 use crate::connection::NetworkStatus;
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
@@ -105,37 +105,15 @@ impl HttpClient {
 }
 
 async fn execute(client: &reqwest::Client, url: &str, req: ApiRequest) -> ApiResult {
-    let mut b = match req.method {
-        Method::Get => client.get(url),
-        Method::Post => client.post(url),
-        Method::Delete => client.delete(url),
-    };
-    if let Some(t) = &req.token {
-        b = b.bearer_auth(t.as_str());
-    }
-    if let Some(body) = req.body {
-        b = b.header("content-type", "application/json").body(body);
-    }
     // fetch hides why a request failed; treat it as the server being unreachable.
-    let resp = b
-        .send()
-        .await
-        .map_err(|_| NetError::Connect("the request failed".into()))?;
-    let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    let body = resp
-        .text()
-        .await
-        .map_err(|_| NetError::Other("the response body failed".into()))?;
-    Ok(ApiResponse {
-        status,
-        body,
-        retry_after,
-    })
+    super::execute_with(
+        client,
+        url,
+        req,
+        |_| NetError::Connect("the request failed".into()),
+        |_| NetError::Other("the response body failed".into()),
+    )
+    .await
 }
 
 /// What an open socket needs.
