@@ -61,19 +61,6 @@ struct CatchupReplies {
 /// Pause after a failed page before asking again.
 const RETRY: Duration = Duration::from_secs(5);
 
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 fn start_catchups(
     conn: Res<Connection>,
     vault: Res<Vault>,
@@ -110,7 +97,7 @@ fn start_catchups(
         let path = format!(
             "/api/messages/{}?after={}&limit={MAX_PAGE}",
             sync.record.id,
-            url_encode(sync.fetch_cursor.after())
+            hush_core::http::url_encode(sync.fetch_cursor.after())
         );
         let (tx, thread, run) = (replies.tx.clone(), sync.record.id, sync.run);
         api.send(

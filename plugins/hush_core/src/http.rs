@@ -235,9 +235,33 @@ impl ApiFailure {
     }
 }
 
+/// Percent-encodes a query value: everything but RFC 3986's unreserved
+/// characters (tokens, the catch-up cursor's `+` and `:`).
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            url_encode("2026-01-01T00:00:00.123456+00:00"),
+            "2026-01-01T00%3A00%3A00.123456%2B00%3A00"
+        );
+        assert_eq!(url_encode("a.b_c-d~e f/é"), "a.b_c-d~e%20f%2F%C3%A9");
+    }
 
     #[test]
     fn classifies_stock_error_bodies() {

@@ -243,7 +243,11 @@ async fn run_socket(
         p.config.server.ws()
     } else {
         // A stock server only takes the query parameter.
-        format!("{}?token={}", p.config.server.ws(), urlencode(&p.token))
+        format!(
+            "{}?token={}",
+            p.config.server.ws(),
+            hush_core::http::url_encode(&p.token)
+        )
     };
     let mut req = match url.into_client_request() {
         Ok(r) => r,
@@ -356,17 +360,4 @@ fn kind_name(e: &tungstenite::Error) -> &'static str {
         tungstenite::Error::Utf8(_) => "invalid UTF-8",
         _ => "websocket error",
     }
-}
-
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

@@ -198,19 +198,6 @@ impl Drop for SocketHandle {
     }
 }
 
-fn urlencode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 impl Platform {
     /// Starts a socket attempt. Its events carry `generation`.
     pub fn open_socket(&self, p: OpenParams, events: Sender<TransportEvent>) -> SocketHandle {
@@ -262,7 +249,11 @@ async fn connect(p: OpenParams, events: Sender<TransportEvent>) {
     if !SOCKETS.with(|s| s.borrow().contains_key(&generation)) {
         return;
     }
-    let url = format!("{}?token={}", p.config.server.ws(), urlencode(&p.token));
+    let url = format!(
+        "{}?token={}",
+        p.config.server.ws(),
+        hush_core::http::url_encode(&p.token)
+    );
     let ws = match WebSocket::new(&url) {
         Ok(ws) => ws,
         Err(_) => {
