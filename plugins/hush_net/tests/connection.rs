@@ -50,6 +50,14 @@ fn now(app: &App) -> Duration {
     app.world().resource::<Time>().elapsed()
 }
 
+/// While reconnecting, jumps virtual time to the next attempt.
+fn skip_backoff(app: &mut App) {
+    if let ConnState::Reconnecting { retry_at, .. } = state(app) {
+        let wait = retry_at.saturating_sub(now(app));
+        step_app(app, wait);
+    }
+}
+
 fn connect(app: &mut App) {
     app.world_mut().write_message(ConnectionIntent::Connect);
 }
@@ -233,10 +241,7 @@ fn relay_restart_follows_the_backoff_schedule_and_restores_subscriptions() {
 
     relay.restart();
     run_until(&mut app, WAIT, "connected again", |a| {
-        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
-            let wait = retry_at.saturating_sub(now(a));
-            step_app(a, wait);
-        }
+        skip_backoff(a);
         a.world().resource::<Connection>().is_connected()
     });
     run_until(&mut app, WAIT, "resubscribed", |a| {
@@ -296,10 +301,7 @@ fn a_half_open_connection_is_found_by_the_heartbeat_and_replaced() {
     );
     proxy.set_mode(ProxyMode::Pass);
     run_until(&mut app, WAIT, "connected again", |a| {
-        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
-            let wait = retry_at.saturating_sub(now(a));
-            step_app(a, wait);
-        }
+        skip_backoff(a);
         a.world().resource::<Connection>().is_connected()
     });
     let again = now(&app) - t0;
@@ -407,10 +409,7 @@ fn the_token_is_refreshed_before_it_expires() {
     // The next connection uses the new token: no rejection.
     relay.restart();
     run_until(&mut app, WAIT, "connected again", |a| {
-        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
-            let wait = retry_at.saturating_sub(now(a));
-            step_app(a, wait);
-        }
+        skip_backoff(a);
         a.world().resource::<Connection>().is_connected()
             && a.world().resource::<Connection>().stats.opened == 2
     });
@@ -427,10 +426,7 @@ fn a_stale_sockets_late_events_do_not_disturb_the_new_connection() {
     let old = app.world().resource::<Connection>().generation();
     proxy.reset_all();
     run_until(&mut app, WAIT, "connected again", |a| {
-        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
-            let wait = retry_at.saturating_sub(now(a));
-            step_app(a, wait);
-        }
+        skip_backoff(a);
         let c = a.world().resource::<Connection>();
         c.is_connected() && c.generation() != old
     });
@@ -647,10 +643,7 @@ fn a_stock_server_that_goes_silent_after_a_bad_frame_is_caught_by_the_heartbeat(
         );
     }
     run_until(&mut app, WAIT, "connected again", |a| {
-        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
-            let wait = retry_at.saturating_sub(now(a));
-            step_app(a, wait);
-        }
+        skip_backoff(a);
         let c = a.world().resource::<Connection>();
         c.is_connected() && c.generation() != first
     });
@@ -742,10 +735,7 @@ fn a_server_that_sends_garbage_is_survived_frame_by_frame() {
     // is dropped and replaced, and the subscription comes back.
     proxy.inject_down(&ws_frame(1, &[b'{', 0xff, 0xfe, b'}']));
     run_until(&mut app, WAIT, "a new connection", |a| {
-        if let ConnState::Reconnecting { retry_at, .. } = state(a) {
-            let wait = retry_at.saturating_sub(now(a));
-            step_app(a, wait);
-        }
+        skip_backoff(a);
         let c = a.world().resource::<Connection>();
         c.is_connected() && c.generation() != generation
     });
