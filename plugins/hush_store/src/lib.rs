@@ -162,6 +162,19 @@ pub trait Store: Send + Sync + 'static {
     fn flush_due(&self) -> Result<()> {
         Ok(())
     }
+
+    /// Makes every write so far durable now (what `flush_due` does in time).
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// How often the store was reopened after a failed write while relaxed
+    /// commits were not durable yet: those (received messages and the cursor
+    /// over them) may be gone. When this changes, a client reloads its thread
+    /// cursors and catches up again.
+    fn rollbacks(&self) -> u64 {
+        0
+    }
 }
 
 /// The shared behaviour test of every backend.

@@ -14,10 +14,17 @@
 //! where catch-up or the relay's `client_message_id` check settles it without a
 //! duplicate. This keeps a commit off the per-message path: an fsync'd commit
 //! per message capped a chat at a few hundred messages a second.
+//!
+//! A failed write (a full disk) leaves redb refusing every later call until
+//! the database is opened again; the store does that before its next use, and
+//! redb's recovery brings the file back to its last durable commit. Relaxed
+//! commits that were not durable yet may be gone then, so the store counts
+//! such reopenings ([`Store::rollbacks`]) and the client reloads its cursors.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hush_core::ThreadId;
@@ -57,23 +64,71 @@ struct DurableState {
 }
 
 pub struct RedbStore {
-    db: Database,
+    /// `None` only between closing after a failed write and a successful reopen.
+    db: RwLock<Option<Database>>,
+    /// A write failed: close and reopen before the next use.
+    broken: AtomicBool,
+    /// Relaxed commits were pending when the database was closed after a failure.
+    lost_pending: AtomicBool,
+    rollbacks: AtomicU64,
     path: PathBuf,
     durability: Mutex<DurableState>,
     _lock: File,
 }
 
-fn io_err(e: impl std::fmt::Display) -> StoreError {
-    let s = e.to_string();
-    let lower = s.to_lowercase();
-    if lower.contains("no space left")
-        || lower.contains("storage full")
-        || lower.contains("disk full")
-    {
-        StoreError::DiskFull
-    } else {
-        StoreError::Io(s)
+fn io_err(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::DiskFull,
+        other => {
+            let s = other.to_string();
+            let lower = s.to_lowercase();
+            if lower.contains("no space left")
+                || lower.contains("storage full")
+                || lower.contains("disk full")
+            {
+                StoreError::DiskFull
+            } else {
+                StoreError::Io(s)
+            }
+        }
     }
+}
+
+/// Opens (creating if needed) the database and every table, so readers never
+/// meet a missing one.
+fn open_db(path: &Path) -> Result<Database> {
+    // redb's default page cache is 1 GiB and fills as a long thread is
+    // read; the thread view holds what it needs, so keep the cache small.
+    let db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .create(path)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
+            other => io_err(other),
+        })?;
+    // Only a new file needs the tables: a reopen on a full disk must not write.
+    const TABLES: usize = 7;
+    let present = db
+        .begin_read()
+        .map_err(io_err)?
+        .list_tables()
+        .map_err(io_err)?
+        .count();
+    if present >= TABLES {
+        return Ok(db);
+    }
+    let w = db.begin_write().map_err(io_err)?;
+    {
+        w.open_table(META).map_err(io_err)?;
+        w.open_table(CONTACTS).map_err(io_err)?;
+        w.open_table(THREADS).map_err(io_err)?;
+        w.open_table(MESSAGES).map_err(io_err)?;
+        w.open_table(MESSAGE_IDS).map_err(io_err)?;
+        w.open_table(MESSAGE_IVS).map_err(io_err)?;
+        w.open_table(OUTBOX).map_err(io_err)?;
+    }
+    w.commit().map_err(io_err)?;
+    Ok(db)
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -102,29 +157,12 @@ impl RedbStore {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        // redb's default page cache is 1 GiB and fills as a long thread is
-        // read; the thread view holds what it needs, so keep the cache small.
-        let db = redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
-                other => io_err(other),
-            })?;
-        // Create every table so readers never meet a missing one.
-        let w = db.begin_write().map_err(io_err)?;
-        {
-            w.open_table(META).map_err(io_err)?;
-            w.open_table(CONTACTS).map_err(io_err)?;
-            w.open_table(THREADS).map_err(io_err)?;
-            w.open_table(MESSAGES).map_err(io_err)?;
-            w.open_table(MESSAGE_IDS).map_err(io_err)?;
-            w.open_table(MESSAGE_IVS).map_err(io_err)?;
-            w.open_table(OUTBOX).map_err(io_err)?;
-        }
-        w.commit().map_err(io_err)?;
+        let db = open_db(path)?;
         Ok(RedbStore {
-            db,
+            db: RwLock::new(Some(db)),
+            broken: AtomicBool::new(false),
+            lost_pending: AtomicBool::new(false),
+            rollbacks: AtomicU64::new(0),
             path: path.to_owned(),
             durability: Mutex::new(DurableState {
                 at: Instant::now(),
@@ -132,6 +170,46 @@ impl RedbStore {
             }),
             _lock: lock,
         })
+    }
+
+    /// Runs `f` on the database, reopening it first if an earlier call failed.
+    /// An I/O error marks it for that reopening (redb refuses everything after
+    /// one with "previous I/O error").
+    fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        if self.broken.load(Ordering::Acquire) {
+            self.reopen()?;
+        }
+        let g = self.db.read().unwrap_or_else(|p| p.into_inner());
+        let Some(db) = g.as_ref() else {
+            return Err(StoreError::Io("the store could not be reopened".into()));
+        };
+        let r = f(db);
+        if matches!(r, Err(StoreError::DiskFull | StoreError::Io(_))) {
+            self.broken.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    fn reopen(&self) -> Result<()> {
+        let mut g = self.db.write().unwrap_or_else(|p| p.into_inner());
+        if !self.broken.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if let Some(old) = g.take() {
+            let mut d = self.durable_state();
+            if d.pending {
+                self.lost_pending.store(true, Ordering::Release);
+                d.pending = false;
+            }
+            // One open Database per file: the old one goes first.
+            drop(old);
+        }
+        *g = Some(open_db(&self.path)?);
+        self.broken.store(false, Ordering::Release);
+        if self.lost_pending.swap(false, Ordering::AcqRel) {
+            self.rollbacks.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(())
     }
 
     /// Commits what the server also holds: without fsync unless the last
@@ -169,15 +247,6 @@ impl RedbStore {
         self.durability.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes every relaxed commit durable now.
-    pub fn flush(&self) -> Result<()> {
-        if !self.durable_state().pending {
-            return Ok(());
-        }
-        let w = self.db.begin_write().map_err(io_err)?;
-        self.commit_durable(w)
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -193,64 +262,77 @@ impl Drop for RedbStore {
 
 impl Store for RedbStore {
     fn profile(&self) -> Result<ProfileMeta> {
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(META).map_err(io_err)?;
-        match t.get("profile").map_err(io_err)? {
-            Some(v) => dec(v.value()),
-            None => Ok(ProfileMeta::default()),
-        }
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(META).map_err(io_err)?;
+            match t.get("profile").map_err(io_err)? {
+                Some(v) => dec(v.value()),
+                None => Ok(ProfileMeta::default()),
+            }
+        })
     }
 
     fn set_profile(&self, p: &ProfileMeta) -> Result<()> {
-        let w = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut t = w.open_table(META).map_err(io_err)?;
-            t.insert("profile", enc(p).as_slice()).map_err(io_err)?;
-        }
-        self.commit_durable(w)
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            {
+                let mut t = w.open_table(META).map_err(io_err)?;
+                t.insert("profile", enc(p).as_slice()).map_err(io_err)?;
+            }
+            self.commit_durable(w)
+        })
     }
 
     fn contacts(&self) -> Result<Vec<(Uuid, Sealed)>> {
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(CONTACTS).map_err(io_err)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(io_err)? {
-            let (k, v) = row.map_err(io_err)?;
-            let id = Uuid::parse_str(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            out.push((id, dec(v.value())?));
-        }
-        Ok(out)
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(CONTACTS).map_err(io_err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io_err)? {
+                let (k, v) = row.map_err(io_err)?;
+                let id =
+                    Uuid::parse_str(k.value()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push((id, dec(v.value())?));
+            }
+            Ok(out)
+        })
     }
 
     fn put_contact(&self, peer: Uuid, record: &Sealed) -> Result<()> {
-        let w = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut t = w.open_table(CONTACTS).map_err(io_err)?;
-            t.insert(peer.to_string().as_str(), enc(record).as_slice())
-                .map_err(io_err)?;
-        }
-        self.commit_durable(w)
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            {
+                let mut t = w.open_table(CONTACTS).map_err(io_err)?;
+                t.insert(peer.to_string().as_str(), enc(record).as_slice())
+                    .map_err(io_err)?;
+            }
+            self.commit_durable(w)
+        })
     }
 
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(THREADS).map_err(io_err)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(io_err)? {
-            let (_, v) = row.map_err(io_err)?;
-            out.push(dec(v.value())?);
-        }
-        Ok(out)
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(THREADS).map_err(io_err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io_err)? {
+                let (_, v) = row.map_err(io_err)?;
+                out.push(dec(v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     fn put_thread(&self, rec: &ThreadRecord) -> Result<()> {
-        let w = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut t = w.open_table(THREADS).map_err(io_err)?;
-            t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
-                .map_err(io_err)?;
-        }
-        self.commit_durable(w)
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            {
+                let mut t = w.open_table(THREADS).map_err(io_err)?;
+                t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
+                    .map_err(io_err)?;
+            }
+            self.commit_durable(w)
+        })
     }
 
     fn store_messages(
@@ -259,70 +341,72 @@ impl Store for RedbStore {
         thread: Option<&ThreadRecord>,
         completed: &[u64],
     ) -> Result<Vec<bool>> {
-        let w = self.db.begin_write().map_err(io_err)?;
-        let mut out = Vec::with_capacity(msgs.len());
-        {
-            let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
-            let mut ids = w.open_table(MESSAGE_IDS).map_err(io_err)?;
-            let mut ivs = w.open_table(MESSAGE_IVS).map_err(io_err)?;
-            for m in msgs {
-                let tid = m.thread_id.to_string();
-                if ids
-                    .get((tid.as_str(), m.id.as_str()))
-                    .map_err(io_err)?
-                    .is_some()
-                {
-                    out.push(false);
-                    continue;
-                }
-                let prev_id = ivs
-                    .get((tid.as_str(), m.iv.as_str()))
-                    .map_err(io_err)?
-                    .map(|v| v.value().to_owned());
-                if let Some(prev_id) = &prev_id {
-                    let micros = ids
-                        .get((tid.as_str(), prev_id.as_str()))
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            let mut out = Vec::with_capacity(msgs.len());
+            {
+                let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
+                let mut ids = w.open_table(MESSAGE_IDS).map_err(io_err)?;
+                let mut ivs = w.open_table(MESSAGE_IVS).map_err(io_err)?;
+                for m in msgs {
+                    let tid = m.thread_id.to_string();
+                    if ids
+                        .get((tid.as_str(), m.id.as_str()))
                         .map_err(io_err)?
-                        .map(|v| v.value());
-                    let prev: Option<StoredMessage> = match micros {
-                        Some(micros) => messages
-                            .get((tid.as_str(), micros, prev_id.as_str()))
-                            .map_err(io_err)?
-                            .map(|v| dec(v.value()))
-                            .transpose()?,
-                        None => None,
-                    };
-                    if prev.is_some_and(|p| p.ciphertext == m.ciphertext) {
+                        .is_some()
+                    {
                         out.push(false);
                         continue;
                     }
+                    let prev_id = ivs
+                        .get((tid.as_str(), m.iv.as_str()))
+                        .map_err(io_err)?
+                        .map(|v| v.value().to_owned());
+                    if let Some(prev_id) = &prev_id {
+                        let micros = ids
+                            .get((tid.as_str(), prev_id.as_str()))
+                            .map_err(io_err)?
+                            .map(|v| v.value());
+                        let prev: Option<StoredMessage> = match micros {
+                            Some(micros) => messages
+                                .get((tid.as_str(), micros, prev_id.as_str()))
+                                .map_err(io_err)?
+                                .map(|v| dec(v.value()))
+                                .transpose()?,
+                            None => None,
+                        };
+                        if prev.is_some_and(|p| p.ciphertext == m.ciphertext) {
+                            out.push(false);
+                            continue;
+                        }
+                    }
+                    let k = message_key(m);
+                    ids.insert((tid.as_str(), m.id.as_str()), k.micros)
+                        .map_err(io_err)?;
+                    if prev_id.is_none() {
+                        ivs.insert((tid.as_str(), m.iv.as_str()), m.id.as_str())
+                            .map_err(io_err)?;
+                    }
+                    messages
+                        .insert((tid.as_str(), k.micros, m.id.as_str()), enc(m).as_slice())
+                        .map_err(io_err)?;
+                    out.push(true);
                 }
-                let k = message_key(m);
-                ids.insert((tid.as_str(), m.id.as_str()), k.micros)
-                    .map_err(io_err)?;
-                if prev_id.is_none() {
-                    ivs.insert((tid.as_str(), m.iv.as_str()), m.id.as_str())
+                if let Some(rec) = thread {
+                    let mut t = w.open_table(THREADS).map_err(io_err)?;
+                    t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
                         .map_err(io_err)?;
                 }
-                messages
-                    .insert((tid.as_str(), k.micros, m.id.as_str()), enc(m).as_slice())
-                    .map_err(io_err)?;
-                out.push(true);
-            }
-            if let Some(rec) = thread {
-                let mut t = w.open_table(THREADS).map_err(io_err)?;
-                t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
-                    .map_err(io_err)?;
-            }
-            if !completed.is_empty() {
-                let mut o = w.open_table(OUTBOX).map_err(io_err)?;
-                for seq in completed {
-                    o.remove(*seq).map_err(io_err)?;
+                if !completed.is_empty() {
+                    let mut o = w.open_table(OUTBOX).map_err(io_err)?;
+                    for seq in completed {
+                        o.remove(*seq).map_err(io_err)?;
+                    }
                 }
             }
-        }
-        self.commit_relaxed(w)?;
-        Ok(out)
+            self.commit_relaxed(w)?;
+            Ok(out)
+        })
     }
 
     fn messages(
@@ -331,102 +415,129 @@ impl Store for RedbStore {
         after: Option<&MessageKey>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>> {
-        let tid = thread.to_string();
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(MESSAGES).map_err(io_err)?;
-        let mut out = Vec::new();
-        let range = match after {
-            Some(a) => t.range(
-                (tid.as_str(), a.micros, a.id.as_str())..(tid.as_str(), i64::MAX, "\u{10FFFF}"),
-            ),
-            None => t.range((tid.as_str(), i64::MIN, "")..(tid.as_str(), i64::MAX, "\u{10FFFF}")),
-        }
-        .map_err(io_err)?;
-        for row in range {
-            let (k, v) = row.map_err(io_err)?;
-            if let Some(a) = after {
-                let (_, micros, id) = k.value();
-                if micros == a.micros && id == a.id {
-                    continue;
+        self.with_db(|db| {
+            let tid = thread.to_string();
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(MESSAGES).map_err(io_err)?;
+            let mut out = Vec::new();
+            let range = match after {
+                Some(a) => t.range(
+                    (tid.as_str(), a.micros, a.id.as_str())..(tid.as_str(), i64::MAX, "\u{10FFFF}"),
+                ),
+                None => {
+                    t.range((tid.as_str(), i64::MIN, "")..(tid.as_str(), i64::MAX, "\u{10FFFF}"))
                 }
             }
-            out.push(dec(v.value())?);
-            if out.len() >= limit {
-                break;
+            .map_err(io_err)?;
+            for row in range {
+                let (k, v) = row.map_err(io_err)?;
+                if let Some(a) = after {
+                    let (_, micros, id) = k.value();
+                    if micros == a.micros && id == a.id {
+                        continue;
+                    }
+                }
+                out.push(dec(v.value())?);
+                if out.len() >= limit {
+                    break;
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
-        let tid = thread.to_string();
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(MESSAGES).map_err(io_err)?;
-        let mut out = Vec::new();
-        for row in t
-            .range((tid.as_str(), i64::MIN, "")..(tid.as_str(), i64::MAX, "\u{10FFFF}"))
-            .map_err(io_err)?
-            .rev()
-        {
-            let (_, v) = row.map_err(io_err)?;
-            out.push(dec(v.value())?);
-            if out.len() >= limit {
-                break;
+        self.with_db(|db| {
+            let tid = thread.to_string();
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(MESSAGES).map_err(io_err)?;
+            let mut out = Vec::new();
+            for row in t
+                .range((tid.as_str(), i64::MIN, "")..(tid.as_str(), i64::MAX, "\u{10FFFF}"))
+                .map_err(io_err)?
+                .rev()
+            {
+                let (_, v) = row.map_err(io_err)?;
+                out.push(dec(v.value())?);
+                if out.len() >= limit {
+                    break;
+                }
             }
-        }
-        out.reverse();
-        Ok(out)
+            out.reverse();
+            Ok(out)
+        })
     }
 
     fn message_count(&self, thread: ThreadId) -> Result<u64> {
-        let tid = thread.to_string();
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
-        let mut n = 0;
-        for row in t
-            .range((tid.as_str(), "")..=(tid.as_str(), "\u{10FFFF}"))
-            .map_err(io_err)?
-        {
-            row.map_err(io_err)?;
-            n += 1;
-        }
-        Ok(n)
+        self.with_db(|db| {
+            let tid = thread.to_string();
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
+            let mut n = 0;
+            for row in t
+                .range((tid.as_str(), "")..=(tid.as_str(), "\u{10FFFF}"))
+                .map_err(io_err)?
+            {
+                row.map_err(io_err)?;
+                n += 1;
+            }
+            Ok(n)
+        })
     }
 
     fn has_message(&self, thread: ThreadId, id: &str) -> Result<bool> {
-        let tid = thread.to_string();
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
-        Ok(t.get((tid.as_str(), id)).map_err(io_err)?.is_some())
+        self.with_db(|db| {
+            let tid = thread.to_string();
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
+            Ok(t.get((tid.as_str(), id)).map_err(io_err)?.is_some())
+        })
     }
 
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        let tid = thread.to_string();
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(MESSAGE_IVS).map_err(io_err)?;
-        Ok(t.get((tid.as_str(), iv))
-            .map_err(io_err)?
-            .map(|v| v.value().to_owned()))
+        self.with_db(|db| {
+            let tid = thread.to_string();
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(MESSAGE_IVS).map_err(io_err)?;
+            Ok(t.get((tid.as_str(), iv))
+                .map_err(io_err)?
+                .map(|v| v.value().to_owned()))
+        })
     }
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        let r = self.db.begin_read().map_err(io_err)?;
-        let t = r.open_table(OUTBOX).map_err(io_err)?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(io_err)? {
-            let (_, v) = row.map_err(io_err)?;
-            out.push(dec(v.value())?);
-        }
-        Ok(out)
+        self.with_db(|db| {
+            let r = db.begin_read().map_err(io_err)?;
+            let t = r.open_table(OUTBOX).map_err(io_err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io_err)? {
+                let (_, v) = row.map_err(io_err)?;
+                out.push(dec(v.value())?);
+            }
+            Ok(out)
+        })
     }
 
     fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
-        let w = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut t = w.open_table(OUTBOX).map_err(io_err)?;
-            t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            {
+                let mut t = w.open_table(OUTBOX).map_err(io_err)?;
+                t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
+            }
+            self.commit_durable(w)
+        })
+    }
+
+    fn flush(&self) -> Result<()> {
+        if !self.durable_state().pending {
+            return Ok(());
         }
-        self.commit_durable(w)
+        self.with_db(|db| self.commit_durable(db.begin_write().map_err(io_err)?))
+    }
+
+    fn rollbacks(&self) -> u64 {
+        self.rollbacks.load(Ordering::Acquire)
     }
 
     fn flush_due(&self) -> Result<()> {
@@ -438,11 +549,13 @@ impl Store for RedbStore {
     }
 
     fn remove_outbox(&self, seq: u64) -> Result<()> {
-        let w = self.db.begin_write().map_err(io_err)?;
-        {
-            let mut t = w.open_table(OUTBOX).map_err(io_err)?;
-            t.remove(seq).map_err(io_err)?;
-        }
-        self.commit_durable(w)
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            {
+                let mut t = w.open_table(OUTBOX).map_err(io_err)?;
+                t.remove(seq).map_err(io_err)?;
+            }
+            self.commit_durable(w)
+        })
     }
 }

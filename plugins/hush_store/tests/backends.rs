@@ -3,7 +3,17 @@
 //! Every backend passes the same behaviour test; redb on a real file,
 //! across a reopen, with a second opener refused.
 
-use hush_store::{MemoryStore, RedbStore, Store, StoreError, conformance};
+use hush_core::ThreadId;
+use hush_core::crypto::Sealed;
+use hush_store::{
+    MemoryStore, OutboxEntry, OutboxState, RedbStore, Store, StoreError, StoredMessage,
+    ThreadRecord, conformance,
+};
+
+// The tiny real disk of the system tests; included by path so that this
+// crate's tests do not build the relay and Bevy that hush_testkit brings.
+#[path = "../../hush_testkit/src/disk.rs"]
+mod disk;
 
 #[test]
 fn memory_store_conforms() {
@@ -49,25 +59,33 @@ fn a_second_process_is_refused() {
 /// too). A process that dies before they are flushed must lose them together
 /// with the cursor that covers them, never one without the other, so that
 /// catch-up fetches exactly what is missing.
-#[test]
-fn a_crash_rolls_back_messages_and_their_cursor_together() {
-    use hush_core::ThreadId;
-    use hush_store::{StoredMessage, ThreadRecord};
-    let t = ThreadId::parse("ab000000-0000-4000-8000-0000000000ab").unwrap();
-    let rec = |cursor: &str| ThreadRecord {
-        id: t,
+fn thread() -> ThreadId {
+    ThreadId::parse("ab000000-0000-4000-8000-0000000000ab").unwrap()
+}
+
+fn rec(cursor: &str) -> ThreadRecord {
+    ThreadRecord {
+        id: thread(),
         peer: uuid::Uuid::nil(),
         cursor: Some(cursor.into()),
         on_server: true,
-    };
-    let msg = |i: u32| StoredMessage {
+    }
+}
+
+fn msg(i: u32) -> StoredMessage {
+    StoredMessage {
         id: format!("00000000-0000-4000-8000-{i:012}"),
-        thread_id: t,
-        ciphertext: "AAAA".into(),
-        iv: format!("AAAAAAAAAAAAAAA{i}"),
-        created_at: format!("2026-01-01T00:00:0{i}.000000Z"),
+        thread_id: thread(),
+        ciphertext: "AAAA".repeat(64),
+        iv: format!("AAAA{i:012}"),
+        created_at: format!("2026-01-01T00:{:02}:{:02}.000000Z", i / 60, i % 60),
         client_message_id: None,
-    };
+    }
+}
+
+#[test]
+fn a_crash_rolls_back_messages_and_their_cursor_together() {
+    let t = thread();
     if let Ok(path) = std::env::var("HUSH_STORE_CRASH_CHILD") {
         let s = RedbStore::open(std::path::Path::new(&path)).unwrap();
         // Durable: the thread with its first message and cursor.
@@ -103,4 +121,81 @@ fn a_crash_rolls_back_messages_and_their_cursor_together() {
         other => panic!("{other} messages after the crash"),
     }
     eprintln!("after an abort: {n} messages, cursor {cursor:?}");
+}
+
+fn outbox_entry(seq: u64) -> OutboxEntry {
+    OutboxEntry {
+        seq,
+        thread_id: thread(),
+        client_message_id: format!("c{seq}"),
+        sealed: Sealed {
+            ciphertext: "AAAA".repeat(64),
+            iv: format!("BBBB{seq:012}"),
+        },
+        attempts: 0,
+        state: OutboxState::Queued,
+        created_ms: 1,
+    }
+}
+
+/// A real full disk (a tmpfs filled to the last byte): every write is
+/// refused as `DiskFull`, nothing stored before is damaged, reads go on, and
+/// once there is room again the same open store takes writes.
+#[test]
+fn a_full_disk_refuses_writes_clearly_keeps_everything_and_recovers() {
+    let disk = disk::TinyDisk::new(8 << 20);
+    let path = disk.path().join("p").join("store.redb");
+    let s = RedbStore::open(&path).unwrap();
+    s.put_thread(&rec(&msg(0).created_at)).unwrap();
+    let first: Vec<StoredMessage> = (0..100).map(msg).collect();
+    s.store_messages(&first, Some(&rec(&msg(99).created_at)), &[])
+        .unwrap();
+    s.put_outbox(&outbox_entry(1)).unwrap();
+    s.flush().unwrap();
+
+    let filled = disk.fill();
+    eprintln!("filled the disk with {filled} bytes");
+    // A send is refused before it could be queued.
+    match s.put_outbox(&outbox_entry(2)) {
+        Err(StoreError::DiskFull) => {}
+        other => panic!("expected DiskFull, got {other:?}"),
+    }
+    // Received messages are refused (their cursor with them), at the latest
+    // when they are made durable; nothing half-written is visible.
+    let more: Vec<StoredMessage> = (100..2_100).map(msg).collect();
+    let relaxed = s.store_messages(&more, Some(&rec(&msg(2_099).created_at)), &[]);
+    let stored = relaxed.as_ref().map(|_| ()).map_err(|e| e.to_string());
+    match relaxed.and_then(|_| s.flush()) {
+        Err(StoreError::DiskFull) => {}
+        other => panic!("expected DiskFull, got {other:?}"),
+    }
+    // What was there before is still readable in this process, and what was
+    // refused went together with its cursor.
+    assert_eq!(s.outbox().unwrap().len(), 1);
+    assert!(s.has_message(thread(), &msg(99).id).unwrap());
+    assert_eq!(s.message_count(thread()).unwrap(), 100);
+    assert_eq!(
+        s.threads().unwrap()[0].cursor.as_deref(),
+        Some(msg(99).created_at.as_str())
+    );
+    // A relaxed commit that was accepted and then rolled back is announced.
+    eprintln!("relaxed commit: {stored:?}; rollbacks: {}", s.rollbacks());
+    assert_eq!(s.rollbacks(), u64::from(stored.is_ok()));
+
+    disk.make_room();
+    // The same open store recovers: the refused writes go through now.
+    s.put_outbox(&outbox_entry(2)).unwrap();
+    s.store_messages(&more, Some(&rec(&msg(2_099).created_at)), &[])
+        .unwrap();
+    s.flush().unwrap();
+    drop(s);
+
+    let s = RedbStore::open(&path).unwrap();
+    assert_eq!(s.message_count(thread()).unwrap(), 2_100);
+    assert_eq!(
+        s.threads().unwrap()[0].cursor.as_deref(),
+        Some(msg(2_099).created_at.as_str())
+    );
+    let seqs: Vec<u64> = s.outbox().unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2]);
 }

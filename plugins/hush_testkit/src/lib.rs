@@ -4,11 +4,13 @@
 //! that drive headless apps in virtual time.
 
 pub mod app;
+pub mod disk;
 pub mod proxy;
 pub mod relay;
 pub mod tls;
 
 pub use app::{advance, run_until, step_app, unclamp_virtual_time};
+pub use disk::TinyDisk;
 pub use proxy::{FaultProxy, ProxyMode};
 pub use relay::RelayFixture;
 pub use tls::{TlsProxy, self_signed};
