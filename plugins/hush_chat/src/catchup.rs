@@ -59,7 +59,7 @@ struct CatchupReplies {
 }
 
 /// Pause after a failed page before asking again.
-const RETRY: Duration = Duration::from_secs(5);
+pub(crate) const RETRY: Duration = Duration::from_secs(5);
 
 fn start_catchups(
     conn: Res<Connection>,

@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 use crate::contacts::Contact;
 use crate::threads::ThreadKey;
 use crate::{
-    AddContact, ContactEvent, HushChatPlugin, MessageReceived, OutboxEvent, Threads, UnlockError,
-    UnlockIntent, Vault, VaultEvent, VaultState,
+    AddContact, ContactEvent, HushChatPlugin, MessageReceived, OutboxEvent, StoreFailed, Threads,
+    UnlockError, UnlockIntent, Vault, VaultEvent, VaultState,
 };
 
 /// Why a headless step did not succeed.
@@ -43,6 +43,9 @@ pub struct Seen {
     pub outbox: Vec<OutboxEvent>,
     pub contacts: Vec<ContactEvent>,
     pub vault: Vec<VaultEvent>,
+    /// Writes the store refused (a full disk): what they were is fetched or
+    /// sent again, but a command should say so rather than wait.
+    pub store_failed: Vec<StoreFailed>,
 }
 
 fn collect(
@@ -51,11 +54,13 @@ fn collect(
     mut o: MessageReader<OutboxEvent>,
     mut c: MessageReader<ContactEvent>,
     mut v: MessageReader<VaultEvent>,
+    mut f: MessageReader<StoreFailed>,
 ) {
     seen.received.extend(r.read().cloned());
     seen.outbox.extend(o.read().cloned());
     seen.contacts.extend(c.read().cloned());
     seen.vault.extend(v.read().cloned());
+    seen.store_failed.extend(f.read().cloned());
 }
 
 /// A headless client app (MinimalPlugins, virtual time follows real time).

@@ -15,11 +15,13 @@ use hush_core::wire::{ServerFrame, WireMessage};
 use hush_net::{Connection, FrameReceived, HushSystems};
 use uuid::Uuid;
 
-use crate::catchup::{CatchupSystems, IncomingBatch};
+use crate::catchup::{self, CatchupSystems, IncomingBatch};
 use crate::model::{ChatMessage, MessageStatus};
 use crate::outbox::{Outbox, OutboxEvent};
 use crate::profile::{ProfileStore, StoreFailed};
-use crate::threads::{Focused, Thread, ThreadKey, ThreadLog, ThreadSync, Threads, Unread};
+use crate::threads::{
+    FetchState, Focused, Thread, ThreadKey, ThreadLog, ThreadSync, Threads, Unread,
+};
 use crate::vault::Vault;
 
 pub(crate) fn plugin(app: &mut App) {
@@ -95,6 +97,7 @@ fn ingest(
     store: Res<ProfileStore>,
     conn: Res<Connection>,
     vault: Res<Vault>,
+    time: Res<Time>,
     mut outbox: ResMut<Outbox>,
     mut frames: MessageReader<FrameReceived>,
     mut batches: MessageReader<IncomingBatch>,
@@ -195,9 +198,13 @@ fn ingest(
             Ok(n) => n,
             Err(err) => {
                 failed.write(StoreFailed::new("store messages", &err));
-                // Nothing was stored: fetch it again from the stored cursor.
+                // Nothing was stored: fetch it again from the stored cursor,
+                // after a pause (a full disk stays full for a while).
                 sync.caught_up_on = None;
                 sync.run_gen = None;
+                sync.fetch = FetchState::Waiting {
+                    until: time.elapsed() + catchup::RETRY,
+                };
                 continue;
             }
         };
@@ -216,10 +223,12 @@ fn ingest(
                 continue;
             }
             let msg = decode(&key.0, m, me);
+            if log.insert(msg.clone()).is_none() {
+                continue;
+            }
             if !msg.mine && !focused {
                 unread.0 += 1;
             }
-            log.insert(msg.clone());
             received.write(MessageReceived {
                 thread: thread.id,
                 message: msg,

@@ -39,6 +39,7 @@ pub(crate) fn plugin(app: &mut App) {
                 ensure_threads,
                 handle_thread_replies,
                 clear_unread_of_focused,
+                resync_after_rollback,
             )
                 .chain()
                 .in_set(HushSystems::Chat)
@@ -72,9 +73,10 @@ pub struct ThreadLog {
 }
 
 impl ThreadLog {
-    /// Inserts in (server time, id) order; returns the index.
-    pub fn insert(&mut self, m: ChatMessage) -> usize {
-        self.revision += 1;
+    /// Inserts in (server time, id) order; returns the index, or `None` if
+    /// the message is shown already (fetched again after the store rolled
+    /// back, see [`Store::rollbacks`](hush_store::Store::rollbacks)).
+    pub fn insert(&mut self, m: ChatMessage) -> Option<usize> {
         let at = match self.messages.last() {
             Some(last) if last.sort_key() < m.sort_key() => self.messages.len(),
             None => 0,
@@ -82,8 +84,16 @@ impl ThreadLog {
                 .messages
                 .partition_point(|x| x.sort_key() < m.sort_key()),
         };
+        if self
+            .messages
+            .get(at)
+            .is_some_and(|x| x.sort_key() == m.sort_key())
+        {
+            return None;
+        }
+        self.revision += 1;
         self.messages.insert(at, m);
-        at
+        Some(at)
     }
 
     /// Milliseconds of the newest activity (sender clock), for ordering threads.
@@ -258,6 +268,44 @@ fn spawn_threads(
         threads.by_peer.insert(c.user_id, t);
         // Every thread is live whenever connected, not just the open one.
         want.write(SubscriptionIntent::Want(t));
+    }
+}
+
+/// After the store rolled back relaxed commits (a write failed, see
+/// `Store::rollbacks`), every thread's cursor is read again from the store
+/// and catch-up starts over from it. What is fetched again and is still shown
+/// is not shown twice (`ThreadLog::insert`).
+fn resync_after_rollback(
+    store: Res<ProfileStore>,
+    time: Res<Time>,
+    mut seen: Local<u64>,
+    mut q: Query<&mut ThreadSync>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    let rollbacks = store.rollbacks();
+    if rollbacks == *seen {
+        return;
+    }
+    let stored: HashMap<ThreadId, ThreadRecord> = match store.threads() {
+        Ok(v) => v.into_iter().map(|r| (r.id, r)).collect(),
+        Err(e) => {
+            failed.write(StoreFailed::new("read threads", &e));
+            return;
+        }
+    };
+    *seen = rollbacks;
+    for mut sync in &mut q {
+        if let Some(r) = stored.get(&sync.record.id) {
+            sync.record = r.clone();
+        }
+        sync.caught_up_on = None;
+        sync.run_gen = None;
+        // Not at once: the write that failed may fail again for a while.
+        if sync.fetch != FetchState::InFlight {
+            sync.fetch = FetchState::Waiting {
+                until: time.elapsed() + crate::catchup::RETRY,
+            };
+        }
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use bevy::time::TimeUpdateStrategy;
 use common::*;
-use hush_chat::headless::Client;
+use hush_chat::headless::{Client, Seen};
 use hush_chat::{MessageStatus, OutboxEvent, Threads, Unread};
 use hush_core::ThreadId;
 use hush_core::crypto::VaultKey;
 use hush_core::payload::{LocalIdentity, MessagePayload};
+use hush_core::time::parse_iso_micros;
 use hush_store::ProfileMeta;
 use hush_testkit::{FaultProxy, ProxyMode, RelayFixture, WORDS, advance, step_app};
 use uuid::Uuid;
@@ -398,4 +399,90 @@ fn sends_are_refused_clearly_when_they_cannot_be_queued() {
     a.add_contact(&format!("  {friend} "), "Friend").unwrap();
     let err = a.add_contact(&friend.to_lowercase(), "Again").unwrap_err();
     assert!(err.to_string().contains("already a contact"));
+}
+
+/// A running client whose disk fills up (a real tmpfs filled to the last
+/// byte): its own send is refused at once, incoming messages it cannot keep
+/// are fetched again once there is room — without a restart — and nothing is
+/// shown or stored twice.
+#[test]
+fn a_full_disk_while_running_loses_nothing_and_shows_nothing_twice() {
+    let relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = hush_testkit::TinyDisk::new(16 << 20);
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), disk.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    send(&mut a, idb, "before");
+    run_both(&mut a, &mut b, "bob has the first", |_, b| {
+        contents(b, ida) == ["before"]
+    });
+
+    disk.fill();
+    b.seen().outbox.clear();
+    send(&mut b, ida, "refused");
+    assert!(b.run_until(WAIT, |b| !b.seen().outbox.is_empty()));
+    match &b.seen().outbox[0] {
+        OutboxEvent::Rejected { reason } => {
+            assert!(reason.contains("the disk is full"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(log(&b, ida).pending.is_empty(), "nothing half-queued");
+
+    let texts: Vec<String> = (0..20).map(|i| format!("while full {i}")).collect();
+    for t in &texts {
+        send(&mut a, idb, t);
+    }
+    run_both(&mut a, &mut b, "bob's store refused a write", |a, b| {
+        log(a, idb).pending.is_empty() && !b.app.world().resource::<Seen>().store_failed.is_empty()
+    });
+    let failed = &b.seen().store_failed[0];
+    assert!(failed.error.contains("the disk is full"), "{failed:?}");
+
+    disk.make_room();
+    let mut want = vec!["before".to_owned()];
+    want.extend(texts.iter().cloned());
+    let store = b
+        .app
+        .world()
+        .resource::<hush_chat::ProfileStore>()
+        .0
+        .clone();
+    let t = thread_of(&a, &b);
+    assert!(
+        b.run_until(WAIT, |b| contents(b, ida) == want
+            && store.message_count(t).unwrap() == 21
+            // The cursor covers the newest (the same instant; REST and
+            // WebSocket spell server times differently).
+            && store.threads().unwrap()[0].cursor.as_deref().and_then(parse_iso_micros)
+                == log(b, ida).messages.last().and_then(|m| parse_iso_micros(&m.created_at))),
+        "bob has: {:?}; stored {:?}, cursor {:?}, rollbacks {}, failures {:?}",
+        contents(&b, ida),
+        store.message_count(t),
+        store.threads().map(|v| v[0].cursor.clone()),
+        store.rollbacks(),
+        b.app.world().resource::<Seen>().store_failed
+    );
+    // Each shown once, also to whoever reads the received messages.
+    let mut received: Vec<String> = b
+        .seen()
+        .received
+        .iter()
+        .filter(|m| !m.message.mine)
+        .map(|m| m.message.content.clone())
+        .collect();
+    received.dedup();
+    assert_eq!(
+        b.seen().received.iter().filter(|m| !m.message.mine).count(),
+        received.len(),
+        "a message was announced twice"
+    );
+    // And Bob can write again, in the same process.
+    send(&mut b, ida, "room again");
+    want.push("room again".to_owned());
+    run_both(&mut a, &mut b, "alice has bob's message", |a, _| {
+        contents(a, idb) == want
+    });
 }
