@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use hush_chat::contacts::Contact;
 use hush_chat::headless::{Client, Failure};
-use hush_chat::{Contacts, MessageReceived, Outbox, OutboxEvent, SendIntent, Vault};
+use hush_chat::{Contacts, MessageReceived, Outbox, OutboxEvent, ProfileStore, SendIntent, Vault};
 use hush_store::{RedbStore, Store, StoreError};
 use zeroize::Zeroizing;
 
@@ -179,6 +179,12 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
     loop {
         c.step();
         let batch: Vec<MessageReceived> = c.seen().received.drain(..).collect();
+        // Printed only once durable, so that no later run prints it again.
+        if !batch.is_empty()
+            && let Err(e) = c.app.world().resource::<ProfileStore>().flush()
+        {
+            return Err(not_stored("flush the store", &e.to_string()));
+        }
         for m in batch.into_iter().filter(|m| !m.message.mine) {
             let msg = &m.message;
             let mut line = serde_json::json!({
@@ -199,6 +205,11 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
                 return Ok(());
             }
         }
+        // Only what is stored is printed; what could not be stored stays on
+        // the server and is fetched by a later run, so stop and say why.
+        if let Some(f) = c.seen().store_failed.first() {
+            return Err(not_stored(f.what, &f.error));
+        }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
             return match count {
                 Some(n) => Err((
@@ -209,6 +220,16 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
             };
         }
     }
+}
+
+fn not_stored(what: &str, error: &str) -> (Exit, String) {
+    (
+        Exit::Error,
+        format!(
+            "could not store incoming messages ({what}: {error}); they stay on the server \
+             and are fetched by the next run"
+        ),
+    )
 }
 
 pub fn outbox(opts: &Options) -> CmdResult {
