@@ -14,8 +14,8 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use hush_chat::threads::{Focused, Thread, ThreadLog, Unread};
 use hush_chat::{
-    AddContact, ContactEvent, CreateIdentity, LockIntent, OutboxIntent, SendIntent, UnlockIntent,
-    Vault, VaultEvent, VaultState,
+    AddContact, ContactEvent, CreateIdentity, LockIntent, OutboxIntent, SendIntent, StoreFailed,
+    UnlockIntent, Vault, VaultEvent, VaultState,
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
@@ -166,9 +166,13 @@ fn draw(
     time: Res<Time>,
     real: Res<Time<Real>>,
     threads: ThreadRows,
+    mut store_failed: MessageReader<StoreFailed>,
     mut commands: Commands,
     mut w: Writers,
 ) -> Result {
+    if let Some(f) = store_failed.read().last() {
+        ui_res.0.storage_error = Some(format!("{}: {}", f.what, f.error));
+    }
     let ctx = contexts.ctx_mut()?;
     #[cfg(target_arch = "wasm32")]
     if !ui_res.0.fonts_set {

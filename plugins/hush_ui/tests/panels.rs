@@ -10,7 +10,7 @@ use hush_ui::panels::chat::{ChatState, sidebar};
 use hush_ui::panels::composer::composer;
 use hush_ui::panels::forms::{UnlockForm, identity, unlock};
 use hush_ui::panels::messages::{ListState, list};
-use hush_ui::panels::status::indicator;
+use hush_ui::panels::status::{indicator, storage_banner};
 use uuid::Uuid;
 
 const WORDS: &str =
@@ -403,4 +403,25 @@ fn adding_a_contact_is_validated_inline() {
     );
     assert_eq!(out[1], UiIntent::CopyToClipboard(me.to_string()));
     assert!(matches!(out[2], UiIntent::Select(_)));
+}
+
+#[test]
+fn a_refused_write_is_explained_until_dismissed() {
+    let mut h = Harness::builder().build_ui_state(
+        |ui, dismissed: &mut bool| {
+            if !*dismissed {
+                *dismissed = storage_banner(ui, "store messages: the disk is full");
+            }
+        },
+        false,
+    );
+    h.run();
+    let text = "Could not save to disk (store messages: the disk is full). Nothing is lost: \
+                incoming messages are fetched again, and a message that could not be saved \
+                was not sent. Free some space.";
+    assert!(h.query_by_label(text).is_some());
+    h.get_by_label("Dismiss").click();
+    h.run();
+    assert!(*h.state(), "dismissed");
+    assert!(h.query_by_label(text).is_none());
 }

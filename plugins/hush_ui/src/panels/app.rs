@@ -31,6 +31,8 @@ pub struct UiState {
     pub words_noted: bool,
     pub chat: ChatState,
     pub settings_open: bool,
+    /// The last write the store refused (a full disk), until dismissed.
+    pub storage_error: Option<String>,
     /// The browser build installed its font.
     pub fonts_set: bool,
 }
@@ -58,6 +60,11 @@ pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
             });
         });
     });
+    if let Some(err) = &st.storage_error
+        && status::storage_banner(ui, err)
+    {
+        st.storage_error = None;
+    }
     if f.screen == Screen::Chat && !matches!(f.status, StatusView::Connected | StatusView::Idle) {
         let offline = f.chat.as_ref().is_some_and(|c| c.offline);
         egui::Panel::bottom("banner").show(ui, |ui| status::offline_banner(ui, &f.status, offline));

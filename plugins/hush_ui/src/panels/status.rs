@@ -1,4 +1,5 @@
-//! The connection status indicator, always visible, and the offline banner.
+//! The connection status indicator, always visible, and the offline and
+//! storage banners.
 
 use bevy_egui::egui::{self, Color32, RichText, Sense, Stroke, Vec2};
 
@@ -84,4 +85,30 @@ pub fn offline_banner(ui: &mut egui::Ui, s: &StatusView, offline: bool) {
             ui.set_width(ui.available_width());
             ui.label(RichText::new(text).color(Color32::WHITE));
         });
+}
+
+/// The bar along the bottom after the store refused a write (a full disk):
+/// what it means for the user's messages. Returns true when dismissed.
+pub fn storage_banner(ui: &mut egui::Ui, error: &str) -> bool {
+    let mut dismissed = false;
+    egui::Panel::bottom("storage_banner").show(ui, |ui| {
+        egui::Frame::new()
+            .fill(theme::ERROR)
+            .inner_margin(6.0)
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(
+                        RichText::new(format!(
+                            "Could not save to disk ({error}). Nothing is lost: incoming \
+                             messages are fetched again, and a message that could not be \
+                             saved was not sent. Free some space."
+                        ))
+                        .color(Color32::WHITE),
+                    );
+                    dismissed = ui.button("Dismiss").clicked();
+                });
+            });
+    });
+    dismissed
 }
