@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use hush_core::ThreadId;
 use hush_core::crypto::Sealed;
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    WriteTransaction,
 };
 use uuid::Uuid;
 
@@ -139,6 +140,20 @@ fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T> {
     serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Every value of a table of JSON records, in key order.
+fn values<K: redb::Key + 'static, T: serde::de::DeserializeOwned>(
+    r: &ReadTransaction,
+    table: TableDefinition<K, &[u8]>,
+) -> Result<Vec<T>> {
+    let t = r.open_table(table).map_err(io_err)?;
+    let mut out = Vec::new();
+    for row in t.iter().map_err(io_err)? {
+        let (_, v) = row.map_err(io_err)?;
+        out.push(dec(v.value())?);
+    }
+    Ok(out)
+}
+
 impl RedbStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self> {
@@ -188,6 +203,19 @@ impl RedbStore {
             self.broken.store(true, Ordering::Release);
         }
         r
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
+        self.with_db(|db| f(&db.begin_read().map_err(io_err)?))
+    }
+
+    /// A write committed durably (see the module docs).
+    fn write_durable(&self, f: impl FnOnce(&WriteTransaction) -> Result<()>) -> Result<()> {
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            f(&w)?;
+            self.commit_durable(w)
+        })
     }
 
     fn reopen(&self) -> Result<()> {
@@ -262,8 +290,7 @@ impl Drop for RedbStore {
 
 impl Store for RedbStore {
     fn profile(&self) -> Result<ProfileMeta> {
-        self.with_db(|db| {
-            let r = db.begin_read().map_err(io_err)?;
+        self.read(|r| {
             let t = r.open_table(META).map_err(io_err)?;
             match t.get("profile").map_err(io_err)? {
                 Some(v) => dec(v.value()),
@@ -273,19 +300,15 @@ impl Store for RedbStore {
     }
 
     fn set_profile(&self, p: &ProfileMeta) -> Result<()> {
-        self.with_db(|db| {
-            let w = db.begin_write().map_err(io_err)?;
-            {
-                let mut t = w.open_table(META).map_err(io_err)?;
-                t.insert("profile", enc(p).as_slice()).map_err(io_err)?;
-            }
-            self.commit_durable(w)
+        self.write_durable(|w| {
+            let mut t = w.open_table(META).map_err(io_err)?;
+            t.insert("profile", enc(p).as_slice()).map_err(io_err)?;
+            Ok(())
         })
     }
 
     fn contacts(&self) -> Result<Vec<(Uuid, Sealed)>> {
-        self.with_db(|db| {
-            let r = db.begin_read().map_err(io_err)?;
+        self.read(|r| {
             let t = r.open_table(CONTACTS).map_err(io_err)?;
             let mut out = Vec::new();
             for row in t.iter().map_err(io_err)? {
@@ -299,39 +322,24 @@ impl Store for RedbStore {
     }
 
     fn put_contact(&self, peer: Uuid, record: &Sealed) -> Result<()> {
-        self.with_db(|db| {
-            let w = db.begin_write().map_err(io_err)?;
-            {
-                let mut t = w.open_table(CONTACTS).map_err(io_err)?;
-                t.insert(peer.to_string().as_str(), enc(record).as_slice())
-                    .map_err(io_err)?;
-            }
-            self.commit_durable(w)
+        self.write_durable(|w| {
+            let mut t = w.open_table(CONTACTS).map_err(io_err)?;
+            t.insert(peer.to_string().as_str(), enc(record).as_slice())
+                .map_err(io_err)?;
+            Ok(())
         })
     }
 
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
-        self.with_db(|db| {
-            let r = db.begin_read().map_err(io_err)?;
-            let t = r.open_table(THREADS).map_err(io_err)?;
-            let mut out = Vec::new();
-            for row in t.iter().map_err(io_err)? {
-                let (_, v) = row.map_err(io_err)?;
-                out.push(dec(v.value())?);
-            }
-            Ok(out)
-        })
+        self.read(|r| values(r, THREADS))
     }
 
     fn put_thread(&self, rec: &ThreadRecord) -> Result<()> {
-        self.with_db(|db| {
-            let w = db.begin_write().map_err(io_err)?;
-            {
-                let mut t = w.open_table(THREADS).map_err(io_err)?;
-                t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
-                    .map_err(io_err)?;
-            }
-            self.commit_durable(w)
+        self.write_durable(|w| {
+            let mut t = w.open_table(THREADS).map_err(io_err)?;
+            t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
+                .map_err(io_err)?;
+            Ok(())
         })
     }
 
@@ -415,9 +423,8 @@ impl Store for RedbStore {
         after: Option<&MessageKey>,
         limit: usize,
     ) -> Result<Vec<StoredMessage>> {
-        self.with_db(|db| {
-            let tid = thread.to_string();
-            let r = db.begin_read().map_err(io_err)?;
+        let tid = thread.to_string();
+        self.read(|r| {
             let t = r.open_table(MESSAGES).map_err(io_err)?;
             let mut out = Vec::new();
             let range = match after {
@@ -447,9 +454,8 @@ impl Store for RedbStore {
     }
 
     fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
-        self.with_db(|db| {
-            let tid = thread.to_string();
-            let r = db.begin_read().map_err(io_err)?;
+        let tid = thread.to_string();
+        self.read(|r| {
             let t = r.open_table(MESSAGES).map_err(io_err)?;
             let mut out = Vec::new();
             for row in t
@@ -469,9 +475,8 @@ impl Store for RedbStore {
     }
 
     fn message_count(&self, thread: ThreadId) -> Result<u64> {
-        self.with_db(|db| {
-            let tid = thread.to_string();
-            let r = db.begin_read().map_err(io_err)?;
+        let tid = thread.to_string();
+        self.read(|r| {
             let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
             let mut n = 0;
             for row in t
@@ -486,18 +491,16 @@ impl Store for RedbStore {
     }
 
     fn has_message(&self, thread: ThreadId, id: &str) -> Result<bool> {
-        self.with_db(|db| {
-            let tid = thread.to_string();
-            let r = db.begin_read().map_err(io_err)?;
+        let tid = thread.to_string();
+        self.read(|r| {
             let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
             Ok(t.get((tid.as_str(), id)).map_err(io_err)?.is_some())
         })
     }
 
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        self.with_db(|db| {
-            let tid = thread.to_string();
-            let r = db.begin_read().map_err(io_err)?;
+        let tid = thread.to_string();
+        self.read(|r| {
             let t = r.open_table(MESSAGE_IVS).map_err(io_err)?;
             Ok(t.get((tid.as_str(), iv))
                 .map_err(io_err)?
@@ -506,26 +509,14 @@ impl Store for RedbStore {
     }
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>> {
-        self.with_db(|db| {
-            let r = db.begin_read().map_err(io_err)?;
-            let t = r.open_table(OUTBOX).map_err(io_err)?;
-            let mut out = Vec::new();
-            for row in t.iter().map_err(io_err)? {
-                let (_, v) = row.map_err(io_err)?;
-                out.push(dec(v.value())?);
-            }
-            Ok(out)
-        })
+        self.read(|r| values(r, OUTBOX))
     }
 
     fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
-        self.with_db(|db| {
-            let w = db.begin_write().map_err(io_err)?;
-            {
-                let mut t = w.open_table(OUTBOX).map_err(io_err)?;
-                t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
-            }
-            self.commit_durable(w)
+        self.write_durable(|w| {
+            let mut t = w.open_table(OUTBOX).map_err(io_err)?;
+            t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
+            Ok(())
         })
     }
 
@@ -549,13 +540,10 @@ impl Store for RedbStore {
     }
 
     fn remove_outbox(&self, seq: u64) -> Result<()> {
-        self.with_db(|db| {
-            let w = db.begin_write().map_err(io_err)?;
-            {
-                let mut t = w.open_table(OUTBOX).map_err(io_err)?;
-                t.remove(seq).map_err(io_err)?;
-            }
-            self.commit_durable(w)
+        self.write_durable(|w| {
+            let mut t = w.open_table(OUTBOX).map_err(io_err)?;
+            t.remove(seq).map_err(io_err)?;
+            Ok(())
         })
     }
 }
