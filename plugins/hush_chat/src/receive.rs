@@ -15,13 +15,11 @@ use hush_core::wire::{ServerFrame, WireMessage};
 use hush_net::{Connection, FrameReceived, HushSystems};
 use uuid::Uuid;
 
-use crate::catchup::{self, CatchupSystems, IncomingBatch};
+use crate::catchup::{CatchupSystems, IncomingBatch};
 use crate::model::{ChatMessage, MessageStatus};
 use crate::outbox::{Outbox, OutboxEvent};
 use crate::profile::{ProfileStore, StoreFailed};
-use crate::threads::{
-    FetchState, Focused, Thread, ThreadKey, ThreadLog, ThreadSync, Threads, Unread,
-};
+use crate::threads::{Focused, Thread, ThreadKey, ThreadLog, ThreadSync, Threads, Unread};
 use crate::vault::Vault;
 
 pub(crate) fn plugin(app: &mut App) {
@@ -198,13 +196,8 @@ fn ingest(
             Ok(n) => n,
             Err(err) => {
                 failed.write(StoreFailed::new("store messages", &err));
-                // Nothing was stored: fetch it again from the stored cursor,
-                // after a pause (a full disk stays full for a while).
-                sync.caught_up_on = None;
-                sync.run_gen = None;
-                sync.fetch = FetchState::Waiting {
-                    until: time.elapsed() + catchup::RETRY,
-                };
+                // Nothing was stored: fetch it again from the stored cursor.
+                sync.refetch_from_store(time.elapsed());
                 continue;
             }
         };

@@ -181,6 +181,36 @@ struct ThreadReplies {
     rx: Receiver<Reply>,
 }
 
+impl ThreadSync {
+    /// Forgets how far the thread was caught up: the stored cursor is the
+    /// truth again (a write failed or was rolled back). A page in flight is
+    /// abandoned (its run is over, so it cannot mark the thread caught up),
+    /// and catch-up starts over from the stored cursor after a pause, as a
+    /// full disk stays full for a while.
+    pub fn refetch_from_store(&mut self, now: Duration) {
+        self.caught_up_on = None;
+        self.run += 1;
+        self.run_gen = None;
+        self.fetch = FetchState::Waiting {
+            until: now + crate::catchup::RETRY,
+        };
+    }
+}
+
+/// The thread records in the store, by id.
+fn stored_threads(
+    store: &ProfileStore,
+    failed: &mut MessageWriter<StoreFailed>,
+) -> Option<HashMap<ThreadId, ThreadRecord>> {
+    match store.threads() {
+        Ok(v) => Some(v.into_iter().map(|r| (r.id, r)).collect()),
+        Err(e) => {
+            failed.write(StoreFailed::new("read threads", &e));
+            None
+        }
+    }
+}
+
 #[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn spawn_threads(
     mut commands: Commands,
@@ -203,13 +233,7 @@ fn spawn_threads(
         return;
     }
     let Some(me) = vault.my_id() else { return };
-    let stored: HashMap<ThreadId, ThreadRecord> = match store.threads() {
-        Ok(v) => v.into_iter().map(|r| (r.id, r)).collect(),
-        Err(e) => {
-            failed.write(StoreFailed::new("read threads", &e));
-            HashMap::new()
-        }
-    };
+    let stored = stored_threads(&store, &mut failed).unwrap_or_default();
     for c in added {
         let t = c.thread_id;
         if threads.by_id.contains_key(&t) {
@@ -286,26 +310,15 @@ fn resync_after_rollback(
     if rollbacks == *seen {
         return;
     }
-    let stored: HashMap<ThreadId, ThreadRecord> = match store.threads() {
-        Ok(v) => v.into_iter().map(|r| (r.id, r)).collect(),
-        Err(e) => {
-            failed.write(StoreFailed::new("read threads", &e));
-            return;
-        }
+    let Some(stored) = stored_threads(&store, &mut failed) else {
+        return;
     };
     *seen = rollbacks;
     for mut sync in &mut q {
         if let Some(r) = stored.get(&sync.record.id) {
             sync.record = r.clone();
         }
-        sync.caught_up_on = None;
-        sync.run_gen = None;
-        // Not at once: the write that failed may fail again for a while.
-        if sync.fetch != FetchState::InFlight {
-            sync.fetch = FetchState::Waiting {
-                until: time.elapsed() + crate::catchup::RETRY,
-            };
-        }
+        sync.refetch_from_store(time.elapsed());
     }
 }
 
