@@ -11,8 +11,8 @@ use crate::headless::{self, Exit, Options};
 
 /// hush: an end-to-end encrypted chat client for the hush vault.
 ///
-/// Without a command it opens the window. Without --server it uses a local
-/// relay (127.0.0.1:8000, or the next free port), started if none runs.
+/// Without a command it opens the window. Without --server it uses the data
+/// directory's local relay (started by the window if none runs).
 #[derive(Parser, Debug)]
 #[command(name = "hush", version, about)]
 pub struct Cli {
@@ -149,14 +149,11 @@ pub fn main() -> i32 {
         }
     };
     let opts = Options {
-        server: cli
-            .server
-            .clone()
-            .unwrap_or_else(|| "http://127.0.0.1:8000".into()),
-        data_dir: cli
-            .data_dir
-            .clone()
-            .unwrap_or_else(hush_relay::default_data_dir),
+        // Without --server: the data directory's local relay, if it runs.
+        server: cli.server.clone().unwrap_or_else(|| {
+            crate::local_relay::running(&data_dir).unwrap_or_else(|| "http://127.0.0.1:8000".into())
+        }),
+        data_dir: data_dir.clone(),
         profile: cli.profile.clone(),
         ca_cert,
         words,

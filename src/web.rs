@@ -78,9 +78,11 @@ pub fn start() {
             new_words: None,
             auto_words: None,
             report,
+            report_frames: false,
             fallback_font: None,
         })
-        .add_plugins(HushUiPlugin);
+        .add_plugins(HushUiPlugin)
+        .add_plugins(hush_ui::reactive::plugin);
         app.run();
     });
 }

@@ -44,7 +44,7 @@ pub fn main() {
         return;
     }
     let all = [
-        "inbound", "latency", "recovery", "memory", "frame", "startup", "bundle",
+        "inbound", "latency", "recovery", "memory", "frame", "startup", "idle", "bundle",
     ];
     let chosen: Vec<&str> = if picked.is_empty() || picked == ["all"] {
         all.to_vec()
@@ -60,6 +60,7 @@ pub fn main() {
             "memory" => memory(100_000),
             "frame" => frame(100_000),
             "startup" => startup(),
+            "idle" => crate::idle::idle(),
             "bundle" => bundle(),
             "store" => store_costs(2000),
             other => {

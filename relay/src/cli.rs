@@ -45,6 +45,14 @@ pub struct Cli {
     /// A built web client to serve at / (default: web/dist when present).
     #[arg(long)]
     web_dir: Option<PathBuf>,
+    /// Stop after this many seconds without a WebSocket connection (the
+    /// local relay that hush windows start for their data directory).
+    #[arg(long)]
+    exit_when_idle: Option<u64>,
+    /// Print a line `ready` on stdout once started (after any new words), for
+    /// the program that started this relay; nothing is printed after it.
+    #[arg(long, hide = true)]
+    ready_line: bool,
 }
 
 /// Parses `args` (program name first) and runs the relay until a signal.
@@ -66,6 +74,22 @@ where
         (None, Some(dir)) => Storage::SqliteDir(dir.clone()),
         (None, None) => Storage::SqliteDir(default_data_dir().join("relay")),
     };
+    // One relay per SQLite directory: a second one would store into the same
+    // database but never fan out to the first one's connections.
+    let mut dir_lock = match &storage {
+        Storage::SqliteDir(dir) => match crate::local::lock_dir(dir) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("hush-relay: {e}");
+                std::process::exit(match e {
+                    crate::local::LocalError::Busy(_) => BUSY_EXIT,
+                    crate::local::LocalError::Io(..) => 1,
+                });
+            }
+        },
+        _ => None,
+    };
+    let instance = crate::local::new_instance_id();
     let words = std::env::var("HUSH_WORDS")
         .ok()
         .filter(|w| !w.trim().is_empty())
@@ -83,6 +107,7 @@ where
             ..RateLimits::default()
         }),
         stock: cli.stock,
+        instance: Some(instance.clone()),
         web_dir: cli
             .web_dir
             .or_else(|| Some(PathBuf::from("web/dist")).filter(|d| d.is_dir())),
@@ -102,6 +127,16 @@ where
         };
         // The first line on stdout is the address, so scripts can find the port.
         println!("listening on {}", relay.url());
+        if let Some(lock) = &mut dir_lock {
+            let record = crate::local::PortRecord {
+                url: relay.url(),
+                pid: std::process::id(),
+                instance,
+            };
+            if let Err(e) = lock.publish(&record) {
+                tracing::warn!("no port file, local clients will not find this relay: {e}");
+            }
+        }
         if let Some(w) = &relay.new_words {
             println!();
             println!("A new vault was created. Its 12 words are shown this once;");
@@ -110,6 +145,18 @@ where
             println!("    {}", w.as_str());
             println!();
         }
-        relay.run_until_signal().await;
+        if cli.ready_line {
+            println!("ready");
+        }
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        relay
+            .run_until_signal_or_idle(cli.exit_when_idle.map(Duration::from_secs))
+            .await;
+        // The port file goes, and the lock is released, only once stopped.
+        drop(dir_lock);
     });
 }
+
+/// The exit status when another relay already uses the data directory.
+pub const BUSY_EXIT: i32 = 3;

@@ -11,6 +11,7 @@ pub mod cli;
 mod db;
 mod hub;
 mod limits;
+pub mod local;
 mod rest;
 mod ws;
 
@@ -120,6 +121,8 @@ pub struct RelayConfig {
     /// and a socket that goes silent after a malformed frame). For testing
     /// clients against the base protocol.
     pub stock: bool,
+    /// A random id of this process, shown on `/health` (see `local`).
+    pub instance: Option<String>,
 }
 
 impl Default for RelayConfig {
@@ -138,6 +141,7 @@ impl Default for RelayConfig {
             web_dir: None,
             queue_len: 16_384,
             stock: false,
+            instance: None,
         }
     }
 }
@@ -257,14 +261,17 @@ impl Relay {
         let (vault, new_words) = match db.load_vault().await? {
             Some(v) => (v, None),
             None => {
+                let given = config.words.is_some();
                 let words = config.words.clone().unwrap_or_else(generate_words);
                 let mut secret = VaultSecret::create(&words);
                 if let Some(salt) = &config.vault_salt {
                     secret.kdf_salt = salt.clone();
                 }
                 let v = db.init_vault(secret).await?;
-                // Another process may have won the race; only then are these not the words.
-                let fresh = v.check_words(&words).then_some(words);
+                // Another process may have won the race; only then are these
+                // not the words. Words the operator gave are never shown back
+                // (they would end up in service logs).
+                let fresh = (!given && v.check_words(&words)).then_some(words);
                 (v, fresh)
             }
         };
@@ -342,6 +349,28 @@ impl Relay {
 
     /// Runs until Ctrl-C / SIGTERM, then shuts down.
     pub async fn run_until_signal(self) {
+        self.run_until_signal_or_idle(None).await;
+    }
+
+    /// Runs until Ctrl-C / SIGTERM, or until no WebSocket connection was
+    /// open for `idle` (when given), then shuts down.
+    pub async fn run_until_signal_or_idle(self, idle: Option<Duration>) {
+        let state = self.state.clone();
+        let idle_for = async move {
+            let Some(idle) = idle else {
+                return std::future::pending::<()>().await;
+            };
+            let mut since = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if state.hub.connection_count() > 0 {
+                    since = tokio::time::Instant::now();
+                } else if since.elapsed() >= idle {
+                    tracing::info!("no client for {} s; stopping", idle.as_secs());
+                    return;
+                }
+            }
+        };
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
@@ -351,10 +380,14 @@ impl Relay {
             tokio::select! {
                 _ = ctrl_c => {}
                 _ = term.recv() => {}
+                _ = idle_for => {}
             }
         }
         #[cfg(not(unix))]
-        let _ = ctrl_c.await;
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = idle_for => {}
+        }
         self.shutdown().await;
     }
 }

@@ -152,6 +152,7 @@ pub async fn health(State(st): St) -> Json<Health> {
         relay: (!st.config.stock).then(|| RelayInfo {
             version: env!("CARGO_PKG_VERSION").into(),
             features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
+            instance: st.config.instance.clone(),
         }),
     })
 }

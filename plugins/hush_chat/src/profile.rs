@@ -11,11 +11,17 @@ pub(crate) fn plugin(app: &mut App) {
 }
 
 /// Relaxed commits (received messages) become durable within a second.
-fn flush_store(store: Option<Res<ProfileStore>>, mut failed: MessageWriter<StoreFailed>) {
-    if let Some(store) = store
-        && let Err(e) = store.flush_due()
-    {
+fn flush_store(
+    store: Option<Res<ProfileStore>>,
+    mut failed: MessageWriter<StoreFailed>,
+    mut next: ResMut<hush_net::NextUpdate>,
+) {
+    let Some(store) = store else { return };
+    if let Err(e) = store.flush_due() {
         failed.write(StoreFailed::new("flush the store", &e));
+    }
+    if let Some(wait) = store.flush_wait() {
+        next.within(wait);
     }
 }
 

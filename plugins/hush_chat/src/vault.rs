@@ -9,11 +9,13 @@
 
 use bevy::prelude::*;
 use bevy::tasks::AsyncComputeTaskPool;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use hush_core::crypto::{AeadKey, CryptoError, VaultKey};
 use hush_core::http::ApiFailure;
 use hush_core::payload::{LocalIdentity, NameError, validate_display_name};
-use hush_net::{ConnectionIntent, HushSystems, SessionError, SessionEvent, SessionIntent};
+use hush_net::{
+    ConnectionIntent, HushSystems, SessionError, SessionEvent, SessionIntent, WakingSender,
+};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -21,6 +23,13 @@ use crate::profile::{ProfileStore, StoreFailed};
 
 pub(crate) fn plugin(app: &mut App) {
     let (tx, rx) = crossbeam_channel::unbounded();
+    // The derived key wakes a sleeping window (hush_net::wake).
+    let tx = app
+        .world()
+        .get_resource::<hush_net::Wake>()
+        .cloned()
+        .unwrap_or_default()
+        .sender(tx);
     app.insert_resource(Vault::new(tx, rx))
         .add_message::<UnlockIntent>()
         .add_message::<LockIntent>()
@@ -136,12 +145,12 @@ pub struct Vault {
     deriving: Option<String>,
     /// The server accepted the words during this unlock.
     server_confirmed: Option<String>,
-    tx: Sender<Derived>,
+    tx: WakingSender<Derived>,
     rx: Receiver<Derived>,
 }
 
 impl Vault {
-    fn new(tx: Sender<Derived>, rx: Receiver<Derived>) -> Self {
+    fn new(tx: WakingSender<Derived>, rx: Receiver<Derived>) -> Self {
         Vault {
             state: VaultState::Locked,
             identity: None,

@@ -101,6 +101,11 @@ pub struct Health {
 pub struct RelayInfo {
     pub version: String,
     pub features: Vec<String>,
+    /// [ext] A random id of this relay process, when it was started for a
+    /// data directory (`--port-file`): the window joins a local relay only
+    /// when this matches the port file it reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
 }
 
 /// [ext] feature names advertised in [`RelayInfo::features`].

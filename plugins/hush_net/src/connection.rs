@@ -20,6 +20,7 @@ use crate::config::NetConfig;
 use crate::platform::{OpenParams, Platform, SocketHandle};
 use crate::session::{Session, SessionEvent, TokenNeeded};
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
+use crate::wake::NextUpdate;
 
 pub(crate) fn plugin(app: &mut App) {
     app.add_message::<ConnectionIntent>()
@@ -419,6 +420,7 @@ fn tick_connection(
     config: Res<NetConfig>,
     time: Res<Time>,
     mut token_needed: MessageWriter<TokenNeeded>,
+    mut next: ResMut<NextUpdate>,
 ) {
     let conn = &mut *conn;
     let actions = conn.machine.tick(time.elapsed());
@@ -430,6 +432,12 @@ fn tick_connection(
         token_needed: &mut token_needed,
     }
     .run(actions);
+    if let Some(at) = conn.machine.next_deadline() {
+        next.at(at, time.elapsed());
+    }
+    if conn.offline_inferred && !conn.is_online() {
+        next.at(conn.next_probe, time.elapsed());
+    }
 }
 
 /// Seconds between route probes while the network is unreachable.

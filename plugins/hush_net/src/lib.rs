@@ -13,6 +13,7 @@ pub mod platform;
 pub mod session;
 pub mod subscriptions;
 pub mod transport;
+pub mod wake;
 
 use bevy::prelude::*;
 
@@ -27,6 +28,7 @@ pub use session::{Session, SessionError, SessionEvent, SessionIntent};
 pub use subscriptions::{
     SubState, Subscription, SubscriptionChanged, SubscriptionIntent, Subscriptions,
 };
+pub use wake::{NextUpdate, Wake, WakingSender};
 
 /// The order of hush's systems, set in one place.
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +55,7 @@ pub struct HushNetPlugin {
 
 impl Plugin for HushNetPlugin {
     fn build(&self, app: &mut App) {
+        app.init_resource::<Wake>().init_resource::<NextUpdate>();
         platform::add_runtime(app);
         let platform = platform::Platform::new(app.world(), &self.config);
         app.insert_resource(Api {

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 pub use memory::MemoryStore;
 #[cfg(not(target_arch = "wasm32"))]
-pub use redb_store::RedbStore;
+pub use redb_store::{FLUSH_EVERY, RedbStore};
 #[cfg(target_arch = "wasm32")]
 pub use web::WebStore;
 
@@ -161,6 +161,12 @@ pub trait Store: Send + Sync + 'static {
     /// `RedbStore`); called every frame, cheap when there is nothing to do.
     fn flush_due(&self) -> Result<()> {
         Ok(())
+    }
+
+    /// How long until `flush_due` has relaxed commits to make durable, if it
+    /// has any: an app that sleeps between updates wakes for it.
+    fn flush_wait(&self) -> Option<std::time::Duration> {
+        None
     }
 
     /// Makes every write so far durable now (what `flush_due` does in time).

@@ -531,6 +531,12 @@ impl Store for RedbStore {
         self.rollbacks.load(Ordering::Acquire)
     }
 
+    fn flush_wait(&self) -> Option<Duration> {
+        let d = self.durable_state();
+        d.pending
+            .then(|| FLUSH_EVERY.saturating_sub(d.at.elapsed()))
+    }
+
     fn flush_due(&self) -> Result<()> {
         let due = {
             let d = self.durable_state();

@@ -123,6 +123,23 @@ fn a_crash_rolls_back_messages_and_their_cursor_together() {
     eprintln!("after an abort: {n} messages, cursor {cursor:?}");
 }
 
+#[test]
+fn a_relaxed_commit_says_when_it_is_due_until_it_is_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RedbStore::open(&dir.path().join("store.redb")).unwrap();
+    s.put_thread(&rec(&msg(1).created_at)).unwrap();
+    assert_eq!(s.flush_wait(), None, "a durable write leaves nothing due");
+    s.store_messages(&[msg(1)], Some(&rec(&msg(1).created_at)), &[])
+        .unwrap();
+    let wait = s
+        .flush_wait()
+        .expect("a relaxed commit waits for its flush");
+    assert!(wait <= hush_store::FLUSH_EVERY, "{wait:?}");
+    s.flush_due().unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.flush_wait(), None);
+}
+
 fn outbox_entry(seq: u64) -> OutboxEntry {
     OutboxEntry {
         seq,

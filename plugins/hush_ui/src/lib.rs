@@ -4,6 +4,7 @@
 
 pub mod model;
 pub mod panels;
+pub mod reactive;
 pub mod theme;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -39,6 +40,8 @@ pub struct UiConfig {
     pub auto_words: Option<Zeroizing<String>>,
     /// Print progress lines on stdout (`connected`, `shown N`) for scripts.
     pub report: bool,
+    /// Also print `frame N` after every update (the idle benchmark).
+    pub report_frames: bool,
     /// A font with wide Unicode coverage (a system font the app found),
     /// used after egui's own fonts for symbols they lack.
     pub fallback_font: Option<Vec<u8>>,
@@ -61,7 +64,8 @@ impl Plugin for HushUiPlugin {
                 (auto_unlock, follow_events, focus_a_thread, report_progress)
                     .chain()
                     .in_set(HushSystems::Present),
-            );
+            )
+            .add_systems(Last, report_frames);
     }
 }
 
@@ -174,6 +178,12 @@ fn draw(
         ui_res.0.storage_error = Some(format!("{}: {}", f.what, f.error));
     }
     let ctx = contexts.ctx_mut()?;
+    if !ui_res.0.style_set {
+        ui_res.0.style_set = true;
+        // A blinking cursor repaints twice a second for as long as a text
+        // field has focus: a steady one costs nothing while idle.
+        ctx.all_styles_mut(|s| s.visuals.text_cursor.blink = false);
+    }
     #[cfg(target_arch = "wasm32")]
     if !ui_res.0.fonts_set {
         // The bundle carries one font (Ubuntu Light, UFL) instead of egui's four.
@@ -398,6 +408,13 @@ pub fn report_line(line: &str) {
     }
     #[cfg(target_arch = "wasm32")]
     web_sys::console::log_1(&line.into());
+}
+
+/// `frame N` for every update, with `report_frames` (counts frames drawn).
+fn report_frames(config: Res<UiConfig>, frames: Res<bevy::diagnostic::FrameCount>) {
+    if config.report_frames {
+        report_line(&format!("frame {}", frames.0));
+    }
 }
 
 #[derive(Default)]

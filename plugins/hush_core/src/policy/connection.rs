@@ -184,6 +184,20 @@ impl ConnectionMachine {
         self.heartbeat.as_ref().map(Heartbeat::last_received)
     }
 
+    /// The next time [`Self::tick`] has something to do (a retry, a connect
+    /// timeout, a ping or a heartbeat death), if any: a caller that sleeps
+    /// until then and ticks misses none of the machine's timers.
+    pub fn next_deadline(&self) -> Option<Duration> {
+        match &self.state {
+            ConnState::Reconnecting { retry_at, .. } => Some(*retry_at),
+            ConnState::Connecting { .. } if !self.awaiting_token => {
+                Some(self.attempt_started + self.policy.connect_timeout)
+            }
+            ConnState::Connected => self.heartbeat.as_ref().map(Heartbeat::next_deadline),
+            _ => None,
+        }
+    }
+
     fn unit_random(&mut self) -> f64 {
         // xorshift64*: plenty for spreading reconnects.
         let mut x = self.rng;
@@ -578,6 +592,26 @@ mod tests {
                 retry_at: now + s(1)
             }
         );
+    }
+
+    #[test]
+    fn every_timer_of_the_machine_is_its_next_deadline() {
+        let mut m = exact();
+        assert_eq!(m.next_deadline(), None, "idle: nothing to wake for");
+        let g = open_gen(&m.connect(s(0)));
+        assert_eq!(m.next_deadline(), Some(s(15)), "the connect timeout");
+        m.opened(g, s(1));
+        assert_eq!(m.next_deadline(), Some(s(31)), "the first ping");
+        assert_eq!(m.tick(s(31)), [Action::SendPing { generation: g }]);
+        assert_eq!(m.next_deadline(), Some(s(61)), "death: nothing came back");
+        m.received(g, s(40));
+        assert_eq!(m.next_deadline(), Some(s(61)), "the next ping");
+        m.closed(g, &err(), s(50));
+        assert_eq!(m.next_deadline(), Some(s(51)), "the retry");
+        assert!(m.tick(s(51) - Duration::from_millis(1)).is_empty());
+        assert!(!m.tick(s(51)).is_empty());
+        m.disconnect();
+        assert_eq!(m.next_deadline(), None);
     }
 
     #[test]

@@ -72,6 +72,12 @@ impl Heartbeat {
         }
         HeartbeatAction::Idle
     }
+
+    /// The next time [`Self::poll`] can return something other than `Idle`:
+    /// a loop that sleeps until then misses no ping and no death.
+    pub fn next_deadline(&self) -> Duration {
+        (self.last_ping + self.policy.ping_every).min(self.last_received + self.policy.dead_after)
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +105,19 @@ mod tests {
         // No pong ever comes.
         assert_eq!(hb.poll(s(59)), HeartbeatAction::Idle);
         assert_eq!(hb.poll(s(60)), HeartbeatAction::Dead);
+    }
+
+    #[test]
+    fn the_next_deadline_is_the_next_ping_or_the_death() {
+        let mut hb = Heartbeat::new(HeartbeatPolicy::default(), s(100));
+        assert_eq!(hb.next_deadline(), s(130));
+        assert_eq!(hb.poll(hb.next_deadline()), HeartbeatAction::SendPing);
+        // Pinged at 130, nothing received since 100: death at 160 comes first.
+        assert_eq!(hb.next_deadline(), s(160));
+        assert_eq!(hb.poll(s(159)), HeartbeatAction::Idle);
+        assert_eq!(hb.poll(hb.next_deadline()), HeartbeatAction::Dead);
+        hb.on_receive(s(150));
+        assert_eq!(hb.next_deadline(), s(160));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 use crate::api::{ApiRequest, ApiResult, NetError};
 use crate::config::NetConfig;
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
+use crate::wake::{Wake, WakingSender};
 
 /// Installs the runtime the platform code runs on.
 pub fn add_runtime(app: &mut App) {
@@ -45,6 +46,8 @@ pub fn add_runtime(app: &mut App) {
 pub struct Platform {
     rt: tokio::runtime::Handle,
     pub http: HttpClient,
+    /// Every result sent back into the world wakes the app loop.
+    wake: Wake,
 }
 
 impl Platform {
@@ -55,9 +58,11 @@ impl Platform {
             .runtime()
             .handle()
             .clone();
+        let wake = world.get_resource::<Wake>().cloned().unwrap_or_default();
         Platform {
-            http: HttpClient::new(rt.clone(), config),
+            http: HttpClient::new(rt.clone(), config, wake.clone()),
             rt,
+            wake,
         }
     }
 
@@ -82,10 +87,11 @@ fn tls_connector(config: &NetConfig) -> Result<native_tls::TlsConnector, String>
 pub struct HttpClient {
     client: reqwest::Client,
     rt: tokio::runtime::Handle,
+    wake: Wake,
 }
 
 impl HttpClient {
-    fn new(rt: tokio::runtime::Handle, config: &NetConfig) -> Self {
+    fn new(rt: tokio::runtime::Handle, config: &NetConfig, wake: Wake) -> Self {
         let mut b = reqwest::Client::builder()
             .timeout(config.http_timeout)
             .connect_timeout(config.policy.connect_timeout)
@@ -99,6 +105,7 @@ impl HttpClient {
         HttpClient {
             client: b.build().expect("the HTTP client builds"),
             rt,
+            wake,
         }
     }
 
@@ -110,8 +117,10 @@ impl HttpClient {
     ) {
         let url = config.server.http(&req.path);
         let client = self.client.clone();
+        let wake = self.wake.clone();
         self.rt.spawn(async move {
             done(execute(&client, &url, req).await);
+            wake.wake();
         });
     }
 }
@@ -181,7 +190,7 @@ impl Platform {
     /// Starts a socket task for one attempt. Its events carry `generation`.
     pub fn open_socket(&self, p: OpenParams, events: Sender<TransportEvent>) -> SocketHandle {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.rt.spawn(run_socket(p, events, rx));
+        self.rt.spawn(run_socket(p, self.wake.sender(events), rx));
         SocketHandle { tx }
     }
 
@@ -189,6 +198,7 @@ impl Platform {
     /// anything (a UDP "connect" only consults the routing table).
     pub fn probe_route(&self, config: &NetConfig, done: Box<dyn FnOnce(bool) + Send>) {
         let authority = config.server.authority();
+        let wake = self.wake.clone();
         self.rt.spawn_blocking(move || {
             use std::net::{ToSocketAddrs, UdpSocket};
             let ok = authority
@@ -204,6 +214,7 @@ impl Platform {
                     UdpSocket::bind(local).and_then(|s| s.connect(addr)).is_ok()
                 });
             done(ok);
+            wake.wake();
         });
     }
 }
@@ -227,7 +238,7 @@ async fn fetch_health(p: &OpenParams) -> Result<Health, CloseKind> {
 
 async fn run_socket(
     p: OpenParams,
-    events: Sender<TransportEvent>,
+    events: WakingSender<TransportEvent>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let generation = p.generation;

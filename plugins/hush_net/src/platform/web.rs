@@ -23,6 +23,7 @@ use crate::api::{ApiRequest, ApiResult, NetError};
 use crate::config::NetConfig;
 use crate::connection::NetworkStatus;
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
+use crate::wake::{Wake, WakingSender};
 
 /// The browser's `online`/`offline` events, drained into [`NetworkStatus`].
 #[derive(Resource)]
@@ -31,6 +32,7 @@ struct BrowserNetwork(Receiver<bool>);
 /// Listens to the browser's network events.
 pub fn add_runtime(app: &mut App) {
     let (tx, rx) = crossbeam_channel::unbounded();
+    let tx = app.world().resource::<Wake>().sender(tx);
     if let Some(window) = web_sys::window() {
         for (name, online) in [("online", true), ("offline", false)] {
             let tx = tx.clone();
@@ -61,14 +63,19 @@ fn browser_network(net: Res<BrowserNetwork>, mut out: MessageWriter<NetworkStatu
 #[derive(Resource, Clone)]
 pub struct Platform {
     pub http: HttpClient,
+    /// Every result sent back into the world wakes the app loop.
+    wake: Wake,
 }
 
 impl Platform {
-    pub fn new(_world: &World, _config: &NetConfig) -> Self {
+    pub fn new(world: &World, _config: &NetConfig) -> Self {
+        let wake = world.get_resource::<Wake>().cloned().unwrap_or_default();
         Platform {
             http: HttpClient {
                 client: reqwest::Client::new(),
+                wake: wake.clone(),
             },
+            wake,
         }
     }
 
@@ -87,6 +94,7 @@ impl Platform {
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    wake: Wake,
 }
 
 impl HttpClient {
@@ -98,8 +106,10 @@ impl HttpClient {
     ) {
         let url = config.server.http(&req.path);
         let client = self.client.clone();
+        let wake = self.wake.clone();
         wasm_bindgen_futures::spawn_local(async move {
             done(execute(&client, &url, req).await);
+            wake.wake();
         });
     }
 }
@@ -213,14 +223,14 @@ impl Platform {
                 },
             )
         });
-        wasm_bindgen_futures::spawn_local(connect(p, events));
+        wasm_bindgen_futures::spawn_local(connect(p, self.wake.sender(events)));
         SocketHandle { generation }
     }
 }
 
-async fn connect(p: OpenParams, events: Sender<TransportEvent>) {
+async fn connect(p: OpenParams, events: WakingSender<TransportEvent>) {
     let generation = p.generation;
-    let emit = move |events: &Sender<TransportEvent>, kind| {
+    let emit = move |events: &WakingSender<TransportEvent>, kind| {
         let _ = events.send(TransportEvent { generation, kind });
     };
     let known = p.health.lock().ok().and_then(|h| h.clone());

@@ -35,6 +35,8 @@ pub struct UiState {
     pub storage_error: Option<String>,
     /// The browser build installed its font.
     pub fonts_set: bool,
+    /// The window's style (a steady text cursor) is set.
+    pub style_set: bool,
 }
 
 /// Draws the window; returns what the user asked for.

@@ -41,7 +41,9 @@ pub fn indicator(ui: &mut egui::Ui, s: &StatusView, time: f64) -> Option<UiInten
                     center + Vec2::new(0.0, 5.0),
                 );
                 p.with_clip_rect(half).circle_filled(center, 5.0, c);
-                ui.ctx().request_repaint();
+                // Four steps a second: a pulse, not a continuous redraw.
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(250));
             }
         }
         ui.label(RichText::new(s.label()).color(c));

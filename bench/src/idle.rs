@@ -1,0 +1,296 @@
+//! The `idle` scenario: the real window under Xvfb (Mesa's software
+//! rendering), unlocked and connected, with nothing happening for 20 s. It
+//! prints the window process's CPU seconds per second and the frames it drew,
+//! once as the window runs (reactive) and once with `HUSH_RENDER=continuous`
+//! (every frame drawn, as the engine's default does) in the same run, then
+//! how long a message that arrives takes to be shown.
+//!
+//! Needs Xvfb and the release `hush` binary beside this one
+//! (`cargo build --release`); without them it says so and measures nothing.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hush_testkit::{RelayFixture, WORDS};
+use serde_json::json;
+
+use crate::scenarios::Report;
+
+/// Seconds of idleness measured.
+const IDLE_SECS: u64 = 20;
+
+fn hush_bin() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.join("hush");
+    p.is_file().then_some(p)
+}
+
+/// What the window printed with `--report`, as it came.
+#[derive(Default)]
+struct Seen {
+    lines: Vec<(Instant, String)>,
+}
+
+impl Seen {
+    fn frames(&self) -> u64 {
+        self.lines
+            .iter()
+            .rev()
+            .find_map(|(_, l)| l.strip_prefix("frame ")?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn when(&self, line: &str) -> Option<Instant> {
+        self.lines.iter().find(|(_, l)| l == line).map(|(t, _)| *t)
+    }
+}
+
+struct Window {
+    child: Child,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Window {
+    fn start(hush: &Path, display: &str, server: &str, data: &Path, continuous: bool) -> Window {
+        let mut cmd = Command::new(hush);
+        cmd.args(["--server", server, "--profile", "ada", "--report"])
+            .arg("--data-dir")
+            .arg(data)
+            .env("DISPLAY", display)
+            .env("HUSH_WORDS", WORDS)
+            .env("HUSH_REPORT_FRAMES", "1")
+            .env("HUSH_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if continuous {
+            cmd.env("HUSH_RENDER", "continuous");
+        } else {
+            cmd.env_remove("HUSH_RENDER");
+        }
+        let mut child = cmd.spawn().expect("start the window");
+        let out = child.stdout.take().expect("piped");
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let s = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                s.lock().unwrap().lines.push((Instant::now(), line));
+            }
+        });
+        Window { child, seen }
+    }
+
+    fn wait_for(&self, line: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.seen.lock().unwrap().when(line).is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// CPU seconds (user + system) the process has used.
+    fn cpu(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the command name, which is in parentheses.
+        let rest = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+            .sum();
+        // SAFETY: sysconf has no preconditions.
+        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+
+    /// CPU per second and frames per second over `secs` of nothing.
+    fn measure_idle(&self, secs: u64) -> (f64, f64) {
+        let (c0, f0, t0) = (
+            self.cpu(),
+            self.seen.lock().unwrap().frames(),
+            Instant::now(),
+        );
+        std::thread::sleep(Duration::from_secs(secs));
+        let (c1, f1, dt) = (
+            self.cpu(),
+            self.seen.lock().unwrap().frames(),
+            t0.elapsed().as_secs_f64(),
+        );
+        ((c1 - c0) / dt, (f1 - f0) as f64 / dt)
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Xvfb(Child, String);
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn xvfb() -> Option<Xvfb> {
+    for n in 140..160 {
+        if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+            continue;
+        }
+        let display = format!(":{n}");
+        let child = Command::new("Xvfb")
+            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..50 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists() {
+                return Some(Xvfb(child, display));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        return None;
+    }
+    None
+}
+
+fn cli(hush: &Path, server: &str, data: &Path, profile: &str, args: &[&str]) -> String {
+    let out = Command::new(hush)
+        .args(["--server", server, "--profile", profile])
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env("HUSH_WORDS", WORDS)
+        .output()
+        .expect("run hush");
+    assert!(out.status.success(), "hush {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn user_id(identity_json: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(identity_json.trim()).expect("identity JSON");
+    v["user_id"].as_str().expect("user_id").to_owned()
+}
+
+pub fn idle() -> Report {
+    let not_run = |why: &str| Report {
+        summary: format!("NOT RUN: {why}"),
+        json: json!({ "not_run": why }),
+    };
+    let Some(hush) = hush_bin() else {
+        return not_run("no release hush binary beside hush-bench (cargo build --release)");
+    };
+    let Some(x) = xvfb() else {
+        return not_run("Xvfb could not be started");
+    };
+    let relay = RelayFixture::start();
+    let server = relay.url();
+    let data = tempfile::tempdir().unwrap();
+    let ada = user_id(&cli(
+        &hush,
+        &server,
+        data.path(),
+        "ada",
+        &["identity", "--name", "Ada"],
+    ));
+    let grace = user_id(&cli(
+        &hush,
+        &server,
+        data.path(),
+        "grace",
+        &["identity", "--name", "Grace"],
+    ));
+    cli(
+        &hush,
+        &server,
+        data.path(),
+        "ada",
+        &["contacts", "add", &grace, "Grace"],
+    );
+    cli(
+        &hush,
+        &server,
+        data.path(),
+        "grace",
+        &["contacts", "add", &ada, "Ada"],
+    );
+    cli(
+        &hush,
+        &server,
+        data.path(),
+        "grace",
+        &["send", &ada, "Hello before the window opened"],
+    );
+
+    let mut runs = Vec::new();
+    let mut arrival_ms = None;
+    for continuous in [false, true] {
+        let w = Window::start(&hush, &x.1, &server, data.path(), continuous);
+        assert!(
+            w.wait_for("connected", Duration::from_secs(60))
+                && w.wait_for("shown 1", Duration::from_secs(30)),
+            "the window never connected and showed the thread"
+        );
+        // Let the first frames, the catch-up and the fonts settle.
+        std::thread::sleep(Duration::from_secs(3));
+        let (cpu, fps) = w.measure_idle(IDLE_SECS);
+        runs.push((continuous, cpu, fps));
+        if !continuous {
+            // A message that arrives wakes the sleeping window at once.
+            let before = w.seen.lock().unwrap().lines.len();
+            let sent = Instant::now();
+            cli(
+                &hush,
+                &server,
+                data.path(),
+                "grace",
+                &["send", &ada, "Are you there?"],
+            );
+            let acked = sent.elapsed();
+            if w.wait_for("shown 2", Duration::from_secs(10)) {
+                let seen = w.seen.lock().unwrap();
+                let shown = seen.lines[before..]
+                    .iter()
+                    .find(|(_, l)| l == "shown 2")
+                    .map(|(t, _)| *t);
+                // From the server's acknowledgement (the message exists) to shown.
+                arrival_ms = shown.map(|t| {
+                    let total = t.duration_since(sent);
+                    total.saturating_sub(acked).as_secs_f64() * 1000.0
+                });
+            }
+        }
+        drop(w);
+        // The next window opens the same profile: let the lock go.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_, rcpu, rfps) = runs[0];
+    let (_, ccpu, cfps) = runs[1];
+    Report {
+        summary: format!(
+            "{IDLE_SECS} s idle, unlocked and connected, under Xvfb + lavapipe: reactive {:.2} % of a core, {rfps:.2} frames/s; \
+             continuous (the old default) {:.1} % of a core, {cfps:.1} frames/s (CPU ratio {:.0}x); \
+             a message arriving while idle shown {} after the sender's ack",
+            rcpu * 100.0,
+            ccpu * 100.0,
+            ccpu / rcpu.max(1e-6),
+            arrival_ms.map_or("never".to_owned(), |ms| format!("{ms:.0} ms"))
+        ),
+        json: json!({
+            "idle_secs": IDLE_SECS,
+            "reactive_cpu_per_s": rcpu, "reactive_frames_per_s": rfps,
+            "continuous_cpu_per_s": ccpu, "continuous_frames_per_s": cfps,
+            "arrival_after_ack_ms": arrival_ms,
+        }),
+    }
+}
