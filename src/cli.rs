@@ -52,6 +52,8 @@ pub enum Command {
     },
     /// Send TEXT to the contact UUID (added as a contact if new). Exit 0 once
     /// the server acknowledged it, 3 if it is still queued at the timeout.
+    /// TEXT `-` reads the text from stdin (recommended: the command line of a
+    /// process is visible to every user of the machine).
     Send {
         uuid: String,
         text: String,
@@ -105,6 +107,7 @@ pub fn main() -> i32 {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HUSH_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
                 .unwrap_or_else(|_| "warn".into()),
         )
         .try_init();
@@ -170,7 +173,10 @@ pub fn main() -> i32 {
             uuid,
             text,
             timeout,
-        } => headless::send(&opts, uuid, text, secs(*timeout)),
+        } => match read_text(text) {
+            Ok(text) => headless::send(&opts, uuid, &text, secs(*timeout)),
+            Err(e) => Err((Exit::Usage, e)),
+        },
         Command::Listen { count, timeout } => headless::listen(&opts, *count, timeout.map(secs)),
         Command::Outbox => headless::outbox(&opts),
         Command::Relay { .. } => unreachable!("handled above"),
@@ -189,6 +195,24 @@ fn read_ca(cli: &Cli) -> Result<Option<Vec<u8>>, String> {
         .as_ref()
         .map(|p| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display())))
         .transpose()
+}
+
+/// The text of `send`: as given, or all of stdin for `-`.
+fn read_text(text: &str) -> Result<String, String> {
+    if text != "-" {
+        return Ok(text.to_owned());
+    }
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+        .map_err(|e| format!("cannot read the message from stdin: {e}"))?;
+    // One trailing newline is the shell's (echo, a here-string), not the text's.
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    Ok(s)
 }
 
 fn secs(s: f64) -> Duration {

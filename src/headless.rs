@@ -1,14 +1,18 @@
 //! The headless commands: each opens the profile's redb store, drives a
 //! headless client until the command is done, and prints JSON lines.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hush_chat::contacts::Contact;
 use hush_chat::headless::{Client, Failure};
-use hush_chat::{Contacts, MessageReceived, Outbox, OutboxEvent, ProfileStore, SendIntent, Vault};
-use hush_store::{RedbStore, Store, StoreError};
+use hush_chat::{Contacts, Outbox, OutboxEvent, ProfileStore, SendIntent, Vault};
+use hush_core::ThreadId;
+use hush_store::{MessageKey, RedbStore, Store, StoreError, message_key};
+
+use crate::delivery::{Ledger, WriteFailed, unread_in_stdout, write_line};
 use zeroize::Zeroizing;
 
 /// Process exit codes of the headless commands.
@@ -21,6 +25,8 @@ pub enum Exit {
     Timeout = 3,
     /// The words were refused.
     Auth = 4,
+    /// `listen` never reached the server before its timeout.
+    NoServer = 5,
 }
 
 pub type CmdResult = Result<(), (Exit, String)>;
@@ -175,51 +181,222 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
     let started = Instant::now();
     let mut c = open(opts)?;
     c.unlock_with_identity(&opts.words).map_err(fail)?;
-    let mut printed = 0usize;
-    loop {
-        c.step();
-        let batch: Vec<MessageReceived> = c.seen().received.drain(..).collect();
-        // Printed only once durable, so that no later run prints it again.
-        if !batch.is_empty()
-            && let Err(e) = c.app.world().resource::<ProfileStore>().flush()
-        {
-            return Err(not_stored("flush the store", &e.to_string()));
+    let me = c.vault().my_id().expect("unlocked");
+    let store = c.app.world().resource::<ProfileStore>().0.clone();
+    let stored = |what: &'static str, e: hush_store::StoreError| not_stored(what, &e.to_string());
+    // Where the consumer has got to; a thread it never listened to starts at
+    // its newest stored message (history from before is not printed).
+    let mut positions: HashMap<ThreadId, Option<MessageKey>> = store
+        .delivered()
+        .map_err(|e| stored("read the delivery positions", e))?
+        .into_iter()
+        .map(|(t, k)| (t, Some(k)))
+        .collect();
+    let mut start_at = Vec::new();
+    for t in store.threads().map_err(|e| stored("read the threads", e))? {
+        if !positions.contains_key(&t.id) {
+            let newest = store
+                .latest_messages(t.id, 1)
+                .map_err(|e| stored("read the messages", e))?
+                .pop()
+                .map(|m| message_key(&m));
+            if let Some(k) = &newest {
+                start_at.push((t.id, k.clone()));
+            }
+            positions.insert(t.id, newest);
         }
-        for m in batch.into_iter().filter(|m| !m.message.mine) {
-            let msg = &m.message;
-            let mut line = serde_json::json!({
-                "thread_id": m.thread,
-                "id": msg.id,
-                "sender_id": msg.sender_id,
-                "sender_name": msg.sender_name,
-                "content": msg.content,
-                "timestamp": msg.timestamp_ms,
-                "created_at": msg.created_at,
-            });
-            if let hush_chat::MessageStatus::Undecryptable(why) = &msg.status {
-                line["undecryptable"] = serde_json::Value::String(why.clone());
+    }
+    if !start_at.is_empty() {
+        store
+            .set_delivered(&start_at)
+            .map_err(|e| stored("record the delivery positions", e))?;
+    }
+    let mut out = std::io::stdout().lock();
+    let mut ledger = Ledger::default();
+    let mut printed = 0usize;
+    let mut reached_server = false;
+    // First what earlier runs stored but never handed over, then what comes.
+    let mut dirty: HashSet<ThreadId> = positions.keys().copied().collect();
+    let ended = loop {
+        c.step();
+        reached_server |= c.app.world().resource::<hush_net::Connection>().is_connected();
+        dirty.extend(c.seen().received.drain(..).map(|m| m.thread));
+        if !dirty.is_empty() && count.is_none_or(|n| printed < n) {
+            match print_new(&c, &*store, me, &mut dirty, &mut positions, &mut out, &mut ledger, count.map(|n| n - printed)) {
+                Ok(n) => printed += n,
+                Err(PrintFailed::Closed) => break Ended::ReaderGone,
+                Err(PrintFailed::Write(e)) => break Ended::Failed((Exit::Error, format!("cannot write to stdout: {e}"))),
+                Err(PrintFailed::Store(what, e)) => break Ended::Failed(stored(what, e)),
             }
-            println!("{line}");
-            printed += 1;
-            if count.is_some_and(|n| printed >= n) {
-                return Ok(());
-            }
+        }
+        commit_delivered(&*store, &mut ledger).map_err(|e| stored("record the delivery positions", e))?;
+        if count.is_some_and(|n| printed >= n) {
+            break Ended::Done;
         }
         // Only what is stored is printed; what could not be stored stays on
         // the server and is fetched by a later run, so stop and say why.
         if let Some(f) = c.seen().store_failed.first() {
-            return Err(not_stored(f.what, &f.error));
+            break Ended::Failed(not_stored(f.what, &f.error));
         }
         if timeout.is_some_and(|t| started.elapsed() >= t) {
-            return match count {
-                Some(n) => Err((
+            break match (count, reached_server) {
+                (_, false) => Ended::Failed((
+                    Exit::NoServer,
+                    format!("never reached the server at {}", opts.server),
+                )),
+                (Some(n), true) => Ended::Failed((
                     Exit::Timeout,
                     format!("{printed} of {n} messages before the timeout"),
                 )),
-                None => Ok(()),
+                (None, true) => Ended::Done,
             };
         }
+    };
+    // Give a reader a moment to take the last lines, so that they are not
+    // printed again next time.
+    let drain_until = Instant::now() + Duration::from_secs(2);
+    while ledger.in_flight() > 0 && !matches!(ended, Ended::ReaderGone) && Instant::now() < drain_until {
+        commit_delivered(&*store, &mut ledger).map_err(|e| stored("record the delivery positions", e))?;
+        std::thread::sleep(Duration::from_millis(10));
     }
+    commit_delivered(&*store, &mut ledger).map_err(|e| stored("record the delivery positions", e))?;
+    match ended {
+        Ended::Done | Ended::ReaderGone => Ok(()),
+        Ended::Failed(f) => Err(f),
+    }
+}
+
+enum Ended {
+    Done,
+    /// The reader closed stdout (EPIPE): a normal end, exit 0.
+    ReaderGone,
+    Failed((Exit, String)),
+}
+
+enum PrintFailed {
+    Closed,
+    Write(std::io::Error),
+    Store(&'static str, hush_store::StoreError),
+}
+
+/// Moves the delivery positions over what the reader has taken.
+fn commit_delivered(store: &dyn Store, ledger: &mut Ledger) -> Result<(), hush_store::StoreError> {
+    let done = ledger.delivered(unread_in_stdout());
+    if done.is_empty() {
+        return Ok(());
+    }
+    store.set_delivered(&done)
+}
+
+/// Prints, in order, the stored messages of the `dirty` threads after their
+/// delivery position and up to their catch-up cursor (history known to be
+/// complete: a message fetched later can never land before a printed one).
+/// At most `limit` lines; returns how many.
+#[expect(clippy::too_many_arguments, reason = "the listen loop's state")]
+fn print_new(
+    c: &Client,
+    store: &dyn Store,
+    me: uuid::Uuid,
+    dirty: &mut HashSet<ThreadId>,
+    positions: &mut HashMap<ThreadId, Option<MessageKey>>,
+    out: &mut impl std::io::Write,
+    ledger: &mut Ledger,
+    limit: Option<usize>,
+) -> Result<usize, PrintFailed> {
+    let vault = c.vault();
+    let records = store
+        .threads()
+        .map_err(|e| PrintFailed::Store("read the threads", e))?;
+    let mut printed = 0usize;
+    let todo: Vec<_> = records.iter().filter(|r| dirty.contains(&r.id)).collect();
+    for record in todo {
+        let Some(upto) = record
+            .cursor
+            .as_deref()
+            .and_then(hush_core::time::parse_iso_micros)
+        else {
+            continue; // nothing contiguous stored yet
+        };
+        let Some(key) = vault.thread_key(&record.peer) else {
+            continue;
+        };
+        let position = positions.entry(record.id).or_default();
+        'pages: loop {
+            let page = store
+                .messages(record.id, position.as_ref(), 200)
+                .map_err(|e| PrintFailed::Store("read the messages", e))?;
+            let full = page.len() == 200;
+            for m in page {
+                let k = message_key(&m);
+                if k.micros > upto {
+                    break 'pages;
+                }
+                let msg = hush_chat::receive::decode(&key, &m, me);
+                let bytes = if msg.mine {
+                    0
+                } else {
+                    if !reader_ready() {
+                        // The reader has not taken the last line: wait for
+                        // it on a later step (the thread stays dirty).
+                        return Ok(printed);
+                    }
+                    let line = message_line(record.id, &msg);
+                    match write_line(out, &line) {
+                        Ok(n) => n,
+                        Err(WriteFailed::Closed) => return Err(PrintFailed::Closed),
+                        Err(WriteFailed::Other(e)) => return Err(PrintFailed::Write(e)),
+                    }
+                };
+                ledger.wrote(bytes, record.id, k.clone());
+                *position = Some(k);
+                if bytes > 0 {
+                    printed += 1;
+                    if limit.is_some_and(|l| printed >= l) {
+                        return Ok(printed);
+                    }
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        dirty.remove(&record.id);
+    }
+    Ok(printed)
+}
+
+/// Whether the next line may be written now: always for a file or a
+/// terminal; for a pipe, once its reader has taken every line so far (waiting
+/// a moment for a fast reader). One line at a time in a pipe means a reader
+/// that stops early (`head -n 1`) can never have swallowed lines it did not
+/// use: what it did not take is printed again by the next run.
+fn reader_ready() -> bool {
+    let until = Instant::now() + Duration::from_millis(2);
+    loop {
+        match unread_in_stdout() {
+            None | Some(0) => return true,
+            Some(_) if Instant::now() >= until => return false,
+            Some(_) => std::thread::yield_now(),
+        }
+    }
+}
+
+/// One output line of `listen`.
+fn message_line(thread: ThreadId, msg: &hush_chat::ChatMessage) -> String {
+    let mut line = serde_json::json!({
+        "thread_id": thread,
+        "id": msg.id,
+        "sender_id": msg.sender_id,
+        "sender_name": msg.sender_name,
+        "content": msg.content,
+        "timestamp": msg.timestamp_ms,
+        // One form whatever the server wrote (REST `Z`, WebSocket `+00:00`).
+        "created_at": hush_core::time::format_utc(msg.micros),
+    });
+    if let hush_chat::MessageStatus::Undecryptable(why) = &msg.status {
+        line["undecryptable"] = serde_json::Value::String(why.clone());
+    }
+    line.to_string()
 }
 
 fn not_stored(what: &str, error: &str) -> (Exit, String) {

@@ -43,6 +43,14 @@ impl Seen {
             .unwrap_or(0)
     }
 
+    /// The last `shown N`.
+    fn shown(&self) -> Option<u64> {
+        self.lines
+            .iter()
+            .rev()
+            .find_map(|(_, l)| l.strip_prefix("shown ")?.parse().ok())
+    }
+
     fn when(&self, line: &str) -> Option<Instant> {
         self.lines.iter().find(|(_, l)| l == line).map(|(t, _)| *t)
     }
@@ -62,9 +70,9 @@ impl Window {
             .env("DISPLAY", display)
             .env("HUSH_WORDS", WORDS)
             .env("HUSH_REPORT_FRAMES", "1")
-            .env("HUSH_LOG", "error")
+            .env("HUSH_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(std::fs::File::create(data.join("window.err")).expect("log file"));
         if continuous {
             cmd.env("HUSH_RENDER", "continuous");
         } else {
@@ -83,9 +91,13 @@ impl Window {
     }
 
     fn wait_for(&self, line: &str, timeout: Duration) -> bool {
+        self.wait_until(timeout, |s| s.when(line).is_some())
+    }
+
+    fn wait_until(&self, timeout: Duration, pred: impl Fn(&Seen) -> bool) -> bool {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
-            if self.seen.lock().unwrap().when(line).is_some() {
+            if pred(&self.seen.lock().unwrap()) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -238,8 +250,17 @@ pub fn idle() -> Report {
         let w = Window::start(&hush, &x.1, &server, data.path(), continuous);
         assert!(
             w.wait_for("connected", Duration::from_secs(60))
-                && w.wait_for("shown 1", Duration::from_secs(30)),
-            "the window never connected and showed the thread"
+                && w.wait_until(Duration::from_secs(30), |s| s.shown().is_some()),
+            "the window never connected and showed the thread; it printed {:?} and logged {}",
+            w.seen
+                .lock()
+                .unwrap()
+                .lines
+                .iter()
+                .map(|(_, l)| l.as_str())
+                .filter(|l| !l.starts_with("frame"))
+                .collect::<Vec<_>>(),
+            std::fs::read_to_string(data.path().join("window.err")).unwrap_or_default()
         );
         // Let the first frames, the catch-up and the fonts settle.
         std::thread::sleep(Duration::from_secs(3));
@@ -247,27 +268,16 @@ pub fn idle() -> Report {
         runs.push((continuous, cpu, fps));
         if !continuous {
             // A message that arrives wakes the sleeping window at once.
-            let before = w.seen.lock().unwrap().lines.len();
+            let shown = w.seen.lock().unwrap().shown().unwrap_or(0);
+            let want = format!("shown {}", shown + 1);
             let sent = Instant::now();
-            cli(
-                &hush,
-                &server,
-                data.path(),
-                "grace",
-                &["send", &ada, "Are you there?"],
-            );
+            cli(&hush, &server, data.path(), "grace", &["send", &ada, "Are you there?"]);
             let acked = sent.elapsed();
-            if w.wait_for("shown 2", Duration::from_secs(10)) {
-                let seen = w.seen.lock().unwrap();
-                let shown = seen.lines[before..]
-                    .iter()
-                    .find(|(_, l)| l == "shown 2")
-                    .map(|(t, _)| *t);
+            if w.wait_for(&want, Duration::from_secs(10)) {
+                let at = w.seen.lock().unwrap().when(&want).expect("seen");
                 // From the server's acknowledgement (the message exists) to shown.
-                arrival_ms = shown.map(|t| {
-                    let total = t.duration_since(sent);
-                    total.saturating_sub(acked).as_secs_f64() * 1000.0
-                });
+                let total = at.duration_since(sent);
+                arrival_ms = Some(total.saturating_sub(acked).as_secs_f64() * 1000.0);
             }
         }
         drop(w);

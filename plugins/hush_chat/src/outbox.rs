@@ -285,8 +285,9 @@ fn accept_sends(
             events.write(reject("the vault is locked"));
             continue;
         };
-        let content = text.trim_end();
-        if content.trim().is_empty() {
+        // Trimmed at both ends, as the stock web client does.
+        let content = text.trim();
+        if content.is_empty() {
             events.write(reject("the message is empty"));
             continue;
         }

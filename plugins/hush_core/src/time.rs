@@ -154,6 +154,13 @@ fn format_with(micros: i64, zone: &str) -> String {
     }
 }
 
+/// `2026-01-19T10:00:00.000000Z`: always UTC, always microseconds, the one
+/// form the command line prints whatever form the server wrote.
+pub fn format_utc(micros: i64) -> String {
+    let (y, m, d, h, mi, s, frac) = fields(micros);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:06}Z")
+}
+
 /// `2026-01-19T10:00:00.123456Z`, as a stock server writes over REST.
 pub fn format_rest(micros: i64) -> String {
     format_with(micros, "Z")
@@ -167,6 +174,20 @@ pub fn format_ws(micros: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_printed_form_whatever_the_server_wrote() {
+        for raw in [
+            "2026-01-19T10:00:00Z",
+            "2026-01-19T10:00:00+00:00",
+            "2026-01-19T10:00:00.000000Z",
+        ] {
+            let m = parse_iso_micros(raw).unwrap();
+            assert_eq!(format_utc(m), "2026-01-19T10:00:00.000000Z", "{raw}");
+        }
+        let m = parse_iso_micros("2026-01-19T10:00:00.1234+00:00").unwrap();
+        assert_eq!(format_utc(m), "2026-01-19T10:00:00.123400Z");
+    }
 
     #[test]
     fn both_server_formats_parse_to_the_same_instant() {

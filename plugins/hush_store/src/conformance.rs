@@ -157,4 +157,19 @@ pub fn run(s: &dyn Store) {
     s.remove_outbox(2).unwrap();
     s.remove_outbox(77).unwrap();
     assert_eq!(s.outbox().unwrap(), vec![failed]);
+
+    // Delivery positions: one per thread, the last write wins.
+    assert_eq!(s.delivered().unwrap(), vec![]);
+    let key = |m: i64, id: &str| crate::MessageKey {
+        micros: m,
+        id: id.into(),
+    };
+    s.set_delivered(&[(a, key(10, "m1")), (tid(7), key(5, "x"))])
+        .unwrap();
+    s.set_delivered(&[(a, key(20, "m2"))]).unwrap();
+    let mut d = s.delivered().unwrap();
+    d.sort();
+    let mut want = vec![(a, key(20, "m2")), (tid(7), key(5, "x"))];
+    want.sort();
+    assert_eq!(d, want);
 }

@@ -91,7 +91,7 @@ pub struct OutboxEntry {
 }
 
 /// A page position in a thread: messages sort by server time, then id.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MessageKey {
     pub micros: i64,
     pub id: String,
@@ -156,6 +156,23 @@ pub trait Store: Send + Sync + 'static {
     fn outbox(&self) -> Result<Vec<OutboxEntry>>;
     fn put_outbox(&self, e: &OutboxEntry) -> Result<()>;
     fn remove_outbox(&self, seq: u64) -> Result<()>;
+
+    /// Where the consumer of this profile's messages (`hush listen`) has got
+    /// to in each thread: the last message it was handed.
+    fn delivered(&self) -> Result<Vec<(ThreadId, MessageKey)>> {
+        Err(StoreError::Io(
+            "this store keeps no delivery positions".into(),
+        ))
+    }
+
+    /// Records delivery positions, durably (with every relaxed commit before
+    /// them): the messages up to a position were handed over.
+    fn set_delivered(&self, positions: &[(ThreadId, MessageKey)]) -> Result<()> {
+        let _ = positions;
+        Err(StoreError::Io(
+            "this store keeps no delivery positions".into(),
+        ))
+    }
 
     /// Makes relaxed commits durable once they are old enough (see
     /// `RedbStore`); called every frame, cheap when there is nothing to do.

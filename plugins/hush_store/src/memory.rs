@@ -20,6 +20,7 @@ struct Inner {
     ids: HashMap<(ThreadId, String), MessageKey>,
     ivs: HashMap<(ThreadId, String), String>,
     outbox: BTreeMap<u64, OutboxEntry>,
+    delivered: BTreeMap<ThreadId, MessageKey>,
 }
 
 #[derive(Default)]
@@ -67,6 +68,23 @@ impl Store for MemoryStore {
 
     fn put_thread(&self, t: &ThreadRecord) -> Result<()> {
         self.lock().threads.insert(t.id, t.clone());
+        Ok(())
+    }
+
+    fn delivered(&self) -> Result<Vec<(ThreadId, MessageKey)>> {
+        Ok(self
+            .lock()
+            .delivered
+            .iter()
+            .map(|(t, k)| (*t, k.clone()))
+            .collect())
+    }
+
+    fn set_delivered(&self, positions: &[(ThreadId, MessageKey)]) -> Result<()> {
+        let mut inner = self.lock();
+        for (t, k) in positions {
+            inner.delivered.insert(*t, k.clone());
+        }
         Ok(())
     }
 

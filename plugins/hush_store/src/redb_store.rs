@@ -50,6 +50,8 @@ const MESSAGE_IDS: TableDefinition<(&str, &str), i64> = TableDefinition::new("me
 /// (thread id, iv) → server id: a stock server's only proof of delivery.
 const MESSAGE_IVS: TableDefinition<(&str, &str), &str> = TableDefinition::new("message_ivs");
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// Thread id → the `MessageKey` (JSON) a consumer was last handed.
+const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered");
 
 /// redb's page cache per open profile.
 pub const CACHE_BYTES: usize = 16 << 20;
@@ -108,7 +110,7 @@ fn open_db(path: &Path) -> Result<Database> {
             other => io_err(other),
         })?;
     // Only a new file needs the tables: a reopen on a full disk must not write.
-    const TABLES: usize = 7;
+    const TABLES: usize = 8;
     let present = db
         .begin_read()
         .map_err(io_err)?
@@ -127,6 +129,7 @@ fn open_db(path: &Path) -> Result<Database> {
         w.open_table(MESSAGE_IDS).map_err(io_err)?;
         w.open_table(MESSAGE_IVS).map_err(io_err)?;
         w.open_table(OUTBOX).map_err(io_err)?;
+        w.open_table(DELIVERED).map_err(io_err)?;
     }
     w.commit().map_err(io_err)?;
     Ok(db)
@@ -332,6 +335,31 @@ impl Store for RedbStore {
 
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
         self.read(|r| values(r, THREADS))
+    }
+
+    fn delivered(&self) -> Result<Vec<(ThreadId, MessageKey)>> {
+        self.read(|r| {
+            let t = r.open_table(DELIVERED).map_err(io_err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io_err)? {
+                let (k, v) = row.map_err(io_err)?;
+                let thread = ThreadId::parse(k.value())
+                    .map_err(|_| StoreError::Corrupt(format!("delivered: bad thread id {:?}", k.value())))?;
+                out.push((thread, dec(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn set_delivered(&self, positions: &[(ThreadId, MessageKey)]) -> Result<()> {
+        self.write_durable(|w| {
+            let mut t = w.open_table(DELIVERED).map_err(io_err)?;
+            for (thread, key) in positions {
+                t.insert(thread.to_string().as_str(), enc(key).as_slice())
+                    .map_err(io_err)?;
+            }
+            Ok(())
+        })
     }
 
     fn put_thread(&self, rec: &ThreadRecord) -> Result<()> {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bevy::platform::time::Instant;
 use bevy::prelude::*;
 use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
-use bevy_egui::EguiContext;
+use bevy_egui::{EguiContext, EguiInput, egui};
 use hush_net::{NextUpdate, Wake};
 
 /// The longest sleep with nothing due: protocol timers are also covered by
@@ -49,6 +49,10 @@ pub fn plugin(app: &mut App) {
         at: Arc::default(),
         proxy: egui_proxy,
     })
+    .add_systems(
+        PreUpdate,
+        drop_unchanged_modifiers.after(bevy_egui::EguiInputSet::WriteEguiEvents),
+    )
     .add_systems(Last, (note_egui_repaints, schedule_next_update).chain());
     activity::<hush_net::FrameReceived>(app);
     activity::<hush_net::ConnectionChanged>(app);
@@ -72,6 +76,30 @@ pub fn plugin(app: &mut App) {
     activity::<hush_chat::StoreFailed>(app);
     activity::<hush_chat::threads::EnsureThread>(app);
     activity::<hush_chat::catchup::IncomingBatch>(app);
+}
+
+/// bevy_egui adds a `ModifiersChanged` event to every frame's input, changed
+/// or not, and egui repaints at once for any event: a loop that never
+/// sleeps. Only a change is passed on (egui reads the held modifiers from
+/// `RawInput::modifiers` anyway).
+fn drop_unchanged_modifiers(
+    mut inputs: Query<(Entity, &mut EguiInput)>,
+    mut last: Local<bevy::platform::collections::HashMap<Entity, egui::Modifiers>>,
+) {
+    for (e, mut input) in &mut inputs {
+        let mut seen = last.get(&e).copied();
+        input.0.events.retain(|ev| match ev {
+            egui::Event::ModifiersChanged(m) => {
+                let changed = seen != Some(*m);
+                seen = Some(*m);
+                changed
+            }
+            _ => true,
+        });
+        if let Some(m) = seen {
+            last.insert(e, m);
+        }
+    }
 }
 
 /// When egui asked to be repainted after a delay (bevy_egui itself only
@@ -135,7 +163,9 @@ fn schedule_next_update(
         .ok()
         .and_then(|mut at| at.take())
         .map(|at| at.saturating_duration_since(Instant::now()));
-    let wait = sleep_for(next.take(), egui_in);
+    let asked = next.take();
+    let wait = sleep_for(asked, egui_in);
+    tracing::trace!(?asked, ?egui_in, ?wait, "sleeping");
     let settings = WinitSettings {
         focused_mode: UpdateMode::reactive(wait),
         unfocused_mode: UpdateMode::reactive_low_power(wait),
