@@ -163,7 +163,10 @@ mod tests {
                 Ok(())
             }
         }
-        assert!(matches!(write_line(&mut Closed, "x"), Err(WriteFailed::Closed)));
+        assert!(matches!(
+            write_line(&mut Closed, "x"),
+            Err(WriteFailed::Closed)
+        ));
         let mut v = Vec::new();
         assert_eq!(write_line(&mut v, "abc").unwrap(), 4);
         assert_eq!(v, b"abc\n");

@@ -219,17 +219,33 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
     let mut dirty: HashSet<ThreadId> = positions.keys().copied().collect();
     let ended = loop {
         c.step();
-        reached_server |= c.app.world().resource::<hush_net::Connection>().is_connected();
+        reached_server |= c
+            .app
+            .world()
+            .resource::<hush_net::Connection>()
+            .is_connected();
         dirty.extend(c.seen().received.drain(..).map(|m| m.thread));
         if !dirty.is_empty() && count.is_none_or(|n| printed < n) {
-            match print_new(&c, &*store, me, &mut dirty, &mut positions, &mut out, &mut ledger, count.map(|n| n - printed)) {
+            match print_new(
+                &c,
+                &*store,
+                me,
+                &mut dirty,
+                &mut positions,
+                &mut out,
+                &mut ledger,
+                count.map(|n| n - printed),
+            ) {
                 Ok(n) => printed += n,
                 Err(PrintFailed::Closed) => break Ended::ReaderGone,
-                Err(PrintFailed::Write(e)) => break Ended::Failed((Exit::Error, format!("cannot write to stdout: {e}"))),
+                Err(PrintFailed::Write(e)) => {
+                    break Ended::Failed((Exit::Error, format!("cannot write to stdout: {e}")));
+                }
                 Err(PrintFailed::Store(what, e)) => break Ended::Failed(stored(what, e)),
             }
         }
-        commit_delivered(&*store, &mut ledger).map_err(|e| stored("record the delivery positions", e))?;
+        commit_delivered(&*store, &mut ledger)
+            .map_err(|e| stored("record the delivery positions", e))?;
         if count.is_some_and(|n| printed >= n) {
             break Ended::Done;
         }
@@ -255,11 +271,16 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
     // Give a reader a moment to take the last lines, so that they are not
     // printed again next time.
     let drain_until = Instant::now() + Duration::from_secs(2);
-    while ledger.in_flight() > 0 && !matches!(ended, Ended::ReaderGone) && Instant::now() < drain_until {
-        commit_delivered(&*store, &mut ledger).map_err(|e| stored("record the delivery positions", e))?;
+    while ledger.in_flight() > 0
+        && !matches!(ended, Ended::ReaderGone)
+        && Instant::now() < drain_until
+    {
+        commit_delivered(&*store, &mut ledger)
+            .map_err(|e| stored("record the delivery positions", e))?;
         std::thread::sleep(Duration::from_millis(10));
     }
-    commit_delivered(&*store, &mut ledger).map_err(|e| stored("record the delivery positions", e))?;
+    commit_delivered(&*store, &mut ledger)
+        .map_err(|e| stored("record the delivery positions", e))?;
     match ended {
         Ended::Done | Ended::ReaderGone => Ok(()),
         Ended::Failed(f) => Err(f),

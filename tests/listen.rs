@@ -84,7 +84,11 @@ fn seed() -> u64 {
 }
 
 /// Runs `listen` and returns every line it printed, killed after `kill_after`.
-fn listen_lines(url: &str, data: &std::path::Path, kill_after: Option<Duration>) -> Vec<serde_json::Value> {
+fn listen_lines(
+    url: &str,
+    data: &std::path::Path,
+    kill_after: Option<Duration>,
+) -> Vec<serde_json::Value> {
     let mut args = vec!["listen"];
     if kill_after.is_none() {
         args.extend(["--timeout", "6"]);
@@ -126,7 +130,9 @@ fn listen_killed_at_random_moments_during_a_catch_up_and_a_live_burst_loses_noth
     let sent: Arc<Mutex<BTreeSet<String>>> = Arc::default();
     // A backlog of 2 000 for the first runs to catch up on.
     for i in 0..2000 {
-        sent.lock().unwrap().insert(poster.post(&format!("backlog {i}")));
+        sent.lock()
+            .unwrap()
+            .insert(poster.post(&format!("backlog {i}")));
     }
     // And a live burst all the while: every kill lands in it.
     let stop = Arc::new(AtomicBool::new(false));
@@ -135,7 +141,9 @@ fn listen_killed_at_random_moments_during_a_catch_up_and_a_live_burst_loses_noth
         std::thread::spawn(move || {
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
-                sent.lock().unwrap().insert(poster.post(&format!("live {i}")));
+                sent.lock()
+                    .unwrap()
+                    .insert(poster.post(&format!("live {i}")));
                 i += 1;
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -159,7 +167,9 @@ fn listen_killed_at_random_moments_during_a_catch_up_and_a_live_burst_loses_noth
             killed_mid_output.fetch_add(1, Ordering::SeqCst);
         }
         for l in lines {
-            *seen.entry(l["id"].as_str().unwrap().to_owned()).or_default() += 1;
+            *seen
+                .entry(l["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
         }
     }
     stop.store(true, Ordering::SeqCst);
@@ -170,7 +180,9 @@ fn listen_killed_at_random_moments_during_a_catch_up_and_a_live_burst_loses_noth
         let lines = listen_lines(&url, data.path(), None);
         let n = lines.len();
         for l in lines {
-            *seen.entry(l["id"].as_str().unwrap().to_owned()).or_default() += 1;
+            *seen
+                .entry(l["id"].as_str().unwrap().to_owned())
+                .or_default() += 1;
         }
         if n == 0 || started.elapsed() > Duration::from_secs(120) {
             break;
@@ -185,7 +197,12 @@ fn listen_killed_at_random_moments_during_a_catch_up_and_a_live_burst_loses_noth
         sent.len(),
         seen.len()
     );
-    assert!(missing.is_empty(), "{} never printed, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} never printed, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     assert!(
         killed_mid_output.load(Ordering::SeqCst) >= KILLS / 2,
         "the kills did not land while messages were being printed"
@@ -211,7 +228,11 @@ fn a_reader_that_stops_early_gets_the_rest_on_the_next_run_and_listen_does_not_p
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the pipeline failed: {:?} {err}", out.status);
+    assert!(
+        out.status.success(),
+        "the pipeline failed: {:?} {err}",
+        out.status
+    );
     assert!(!err.contains("panicked"), "{err}");
     let first = json_lines(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(first.len(), 1);
@@ -224,7 +245,10 @@ fn a_reader_that_stops_early_gets_the_rest_on_the_next_run_and_listen_does_not_p
         .collect();
     let before = got.len();
     got.dedup();
-    assert!(before - got.len() <= 1, "more than the line in flight printed twice");
+    assert!(
+        before - got.len() <= 1,
+        "more than the line in flight printed twice"
+    );
     for id in &ids {
         assert!(got.contains(id), "{id} was lost");
     }
@@ -255,20 +279,35 @@ fn every_line_has_one_time_format_and_send_takes_its_text_from_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    send.stdin.take().unwrap().write_all(b"  from stdin, not the process list  \n").unwrap();
+    send.stdin
+        .take()
+        .unwrap()
+        .write_all(b"  from stdin, not the process list  \n")
+        .unwrap();
     assert!(send.wait().unwrap().success());
     // One caught up (REST `Z` on the server), one live (`+00:00`).
-    let live = hush(&url, data.path(), "bob", &["listen", "--count", "2", "--timeout", "30"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let live = hush(
+        &url,
+        data.path(),
+        "bob",
+        &["listen", "--count", "2", "--timeout", "30"],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     ok(&run(&url, data.path(), "alice", &["send", &b, "live one"]));
     let lines = json_lines(&ok(&live.wait_with_output().unwrap()));
-    assert_eq!(lines[0]["content"], "from stdin, not the process list", "trimmed at both ends");
+    assert_eq!(
+        lines[0]["content"], "from stdin, not the process list",
+        "trimmed at both ends"
+    );
     assert_eq!(lines[1]["content"], "live one");
     for l in &lines {
         let t = l["created_at"].as_str().unwrap();
-        assert!(t.ends_with('Z') && t.len() == "2026-01-19T10:00:00.000000Z".len(), "{t}");
+        assert!(
+            t.ends_with('Z') && t.len() == "2026-01-19T10:00:00.000000Z".len(),
+            "{t}"
+        );
     }
 }

@@ -271,7 +271,13 @@ pub fn idle() -> Report {
             let shown = w.seen.lock().unwrap().shown().unwrap_or(0);
             let want = format!("shown {}", shown + 1);
             let sent = Instant::now();
-            cli(&hush, &server, data.path(), "grace", &["send", &ada, "Are you there?"]);
+            cli(
+                &hush,
+                &server,
+                data.path(),
+                "grace",
+                &["send", &ada, "Are you there?"],
+            );
             let acked = sent.elapsed();
             if w.wait_for(&want, Duration::from_secs(10)) {
                 let at = w.seen.lock().unwrap().when(&want).expect("seen");

@@ -62,6 +62,8 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let cli = Cli::parse_from(args);
+    // A descriptor per client: take all the system allows.
+    let _ = crate::serve::raise_fd_limit();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

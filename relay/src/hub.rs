@@ -1,13 +1,14 @@
 //! Who is connected and who listens to which thread; broadcast fan-out.
 //!
-//! Every connection has a bounded queue drained by its own writer task. A
-//! broadcast never waits on a subscriber: a connection whose queue is full is
-//! too slow to keep up, so it is closed (it reconnects and catches up over
-//! REST) instead of stalling the sender and everyone else.
+//! Every connection has a queue bounded in frames and in bytes, drained by
+//! its own writer task. A broadcast never waits on a subscriber: a connection
+//! whose queue is full is too slow to keep up, so it is closed (it reconnects
+//! and catches up over REST) instead of stalling the sender and everyone
+//! else, or holding megabytes for a reader that does not read.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::ws::Utf8Bytes;
 use hush_core::ThreadId;
@@ -21,6 +22,52 @@ pub type ConnId = u64;
 pub struct ConnHandle {
     pub tx: mpsc::Sender<Utf8Bytes>,
     pub kill: CancellationToken,
+    /// Bytes queued and not yet written (the writer takes them off).
+    pub queued: Arc<AtomicUsize>,
+    /// More than this many bytes queued makes the connection too slow.
+    pub max_bytes: usize,
+}
+
+impl ConnHandle {
+    /// Queues `frame` unless that makes the connection too slow; then it is
+    /// closed instead (once: later frames are dropped quietly).
+    pub fn offer(&self, id: ConnId, frame: Utf8Bytes) -> Offer {
+        if self.kill.is_cancelled() {
+            return Offer::Closed;
+        }
+        let len = frame.len();
+        let over = self.queued.load(Ordering::Acquire) + len > self.max_bytes;
+        let sent = !over && self.tx.try_send(frame).is_ok();
+        if sent {
+            self.queued.fetch_add(len, Ordering::AcqRel);
+            return Offer::Queued;
+        }
+        if self.tx.is_closed() {
+            return Offer::Closed;
+        }
+        tracing::warn!(
+            conn = id,
+            queued_bytes = self.queued.load(Ordering::Acquire),
+            "subscriber too slow; closing its connection"
+        );
+        self.kill.cancel();
+        Offer::TooSlow
+    }
+
+    /// The writer took `len` bytes off the queue.
+    pub fn taken(&self, len: usize) {
+        self.queued.fetch_sub(len, Ordering::AcqRel);
+    }
+}
+
+/// What became of a frame offered to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    Queued,
+    /// It was closed now for being too slow.
+    TooSlow,
+    /// It was closed already.
+    Closed,
 }
 
 #[derive(Default)]
@@ -87,14 +134,8 @@ impl Hub {
             let Some(h) = inner.conns.get(id) else {
                 continue;
             };
-            match h.tx.try_send(frame.clone()) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    lagged += 1;
-                    tracing::warn!(conn = id, "subscriber too slow; closing its connection");
-                    h.kill.cancel();
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            if h.offer(*id, frame.clone()) == Offer::TooSlow {
+                lagged += 1;
             }
         }
         lagged

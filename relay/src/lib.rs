@@ -13,6 +13,7 @@ mod hub;
 mod limits;
 pub mod local;
 mod rest;
+pub mod serve;
 mod ws;
 
 use std::collections::HashSet;
@@ -115,6 +116,20 @@ pub struct RelayConfig {
     pub web_dir: Option<PathBuf>,
     /// Frames queued for one connection before it counts as too slow.
     pub queue_len: usize,
+    /// Bytes queued for one connection before it counts as too slow (at
+    /// least two of the largest frames).
+    pub queue_bytes: usize,
+    /// A write to a connection that takes longer closes it.
+    pub write_timeout: Duration,
+    /// A WebSocket that sends nothing this long after the upgrade is closed.
+    pub first_frame_timeout: Duration,
+    /// A request whose headers take longer is dropped (slowloris).
+    pub header_timeout: Duration,
+    /// A request (headers and body) that takes longer is answered 408.
+    pub request_timeout: Duration,
+    /// Connections not yet upgraded to a WebSocket (plain HTTP, or not yet
+    /// authenticated) open at once; more wait in the listen backlog.
+    pub max_http_connections: usize,
     /// Behave like a stock hush server: no [ext] at all (no features on
     /// `/health`, no bearer header, a refused upgrade instead of 4001, no
     /// `message_sent`, no idempotency, no REST broadcast, uncorrelated errors,
@@ -140,6 +155,12 @@ impl Default for RelayConfig {
             limits: Limits::default(),
             web_dir: None,
             queue_len: 16_384,
+            queue_bytes: 8 << 20,
+            write_timeout: Duration::from_secs(30),
+            first_frame_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_http_connections: 512,
             stock: false,
             instance: None,
         }
@@ -297,15 +318,11 @@ impl Relay {
         });
         let app = router(state.clone());
         let stop = state.shutdown.clone();
-        let server = tokio::spawn(async move {
-            let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-            let r = axum::serve(listener, svc)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = r {
-                tracing::error!("relay server stopped: {e}");
-            }
-        });
+        let limits = serve::ServeLimits {
+            header_timeout: state.config.header_timeout,
+            max_http_connections: state.config.max_http_connections,
+        };
+        let server = tokio::spawn(serve::run(listener, app, limits, stop));
         tracing::info!(%addr, "hush-relay listening");
         Ok(Relay {
             addr,
@@ -426,6 +443,11 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rest::rate_limit,
+        ))
+        // A body that trickles in is not waited for forever.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.config.request_timeout,
         ));
     let mut app = Router::new()
         .route("/health", get(rest::health))

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::db::{Inserted, MessageRecord};
-use crate::hub::ConnHandle;
+use crate::hub::{ConnHandle, Offer};
 use crate::limits::Bucket;
 use crate::rest::wire_message;
 
@@ -240,45 +240,69 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(st.config.queue_len.max(16));
     let kill = st.shutdown.child_token();
-    let id = st.hub.register(ConnHandle {
-        tx: tx.clone(),
+    let handle = ConnHandle {
+        tx,
         kill: kill.clone(),
-    });
+        queued: Default::default(),
+        max_bytes: st.config.queue_bytes.max(st.config.limits.max_frame * 2),
+    };
+    let id = st.hub.register(handle.clone());
     let heartbeat = st.config.heartbeat;
+    let write_timeout = st.config.write_timeout;
     let wkill = kill.clone();
+    let wh = handle.clone();
     let stock_dead = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let wdead = stock_dead.clone();
     let writer = tokio::spawn(async move {
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         let beat = text(ServerFrame::Heartbeat);
         loop {
-            tokio::select! {
+            // Every write gives up when the connection is killed (too slow,
+            // shutdown) or when the peer takes longer than the write timeout:
+            // a reader that stopped reading can never hold the writer.
+            let wrote = tokio::select! {
                 biased;
                 _ = wkill.cancelled() => break,
                 m = rx.recv() => {
                     let Some(first) = m else { break };
-                    // Write what is queued in one go, then flush once.
-                    let mut ok = sink.feed(Message::Text(first)).await.is_ok();
-                    let mut n = 0;
-                    while ok && n < 256 {
-                        match rx.try_recv() {
-                            Ok(more) => ok = sink.feed(Message::Text(more)).await.is_ok(),
-                            Err(_) => break,
+                    let write = async {
+                        // Write what is queued in one go, then flush once.
+                        let mut bytes = first.len();
+                        let mut ok = sink.feed(Message::Text(first)).await.is_ok();
+                        let mut n = 0;
+                        while ok && n < 256 {
+                            match rx.try_recv() {
+                                Ok(more) => {
+                                    bytes += more.len();
+                                    ok = sink.feed(Message::Text(more)).await.is_ok();
+                                }
+                                Err(_) => break,
+                            }
+                            n += 1;
                         }
-                        n += 1;
+                        (ok && sink.flush().await.is_ok()).then_some(bytes)
+                    };
+                    tokio::select! {
+                        _ = wkill.cancelled() => None,
+                        r = tokio::time::timeout(write_timeout, write) => r.ok().flatten(),
                     }
-                    if !ok || sink.flush().await.is_err() {
-                        break;
-                    }
+                    .map(|bytes| wh.taken(bytes))
                 }
                 _ = hb.tick() => {
                     if wdead.load(std::sync::atomic::Ordering::Relaxed) {
                         continue;
                     }
-                    if sink.send(Message::Text(beat.clone())).await.is_err() {
-                        break;
+                    tokio::select! {
+                        _ = wkill.cancelled() => None,
+                        r = tokio::time::timeout(write_timeout, sink.send(Message::Text(beat.clone()))) => {
+                            r.ok().and_then(|r| r.ok())
+                        }
                     }
                 }
+            };
+            if wrote.is_none() {
+                tracing::debug!(conn = id, "write failed or timed out; closing");
+                break;
             }
         }
         wkill.cancel();
@@ -294,11 +318,24 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     // so that a reader that keeps up is never taken for a slow one.
     let burst_max = BURST.min(st.config.queue_len / 4).max(1);
     let mut burst = Vec::with_capacity(burst_max);
+    let mut heard = false;
     'conn: loop {
+        // A client that says nothing at all after the upgrade is closed.
+        let silent = async {
+            if heard {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(st.config.first_frame_timeout).await;
+        };
         let first = tokio::select! {
             _ = kill.cancelled() => break,
+            _ = silent => {
+                tracing::debug!(conn = id, "no frame after the upgrade; closing");
+                break;
+            }
             m = stream.next() => m,
         };
+        heard = true;
         // Whatever else already arrived is handled with it: a burst of sends
         // is stored with one statement (a stock server takes them one by one).
         burst.push(first);
@@ -366,7 +403,9 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
         out.extend(flush_sends(&st, &mut pending).await);
         for f in out {
             let f = if st.config.stock { stock_error(f) } else { f };
-            if tx.send(text(f)).await.is_err() {
+            // Never wait for a connection's own queue: one that both sends
+            // and does not read is too slow like any other.
+            if handle.offer(id, text(f)) != Offer::Queued {
                 break 'conn;
             }
         }

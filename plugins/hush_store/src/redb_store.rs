@@ -343,8 +343,9 @@ impl Store for RedbStore {
             let mut out = Vec::new();
             for row in t.iter().map_err(io_err)? {
                 let (k, v) = row.map_err(io_err)?;
-                let thread = ThreadId::parse(k.value())
-                    .map_err(|_| StoreError::Corrupt(format!("delivered: bad thread id {:?}", k.value())))?;
+                let thread = ThreadId::parse(k.value()).map_err(|_| {
+                    StoreError::Corrupt(format!("delivered: bad thread id {:?}", k.value()))
+                })?;
                 out.push((thread, dec(v.value())?));
             }
             Ok(out)

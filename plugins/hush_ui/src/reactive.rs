@@ -17,9 +17,14 @@ use bevy::winit::{EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEve
 use bevy_egui::{EguiContext, EguiInput, egui};
 use hush_net::{NextUpdate, Wake};
 
-/// The longest sleep with nothing due: protocol timers are also covered by
-/// [`NextUpdate`], so this only bounds the cost of a timer somebody forgot.
-pub const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// The longest sleep with nothing due: the connection's timers are covered
+/// by [`NextUpdate`] and busy work by [`BUSY_WAIT`], so this only bounds the
+/// cost of a timer somebody forgot.
+pub const IDLE_WAIT: Duration = Duration::from_secs(30);
+
+/// While messages wait in the outbox or a thread is still catching up, their
+/// timers (send timeouts, retries) are looked at this often.
+pub const BUSY_WAIT: Duration = Duration::from_secs(1);
 
 /// Makes a window app reactive. Needs `WinitPlugin` (DefaultPlugins), and
 /// the net and chat plugins before it.
@@ -33,6 +38,9 @@ pub fn plugin(app: &mut App) {
         return;
     };
     let egui_proxy = proxy.clone();
+    if let Some(alarm) = Alarm::start(proxy.clone()) {
+        app.insert_resource(alarm);
+    }
     app.world().resource::<Wake>().set(move || {
         let _ = proxy.send_event(WinitUserEvent::WakeUp);
     });
@@ -53,7 +61,10 @@ pub fn plugin(app: &mut App) {
         PreUpdate,
         drop_unchanged_modifiers.after(bevy_egui::EguiInputSet::WriteEguiEvents),
     )
-    .add_systems(Last, (note_egui_repaints, schedule_next_update).chain());
+    .add_systems(
+        Last,
+        (note_busy_work, note_egui_repaints, schedule_next_update).chain(),
+    );
     activity::<hush_net::FrameReceived>(app);
     activity::<hush_net::ConnectionChanged>(app);
     activity::<hush_net::ConnectionIntent>(app);
@@ -129,6 +140,23 @@ fn note_egui_repaints(
     }
 }
 
+/// Queued sends and unfinished catch-ups have timers of their own.
+fn note_busy_work(
+    outbox: Option<Res<hush_chat::Outbox>>,
+    threads: Query<&hush_chat::ThreadSync>,
+    conn: Res<hush_net::Connection>,
+    mut next: ResMut<NextUpdate>,
+) {
+    let sending = outbox.is_some_and(|o| !o.queue.is_empty());
+    let catching_up = conn.is_connected()
+        && threads
+            .iter()
+            .any(|s| s.caught_up_on != Some(conn.generation()));
+    if sending || catching_up {
+        next.within(BUSY_WAIT);
+    }
+}
+
 /// An update that wrote messages of type `M` runs one more right after, for
 /// the systems that read them next time.
 fn activity<M: Message>(app: &mut App) {
@@ -152,10 +180,29 @@ pub fn sleep_for(next: Option<Duration>, egui_in: Option<Duration>) -> Duration 
         .fold(IDLE_WAIT, Duration::min)
 }
 
+/// Rounds a wait down to one of a few steps. Bevy's runner treats any change
+/// of the update mode as a reason to update at once, so the wait it is given
+/// must not change with every frame (a deadline 10.52 s away, then 10.49 s…).
+pub fn quantize(wait: Duration) -> Duration {
+    const STEPS_MS: [u64; 9] = [0, 16, 100, 250, 500, 1000, 2000, 5000, 10_000];
+    let ms = wait.as_millis() as u64;
+    if wait >= IDLE_WAIT {
+        return IDLE_WAIT;
+    }
+    let step = STEPS_MS
+        .iter()
+        .rev()
+        .find(|&&s| s <= ms)
+        .copied()
+        .unwrap_or(0);
+    Duration::from_millis(step)
+}
+
 fn schedule_next_update(
     mut next: ResMut<NextUpdate>,
     repaint: Res<EguiRepaintAt>,
     mut winit: ResMut<WinitSettings>,
+    alarm: Option<Res<Alarm>>,
 ) {
     let egui_in = repaint
         .at
@@ -163,21 +210,88 @@ fn schedule_next_update(
         .ok()
         .and_then(|mut at| at.take())
         .map(|at| at.saturating_duration_since(Instant::now()));
-    let asked = next.take();
-    let wait = sleep_for(asked, egui_in);
-    tracing::trace!(?asked, ?egui_in, ?wait, "sleeping");
+    let wait = sleep_for(next.take(), egui_in);
+    // Natively an alarm thread wakes the loop at the exact time and the
+    // update mode never changes; elsewhere the mode's wait, in steps.
+    let mode_wait = match alarm {
+        Some(alarm) => {
+            alarm.set(Instant::now() + wait);
+            IDLE_WAIT
+        }
+        None => quantize(wait),
+    };
     let settings = WinitSettings {
-        focused_mode: UpdateMode::reactive(wait),
-        unfocused_mode: UpdateMode::reactive_low_power(wait),
+        focused_mode: UpdateMode::reactive(mode_wait),
+        unfocused_mode: UpdateMode::reactive_low_power(mode_wait),
     };
     if winit.focused_mode != settings.focused_mode {
         *winit = settings;
     }
 }
 
+/// A thread that wakes the loop at a set time (native only: a browser has
+/// no threads, and its event loop gets the stepped wait instead).
+#[derive(Resource, Clone)]
+struct Alarm(Arc<(Mutex<Option<Instant>>, std::sync::Condvar)>);
+
+impl Alarm {
+    #[cfg(not(target_arch = "wasm32"))]
+    fn start(proxy: bevy::winit::EventLoopProxy<WinitUserEvent>) -> Option<Alarm> {
+        let alarm = Alarm(Arc::default());
+        let a = alarm.clone();
+        std::thread::Builder::new()
+            .name("hush-alarm".into())
+            .spawn(move || {
+                let (at, cv) = &*a.0;
+                let mut guard = at.lock().expect("alarm lock");
+                loop {
+                    match *guard {
+                        None => guard = cv.wait(guard).expect("alarm lock"),
+                        Some(when) => {
+                            let now = Instant::now();
+                            if now >= when {
+                                *guard = None;
+                                if proxy.send_event(WinitUserEvent::WakeUp).is_err() {
+                                    return; // the event loop is gone
+                                }
+                            } else {
+                                guard = cv.wait_timeout(guard, when - now).expect("alarm lock").0;
+                            }
+                        }
+                    }
+                }
+            })
+            .ok()?;
+        Some(alarm)
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn start(_proxy: bevy::winit::EventLoopProxy<WinitUserEvent>) -> Option<Alarm> {
+        None
+    }
+
+    fn set(&self, when: Instant) {
+        let (at, cv) = &*self.0;
+        if let Ok(mut a) = at.lock() {
+            *a = Some(when);
+            cv.notify_one();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_wait_is_stepped_down_so_the_mode_changes_seldom() {
+        let ms = Duration::from_millis;
+        assert_eq!(quantize(ms(10_520)), ms(10_000));
+        assert_eq!(quantize(ms(10_490)), ms(10_000));
+        assert_eq!(quantize(ms(900)), ms(500));
+        assert_eq!(quantize(ms(5)), Duration::ZERO);
+        assert_eq!(quantize(Duration::from_secs(3600)), IDLE_WAIT);
+    }
 
     #[test]
     fn it_sleeps_until_the_first_thing_due_and_never_past_the_idle_wait() {

@@ -1,0 +1,96 @@
+//! The accept loop, hardened for the open internet: hyper's connection
+//! builder with a header-read timeout (a client that sends nothing, or half
+//! a header, is dropped), a cap on connections that are not (yet) WebSockets,
+//! and accept errors such as "too many open files" that pause the loop
+//! instead of spinning it. WebSockets leave the cap once upgraded: they hold
+//! a token, and the hub watches them (slow readers, silence).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+/// How to serve connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    pub header_timeout: Duration,
+    pub max_http_connections: usize,
+}
+
+/// Raises the open-file limit to the hard limit (a relay holds a descriptor
+/// per client). Returns the limit now in force.
+pub fn raise_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rlimit::increase_nofile_limit(u64::MAX).ok()
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Serves `app` on `listener` until `stop`.
+pub async fn run(listener: TcpListener, app: Router, limits: ServeLimits, stop: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(limits.max_http_connections.max(1)));
+    let mut last_error_log: Option<tokio::time::Instant> = None;
+    loop {
+        // Past the cap, new connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            _ = stop.cancelled() => break,
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+        };
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (tcp, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: pause rather than spin, and say so
+                // once a minute, not once a millisecond.
+                if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                    tracing::error!("accept failed (pausing new connections briefly): {e}");
+                    last_error_log = Some(tokio::time::Instant::now());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let svc = app
+            .clone()
+            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+                req
+            });
+        let svc = TowerToHyperService::new(svc);
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn).await;
+                }
+            }
+            // An upgraded connection ends its HTTP part here and frees its slot.
+            drop(slot);
+        });
+    }
+}
