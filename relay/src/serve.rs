@@ -75,6 +75,15 @@ pub async fn run(listener: TcpListener, app: Router, limits: ServeLimits, stop: 
         let svc = TowerToHyperService::new(svc);
         let stop = stop.clone();
         tokio::spawn(async move {
+            // hyper's header timeout starts at the first byte: a client that
+            // sends nothing at all is dropped here instead.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(limits.header_timeout, tcp.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
             let mut builder = Builder::new(TokioExecutor::new());
             builder
                 .http1()

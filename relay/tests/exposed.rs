@@ -1,0 +1,239 @@
+//! The release-shaped relay process as the internet would meet it: under a
+//! 1 024-descriptor limit, floods of idle, half-header and slowloris sockets
+//! from many source addresses must not keep `/health` or a normal client
+//! out, and a subscriber that never reads is closed before it costs memory.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{IV, WORDS, Ws, thread};
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+struct RelayProcess {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `hush-relay` on 127.0.0.1:0, under `prlimit --nofile=N` when available.
+fn relay_process(nofile: Option<u64>) -> RelayProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_hush-relay");
+    let has_prlimit = Command::new("prlimit").arg("--version").output().is_ok();
+    let mut cmd = match (nofile, has_prlimit) {
+        (Some(n), true) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}")).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    cmd.args(["--listen", "127.0.0.1:0", "--no-rate-limit", "--data-dir"])
+        .arg(dir.path().join("relay"))
+        .env("HUSH_WORDS", WORDS)
+        .env("HUSH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut first = String::new();
+    BufReader::new(out).read_line(&mut first).unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    RelayProcess {
+        child,
+        base,
+        _dir: dir,
+    }
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+async fn health_ok(http: &reqwest::Client, base: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), http.get(format!("{base}/health")).send()).await,
+        Ok(Ok(r)) if r.status().is_success()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_half_header_and_slowloris_floods_do_not_keep_clients_out() {
+    let relay = relay_process(Some(1024));
+    let addr: std::net::SocketAddr = relay.base.trim_start_matches("http://").parse().unwrap();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    assert!(health_ok(&http, &relay.base).await);
+    let started = Instant::now();
+    // 1 100 sockets from 127.0.0.2 … 127.0.0.221: a third silent, a third
+    // with half a header, a third sending a header byte every two seconds.
+    let mut socks = Vec::new();
+    for i in 0..1100u32 {
+        let src = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i % 220) as u8);
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        if s.bind((src, 0).into()).is_err() {
+            continue;
+        }
+        let Ok(Ok(mut c)) = tokio::time::timeout(Duration::from_secs(2), s.connect(addr)).await
+        else {
+            continue; // the backlog is full: that is the flood working
+        };
+        match i % 3 {
+            0 => {}
+            1 => {
+                let _ = c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await;
+            }
+            _ => {
+                let _ = c.write_all(b"G").await;
+            }
+        }
+        socks.push((i, c));
+    }
+    let opened = socks.len();
+    // Slowloris: one more byte every two seconds on a third of them.
+    let loris = tokio::spawn(async move {
+        let mut socks = socks;
+        let mut closed_by_server = 0usize;
+        for _round in 0..10 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for (i, c) in socks.iter_mut() {
+                if *i % 3 == 2 {
+                    let _ = c.write_all(b"E").await;
+                }
+            }
+        }
+        for (_, c) in socks.iter_mut() {
+            let mut b = [0u8; 64];
+            // Closed by the relay: a read ends at once (EOF, a reset, or a
+            // last error response); an open idle socket would just wait.
+            if tokio::time::timeout(Duration::from_millis(20), c.read(&mut b))
+                .await
+                .is_ok()
+            {
+                closed_by_server += 1;
+            }
+        }
+        (socks.len(), closed_by_server)
+    });
+    // /health must answer within 15 s of the flood's start.
+    let mut answered_at = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if health_ok(&http, &relay.base).await {
+            answered_at = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let answered_at = answered_at.expect("/health never answered during the flood");
+    // A normal client signs in and chats.
+    let token: serde_json::Value = http
+        .post(format!("{}/api/auth", relay.base))
+        .json(&json!({ "words": WORDS }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let mut ws = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
+    ws.send(json!({"type": "ping"})).await;
+    let pong = ws.recv_within(Duration::from_secs(10)).await;
+    assert!(pong.is_some_and(|v| v["type"] == "pong" || v["type"] == "heartbeat"));
+    let (held, closed) = loris.await.unwrap();
+    eprintln!(
+        "{opened} flood sockets opened; /health answered {:.1} s after the flood began; {closed} of {held} closed by the relay after ~22 s",
+        answered_at.as_secs_f64()
+    );
+    assert!(answered_at <= Duration::from_secs(15), "{answered_at:?}");
+    assert!(
+        closed * 10 >= held * 9,
+        "only {closed} of {held} flood sockets were closed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_that_never_reads_is_closed_before_it_costs_memory() {
+    let relay = relay_process(None);
+    let pid = relay.child.id();
+    let addr = relay.base.trim_start_matches("http://").to_owned();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let token: serde_json::Value = http
+        .post(format!("{}/api/auth", relay.base))
+        .json(&json!({ "words": WORDS }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    let t = thread(3);
+    let r = http
+        .post(format!("{}/api/threads", relay.base))
+        .bearer_auth(&token)
+        .json(&json!({ "id": t, "ciphertext": "bWV0YQ==", "iv": IV }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let before = rss_mb(pid);
+    // The subscriber subscribes, then never reads again.
+    let mut lazy = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
+    lazy.subscribe(&t).await;
+    // The largest ciphertext the relay takes, 300 times (~26 MB of frames).
+    let big = base64_of(60 * 1024);
+    let mut sender = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
+    let mut peak = before;
+    for _ in 0..300 {
+        let f = json!({"type": "message", "thread_id": t, "ciphertext": big, "iv": IV});
+        sender.s.send(Message::text(f.to_string())).await.unwrap();
+        // Keep the sender's own replies flowing.
+        let _ = sender.recv_within(Duration::from_millis(50)).await;
+        peak = peak.max(rss_mb(pid));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    peak = peak.max(rss_mb(pid));
+    // The lazy one is closed: reading now ends (after what was already in
+    // flight) within the write timeout.
+    let ended = tokio::time::timeout(Duration::from_secs(40), async {
+        loop {
+            match futures_util::StreamExt::next(&mut lazy.s).await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    eprintln!(
+        "relay RSS {before:.0} MB before, peak {peak:.0} MB with a subscriber that never reads"
+    );
+    assert!(ended.is_ok(), "the non-reading subscriber was never closed");
+    assert!(peak < 100.0, "RSS peaked at {peak:.0} MB");
+}
+
+fn base64_of(n: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
+}
