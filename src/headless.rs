@@ -194,7 +194,7 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
         .collect();
     let mut start_at = Vec::new();
     for t in store.threads().map_err(|e| stored("read the threads", e))? {
-        if !positions.contains_key(&t.id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = positions.entry(t.id) {
             let newest = store
                 .latest_messages(t.id, 1)
                 .map_err(|e| stored("read the messages", e))?
@@ -203,7 +203,7 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
             if let Some(k) = &newest {
                 start_at.push((t.id, k.clone()));
             }
-            positions.insert(t.id, newest);
+            slot.insert(newest);
         }
     }
     if !start_at.is_empty() {

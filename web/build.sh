@@ -2,7 +2,8 @@
 # Builds the browser client into web/dist: the wasm32 release build with the
 # size-optimised profile, wasm-bindgen (the CLI must match the lockfile's
 # wasm-bindgen exactly; installed under $HUSH_TOOLS if missing), wasm-opt -Oz
-# when one is available, and index.html. Prints the .wasm size raw and gzipped.
+# when one is available, content-hashed names, index.html, and gzip and
+# brotli copies of each. Prints the .wasm size raw, gzipped and brotli.
 #
 #   web/build.sh            then: hush-relay --web-dir web/dist (or hush relay)
 set -euo pipefail
@@ -30,7 +31,23 @@ if command -v wasm-opt >/dev/null; then
 else
   echo "== wasm-opt not found: skipped (npm install binaryen for a smaller bundle)"
 fi
-cp web/index.html web/dist/
-raw=$(stat -c %s web/dist/hush_bg.wasm)
-gz=$(gzip -9 -c web/dist/hush_bg.wasm | wc -c)
-echo "web/dist/hush_bg.wasm: $raw bytes raw, $gz bytes gzipped"
+# Content-hashed names, which browsers may cache for good; index.html (never
+# cached) names them.
+wasm_hash=$(sha256sum web/dist/hush_bg.wasm | cut -c1-16)
+wasm="hush_bg-$wasm_hash.wasm"
+mv web/dist/hush_bg.wasm "web/dist/$wasm"
+grep -q "'hush_bg.wasm'" web/dist/hush.js || { echo "web/build.sh: hush.js does not name hush_bg.wasm" >&2; exit 1; }
+sed -i "s/'hush_bg\.wasm'/'$wasm'/" web/dist/hush.js
+js="hush-$(sha256sum web/dist/hush.js | cut -c1-16).js"
+mv web/dist/hush.js "web/dist/$js"
+sed "s#\./hush\.js#./$js#" web/index.html > web/dist/index.html
+# Precompressed copies: hush-relay sends the smallest one the browser takes.
+for f in "web/dist/$wasm" "web/dist/$js" web/dist/index.html; do
+  gzip -9 -k -f "$f"
+  if command -v brotli >/dev/null; then brotli -q 11 -k -f "$f"; fi
+done
+command -v brotli >/dev/null || echo "== brotli not found: only gzip copies (apt-get install brotli)"
+raw=$(stat -c %s "web/dist/$wasm")
+gz=$(stat -c %s "web/dist/$wasm.gz")
+br=$( [ -f "web/dist/$wasm.br" ] && stat -c %s "web/dist/$wasm.br" || echo "-")
+echo "web/dist/$wasm: $raw bytes raw, $gz gzipped, $br brotli"

@@ -42,7 +42,7 @@ pub struct Cli {
     /// Behave like a stock hush server (no extensions), for client testing.
     #[arg(long)]
     stock: bool,
-    /// A built web client to serve at / (default: web/dist when present).
+    /// A built web client to serve at / (default: web/dist, once it exists).
     #[arg(long)]
     web_dir: Option<PathBuf>,
     /// Stop after this many seconds without a WebSocket connection (the
@@ -111,9 +111,8 @@ where
         }),
         stock: cli.stock,
         instance: Some(instance.clone()),
-        web_dir: cli
-            .web_dir
-            .or_else(|| Some(PathBuf::from("web/dist")).filter(|d| d.is_dir())),
+        // Served once it exists, also when built after the relay started.
+        web_dir: cli.web_dir.or_else(|| Some(PathBuf::from("web/dist"))),
         ..RelayConfig::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -14,6 +14,7 @@ mod limits;
 pub mod local;
 mod rest;
 pub mod serve;
+mod web;
 mod ws;
 
 use std::collections::HashSet;
@@ -24,9 +25,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::routing::{get, post};
 use hush_core::ThreadId;
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 use zeroize::Zeroizing;
 
 pub use auth::generate_words;
@@ -448,13 +451,19 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             state.config.request_timeout,
+        ))
+        // As a stock server: API answers are never cached.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
         ));
     let mut app = Router::new()
         .route("/health", get(rest::health))
         .route("/ws", get(ws::upgrade))
         .nest("/api", api);
-    if let Some(dir) = state.config.web_dir.clone().filter(|d| d.is_dir()) {
-        app = app.fallback_service(tower_http::services::ServeDir::new(dir));
+    if let Some(dir) = state.config.web_dir.clone() {
+        // Also when the directory appears only later (a build after start).
+        app = app.fallback_service(web::files(dir));
     }
     // A web client served from elsewhere (`?server=`) may call the API: the
     // bearer token, not cookies, is the credential, so any origin is fine.
@@ -463,7 +472,16 @@ fn router(state: Arc<AppState>) -> Router {
         .allow_methods(tower_http::cors::Any)
         .allow_headers(tower_http::cors::Any)
         .expose_headers([axum::http::header::RETRY_AFTER]);
-    app.layer(cors).with_state(state)
+    app.layer(cors)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .with_state(state)
 }
 
 /// A relay on a runtime of its own, in a background thread.

@@ -97,7 +97,22 @@ async function unlock() {
 const t0 = Date.now();
 const peerId = JSON.parse(hush("identity", "--name", "Native Peer")).user_id;
 
+// What the first load transfers, as the browser counts it (encoded bytes on
+// the wire, after Content-Encoding), and how long until the canvas draws.
+const cdp = await context.newCDPSession(page);
+await cdp.send("Network.enable");
+let transferred = 0;
+const encodings = {};
+cdp.on("Network.responseReceived", (e) => {
+  const enc = e.response.headers["content-encoding"] || e.response.headers["Content-Encoding"];
+  encodings[e.response.url.replace(URL, "")] = enc || "identity";
+});
+cdp.on("Network.loadingFinished", (e) => { transferred += e.encodedDataLength; });
+const loadStarted = Date.now();
 await page.goto(`${URL}/?profile=web&report=1`);
+await page.waitForFunction(() => document.getElementById("hush").width > 0, null, { timeout: 120_000 });
+const firstFrameMs = Date.now() - loadStarted;
+console.log(`web e2e: first load transferred ${(transferred / 1e6).toFixed(2)} MB; canvas drawn after ${firstFrameMs} ms; encodings ${JSON.stringify(encodings)}`);
 await unlock();
 await waitLine(/^vault needs-identity/, 180_000, "the words to be accepted");
 await shot("identity");
