@@ -325,6 +325,11 @@ fn print_new(
     limit: Option<usize>,
 ) -> Result<usize, PrintFailed> {
     let vault = c.vault();
+    // Only what is durably stored is printed: a store that cannot keep a
+    // message (a full disk) prints nothing, and says so.
+    store
+        .flush()
+        .map_err(|e| PrintFailed::Store("flush the store", e))?;
     let records = store
         .threads()
         .map_err(|e| PrintFailed::Store("read the threads", e))?;

@@ -29,6 +29,7 @@ fn a_private_ca_is_refused_by_default_and_trusted_with_ca_cert() {
     assert_ne!(o.status.code(), Some(0));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("unreachable"), "{err}");
+    assert!(err.contains("TLS refused"), "the reason is TLS: {err}");
     // Trusted with --ca-cert: identity over https, then a send over wss.
     let ca_arg = ca.to_str().unwrap();
     let o = hush(

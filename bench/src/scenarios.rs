@@ -790,6 +790,7 @@ fn frame(n: usize) -> Report {
                     peer,
                     name: "Grace".into(),
                     unread: 0,
+                    preview: None,
                     last_activity_ms: 1,
                     selected: true,
                 }],

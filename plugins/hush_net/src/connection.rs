@@ -106,6 +106,8 @@ pub struct Connection {
     health: Arc<Mutex<Option<Health>>>,
     /// `/health` of the server of the live connection: its [ext] features.
     pub server: Option<Health>,
+    /// Why the last attempt failed, in words, until one succeeds.
+    pub last_failure: Option<String>,
     last_reported: Option<(ConnState, u64)>,
     /// The machine went offline because the network was unreachable (so
     /// this platform probes for its return); false for explicit signals.
@@ -132,6 +134,7 @@ impl Connection {
             socket: None,
             health: Arc::default(),
             server: None,
+            last_failure: None,
             last_reported: None,
             offline_inferred: false,
             next_probe: Duration::ZERO,
@@ -277,6 +280,7 @@ fn drain_transport(
                 if current && conn.machine.is_connected() {
                     conn.stats.opened += 1;
                     conn.server = Some(health);
+                    conn.last_failure = None;
                     tracing::info!(generation = ev.generation, "connected");
                 } else {
                     conn.stats.stale_events += 1;
@@ -315,6 +319,7 @@ fn drain_transport(
                 }
                 if current {
                     tracing::info!(generation = ev.generation, ?kind, "socket closed");
+                    conn.last_failure = Some(describe_close(&kind));
                     if matches!(
                         kind,
                         hush_core::policy::connection::CloseKind::Unreachable(_)
@@ -410,6 +415,23 @@ fn apply_intents(
         token_needed: &mut token_needed,
     }
     .run(actions);
+}
+
+/// Why an attempt ended, in words a person can act on.
+pub fn describe_close(kind: &hush_core::policy::connection::CloseKind) -> String {
+    use hush_core::policy::connection::CloseKind;
+    match kind {
+        CloseKind::Frame { code: 4001, .. } | CloseKind::HandshakeStatus(401 | 403) => {
+            "sign-in refused".into()
+        }
+        CloseKind::Frame { code, reason } if reason.is_empty() => {
+            format!("closed by the server (code {code})")
+        }
+        CloseKind::Frame { code, reason } => format!("closed by the server: {reason} ({code})"),
+        CloseKind::HandshakeStatus(s) => format!("the server refused the connection (HTTP {s})"),
+        CloseKind::Unreachable(_) => "offline: no route to the server".into(),
+        CloseKind::Error(e) => e.clone(),
+    }
 }
 
 /// Update: the machine's timers (backoff, connect timeout, heartbeat).

@@ -314,6 +314,35 @@ fn a_half_open_connection_is_found_by_the_heartbeat_and_replaced() {
 }
 
 #[test]
+fn a_failed_attempt_says_why_in_words() {
+    // A port nobody listens on, and a name that does not resolve.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    for (url, why) in [
+        (format!("http://127.0.0.1:{port}"), "connection refused"),
+        (
+            "http://no-such-host.invalid:8000".to_owned(),
+            "no such host",
+        ),
+    ] {
+        let mut app = net_app(&url, Session::with_token("t"), |_| {});
+        connect(&mut app);
+        run_until(&mut app, WAIT, "a failed attempt", |a| {
+            a.world().resource::<Connection>().last_failure.is_some()
+        });
+        let got = app
+            .world()
+            .resource::<Connection>()
+            .last_failure
+            .clone()
+            .unwrap();
+        assert!(got.contains(why), "{url}: {got}");
+        assert!(matches!(state(&app), ConnState::Reconnecting { .. }));
+    }
+}
+
+#[test]
 fn a_client_disconnect_never_reconnects() {
     let relay = RelayFixture::start();
     let mut app = net_app(&relay.url(), Session::with_token(&relay.token()), |_| {});

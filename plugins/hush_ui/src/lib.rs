@@ -74,14 +74,16 @@ fn setup(mut commands: Commands, config: Res<UiConfig>, mut ui: ResMut<UiRes>) {
     ui.0.unlock.server = config.server.clone();
 }
 
-/// The status indicator's view of the connection.
-pub fn status_view(state: &ConnState, now: std::time::Duration) -> StatusView {
+/// The status indicator's view of the connection; `why`: the last failed
+/// attempt's reason, in words.
+pub fn status_view(state: &ConnState, now: std::time::Duration, why: Option<&str>) -> StatusView {
     match state {
         ConnState::Connected => StatusView::Connected,
         ConnState::Connecting { .. } => StatusView::Connecting,
         ConnState::Reconnecting { attempt, retry_at } => StatusView::Reconnecting {
             attempt: *attempt,
             retry_in: retry_at.saturating_sub(now).as_secs_f32(),
+            why: why.map(str::to_owned),
         },
         ConnState::Disconnected { reason } => match reason {
             None | Some(DisconnectReason::ClientRequested) => StatusView::Idle,
@@ -238,6 +240,10 @@ fn draw(
                 unread: unread.0,
                 last_activity_ms: log.last_activity_ms(),
                 selected: focused,
+                preview: log
+                    .messages
+                    .last()
+                    .map(|m| crate::model::preview(&m.content, m.mine, 40)),
             })
             .collect();
         items.sort_by(|a, b| {
@@ -265,7 +271,7 @@ fn draw(
     let identity_error = vault.error.as_ref().map(|e| e.to_string());
     let frame = Frame {
         screen,
-        status: status_view(conn.state(), time.elapsed()),
+        status: status_view(conn.state(), time.elapsed(), conn.last_failure.as_deref()),
         unlock: unlock_status(&vault, &session),
         identity_error,
         new_words: config.new_words.as_deref().map(String::as_str),

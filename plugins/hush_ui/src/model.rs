@@ -26,6 +26,8 @@ pub enum StatusView {
         attempt: u32,
         /// Seconds until the next try.
         retry_in: f32,
+        /// Why the last attempt failed, in words ("connection refused").
+        why: Option<String>,
     },
     /// Not connected and not trying (yet).
     Idle,
@@ -43,9 +45,14 @@ impl StatusView {
         match self {
             StatusView::Connected => "Connected".into(),
             StatusView::Connecting => "Connecting…".into(),
-            StatusView::Reconnecting { attempt, retry_in } => {
+            StatusView::Reconnecting {
+                attempt,
+                retry_in,
+                why,
+            } => {
+                let why = why.as_deref().map(|w| format!("{w}; ")).unwrap_or_default();
                 format!(
-                    "Reconnecting… (attempt {attempt}, retrying in {:.0} s)",
+                    "Reconnecting… ({why}attempt {attempt}, retrying in {:.0} s)",
                     retry_in.ceil()
                 )
             }
@@ -74,6 +81,18 @@ pub struct ThreadItem {
     /// Milliseconds since the epoch of the newest message (0: none).
     pub last_activity_ms: i64,
     pub selected: bool,
+    /// The newest message, one line ("You: …" for one's own).
+    pub preview: Option<String>,
+}
+
+/// A sidebar preview of a message: one line, at most `max` characters.
+pub fn preview(text: &str, mine: bool, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut p: String = line.chars().take(max).collect();
+    if line.chars().count() > max {
+        p.push('…');
+    }
+    if mine { format!("You: {p}") } else { p }
 }
 
 /// The open thread.

@@ -138,8 +138,18 @@ fn the_status_indicator_shows_every_state() {
             StatusView::Reconnecting {
                 attempt: 3,
                 retry_in: 3.2,
+                why: None,
             },
             "Reconnecting… (attempt 3, retrying in 4 s)",
+            true,
+        ),
+        (
+            StatusView::Reconnecting {
+                attempt: 2,
+                retry_in: 1.5,
+                why: Some("connection refused".into()),
+            },
+            "Reconnecting… (connection refused; attempt 2, retrying in 2 s)",
             true,
         ),
         (StatusView::Idle, "Not connected", false),
@@ -304,7 +314,7 @@ fn enter_sends_and_shift_enter_makes_a_new_line() {
     }
     let to = Uuid::new_v4();
     let mut h = Harness::new_ui_state(
-        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to)),
+        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to, 32 * 1024)),
         S {
             draft: String::new(),
             out: Vec::new(),
@@ -335,6 +345,36 @@ fn enter_sends_and_shift_enter_makes_a_new_line() {
 }
 
 #[test]
+fn a_text_over_the_limit_is_refused_inline_and_the_draft_stays() {
+    struct S {
+        draft: String,
+        out: Vec<UiIntent>,
+    }
+    let to = Uuid::new_v4();
+    let pasted = "a long paste ".repeat(40 * 1024 / 13);
+    let mut h = Harness::new_ui_state(
+        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to, 32 * 1024)),
+        S {
+            draft: pasted.clone(),
+            out: Vec::new(),
+        },
+    );
+    h.get_by_label("Message").focus();
+    h.run();
+    h.key_press(egui::Key::Enter);
+    h.run();
+    h.get_by_label("Send").click();
+    h.run();
+    assert!(h.state().out.is_empty(), "nothing is sent");
+    assert_eq!(h.state().draft, pasted, "the draft stays");
+    assert!(
+        h.query_by_label_contains("This message is 40 KB; the most a message can hold is 32 KB")
+            .is_some(),
+        "the reason is shown"
+    );
+}
+
+#[test]
 fn adding_a_contact_is_validated_inline() {
     let me = Uuid::new_v4();
     let known = Uuid::new_v4();
@@ -352,6 +392,7 @@ fn adding_a_contact_is_validated_inline() {
             unread: 2,
             last_activity_ms: 1,
             selected: false,
+            preview: Some("Are you there?".into()),
         }],
         open: None::<ThreadView<'_>>,
         offline: false,
@@ -365,7 +406,14 @@ fn adding_a_contact_is_validated_inline() {
                 out: Vec::new(),
             },
         );
-    assert!(h.query_by_label("Grace   (2)").is_some(), "unread badge");
+    assert!(
+        h.query_by_label_contains("Grace   (2)").is_some(),
+        "unread badge"
+    );
+    assert!(
+        h.query_by_label_contains("Are you there?").is_some(),
+        "the last message's preview"
+    );
     assert!(disabled(&h, "Add contact"));
     for (id, msg) in [
         ("nope", "Not a UUID"),
@@ -391,7 +439,11 @@ fn adding_a_contact_is_validated_inline() {
     h.run();
     h.get_by_label("Copy my ID").click();
     h.run();
-    h.get_by_label("Grace   (2)").click();
+    assert!(
+        h.query_by_label("Copied ✓").is_some(),
+        "the copy is confirmed"
+    );
+    h.get_by_label_contains("Grace   (2)").click();
     h.run();
     let out = &h.state().out;
     assert_eq!(

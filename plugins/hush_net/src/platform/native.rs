@@ -140,6 +140,14 @@ fn io_kind_in(e: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {
     None
 }
 
+/// Every message of an error's chain, lowercased.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .map(|e| e.to_string().to_lowercase())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 fn unreachable_kind(k: io::ErrorKind) -> bool {
     matches!(
         k,
@@ -154,6 +162,19 @@ fn map_reqwest(e: reqwest::Error) -> NetError {
     let e = e.without_url();
     if e.is_timeout() {
         return NetError::Timeout;
+    }
+    // The words a person can act on: the name does not resolve, or TLS
+    // refused the server (an unknown CA, a wrong name).
+    let chain = error_chain(&e);
+    if chain.contains("dns error") || chain.contains("lookup address") {
+        return NetError::Connect("no such host".into());
+    }
+    if chain.contains("certificate") || chain.contains("tls") || chain.contains("ssl") {
+        let inner = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .last()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        return NetError::Connect(format!("TLS refused: {inner}"));
     }
     match io_kind_in(&e) {
         Some(k) if unreachable_kind(k) => NetError::Unreachable(format!("{k}")),

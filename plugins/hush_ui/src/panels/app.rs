@@ -28,7 +28,10 @@ pub struct Frame<'a> {
 pub struct UiState {
     pub unlock: UnlockForm,
     pub identity_name: String,
+    /// The user pressed Continue on the new vault's words.
     pub words_noted: bool,
+    /// The "I have written them down" box is ticked (Continue is enabled).
+    pub words_checked: bool,
     pub chat: ChatState,
     pub settings_open: bool,
     /// The last write the store refused (a full disk), until dismissed.
@@ -102,7 +105,7 @@ pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
                 out.extend(forms::new_vault_words(
                     ui,
                     f.new_words.unwrap_or(""),
-                    &mut st.words_noted,
+                    &mut st.words_checked,
                 ));
             });
         }

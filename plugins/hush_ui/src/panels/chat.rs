@@ -35,19 +35,30 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
     ui.add_space(6.0);
     ui.label(RichText::new(&v.my_name).strong().size(16.0));
     ui.horizontal(|ui| {
-        ui.label(
-            RichText::new(v.my_id.to_string())
-                .monospace()
-                .small()
-                .color(theme::MUTED),
+        // Large enough to read out or copy by hand.
+        ui.add(
+            egui::Label::new(RichText::new(v.my_id.to_string()).monospace().size(12.0))
+                .selectable(true),
         );
     });
+    // "Copied" for two seconds after a click.
+    let copied_id = ui.make_persistent_id("copied-my-id");
+    let now = ui.input(|i| i.time);
+    let copied_at: Option<f64> = ui.data(|d| d.get_temp(copied_id));
+    let copied = copied_at.is_some_and(|t| now - t < 2.0);
+    let label = if copied { "Copied ✓" } else { "Copy my ID" };
     if ui
-        .button("Copy my ID")
+        .button(label)
         .on_hover_text("Contacts add you by this UUID")
         .clicked()
     {
         out.push(UiIntent::CopyToClipboard(v.my_id.to_string()));
+        ui.data_mut(|d| d.insert_temp(copied_id, now));
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs(2));
+    } else if let Some(t) = copied_at.filter(|_| copied) {
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs_f64(2.0 - (now - t)));
     }
     ui.separator();
     ui.label(RichText::new("Contacts").strong());
@@ -59,11 +70,18 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
         .max_height(ui.available_height() - 170.0)
         .show(ui, |ui| {
             for t in &v.threads {
-                let text = if t.unread > 0 {
+                let mut text = if t.unread > 0 {
                     format!("{}   ({})", t.name, t.unread)
                 } else {
                     t.name.clone()
                 };
+                if t.last_activity_ms > 0 {
+                    text.push_str(&format!("   {}", theme::clock(t.last_activity_ms)));
+                }
+                if let Some(p) = &t.preview {
+                    text.push('\n');
+                    text.push_str(p);
+                }
                 let label = if t.unread > 0 {
                     RichText::new(text).strong()
                 } else {
@@ -157,7 +175,7 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInte
         .show(ui, |ui| {
             ui.add_space(4.0);
             let draft = st.drafts.entry(open.thread).or_default();
-            if let Some(i) = composer(ui, draft, open.peer) {
+            if let Some(i) = composer(ui, draft, open.peer, hush_chat::outbox::MAX_TEXT_BYTES) {
                 out.push(i);
             }
             ui.add_space(4.0);

@@ -1,12 +1,24 @@
 //! The composer: Enter sends, Shift+Enter makes a new line. It works while
-//! offline: what is sent waits in the outbox.
+//! offline: what is sent waits in the outbox. A text longer than the limit
+//! is never sent nor cleared: an inline error says why and the draft stays.
+//! It grows with its text up to [`MAX_HEIGHT`], then scrolls.
 
-use bevy_egui::egui::{self, Key, Modifiers, TextEdit};
+use bevy_egui::egui::{self, Key, Modifiers, RichText, TextEdit};
 use uuid::Uuid;
 
 use crate::model::UiIntent;
+use crate::theme;
 
-pub fn composer(ui: &mut egui::Ui, draft: &mut String, to: Uuid) -> Option<UiIntent> {
+/// Points the text field may grow to before it scrolls.
+pub const MAX_HEIGHT: f32 = 160.0;
+
+/// `max_bytes`: the longest text (UTF-8 bytes, trimmed) that may be sent.
+pub fn composer(
+    ui: &mut egui::Ui,
+    draft: &mut String,
+    to: Uuid,
+    max_bytes: usize,
+) -> Option<UiIntent> {
     let id = ui.make_persistent_id(("composer", to));
     let focused = ui.memory(|m| m.has_focus(id));
     // Take a bare Enter before the text field sees it; Shift+Enter stays a
@@ -21,19 +33,39 @@ pub fn composer(ui: &mut egui::Ui, draft: &mut String, to: Uuid) -> Option<UiInt
             before != i.events.len()
         });
     let mut clicked = false;
+    let len = draft.trim().len();
+    let too_long = len > max_bytes;
     ui.horizontal(|ui| {
         let l = ui.label("Message");
-        ui.add(
-            TextEdit::multiline(draft)
-                .id(id)
-                .desired_rows(2)
-                .hint_text("Enter sends, Shift+Enter for a new line")
-                .desired_width(ui.available_width() - 70.0),
-        )
-        .labelled_by(l.id);
+        let width = ui.available_width() - 70.0;
+        egui::ScrollArea::vertical()
+            .id_salt(("composer-scroll", to))
+            .max_height(MAX_HEIGHT)
+            .max_width(width)
+            .stick_to_bottom(true)
+            .show(ui, |ui| {
+                ui.add(
+                    TextEdit::multiline(draft)
+                        .id(id)
+                        .desired_rows(2)
+                        .hint_text("Enter sends, Shift+Enter for a new line")
+                        .desired_width(width),
+                )
+                .labelled_by(l.id);
+            });
         clicked = ui.button("Send").clicked();
     });
-    if (enter || clicked) && !draft.trim().is_empty() {
+    if too_long {
+        ui.label(
+            RichText::new(format!(
+                "This message is {} KB; the most a message can hold is {} KB. Shorten it or send it in parts: nothing was sent, and your text is still here.",
+                len.div_ceil(1024),
+                max_bytes / 1024
+            ))
+            .color(theme::ERROR),
+        );
+    }
+    if (enter || clicked) && !draft.trim().is_empty() && !too_long {
         let text = std::mem::take(draft);
         ui.memory_mut(|m| m.request_focus(id));
         return Some(UiIntent::Send {
