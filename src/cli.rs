@@ -69,6 +69,14 @@ pub enum Command {
     },
     /// Print queued and failed outgoing messages as JSON lines.
     Outbox,
+    /// Check the profile's store; if it cannot be read, move it aside and
+    /// make a new one with what can still be read (identity, contacts,
+    /// queued messages); messages are fetched again. Needs no words.
+    Repair {
+        /// Rebuild even a store that reads cleanly.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the hush-relay server (same options as `hush-relay`).
     Relay {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -102,6 +110,9 @@ fn words_if_given(cli: &Cli) -> Result<Option<Zeroizing<String>>, String> {
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    quiet_contained_store_panics();
+    // Profiles hold the identity, the relay's data the token key: 0600/0700.
+    hush_relay::local::private_files();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -139,6 +150,15 @@ pub fn main() -> i32 {
             report: cli.report,
         });
     };
+    if let Command::Repair { force } = command {
+        return match crate::repair::repair(&data_dir, &cli.profile, *force) {
+            Ok(()) => 0,
+            Err((code, msg)) => {
+                eprintln!("hush: {msg}");
+                code as i32
+            }
+        };
+    }
     if let Command::Relay { args } = command {
         let argv = std::iter::once("hush-relay".to_owned()).chain(args.iter().cloned());
         hush_relay::cli::run(argv);
@@ -179,7 +199,7 @@ pub fn main() -> i32 {
         },
         Command::Listen { count, timeout } => headless::listen(&opts, *count, timeout.map(secs)),
         Command::Outbox => headless::outbox(&opts),
-        Command::Relay { .. } => unreachable!("handled above"),
+        Command::Relay { .. } | Command::Repair { .. } => unreachable!("handled above"),
     };
     match result {
         Ok(()) => 0,
@@ -188,6 +208,21 @@ pub fn main() -> i32 {
             code as i32
         }
     }
+}
+
+/// The store contains panics of its library (a damaged file) and turns them
+/// into a clear error; the default hook would still print them as if the
+/// program had crashed. Every other panic is printed as usual.
+fn quiet_contained_store_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_store_library = info.location().is_some_and(|l| l.file().contains("/redb-"));
+        if in_store_library {
+            tracing::debug!("the store library failed: {info}");
+        } else {
+            default(info);
+        }
+    }));
 }
 
 fn read_ca(cli: &Cli) -> Result<Option<Vec<u8>>, String> {

@@ -183,7 +183,17 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
     c.unlock_with_identity(&opts.words).map_err(fail)?;
     let me = c.vault().my_id().expect("unlocked");
     let store = c.app.world().resource::<ProfileStore>().0.clone();
-    let stored = |what: &'static str, e: hush_store::StoreError| not_stored(what, &e.to_string());
+    let stored = |what: &'static str, e: hush_store::StoreError| match e {
+        // A damaged store fails the same way every run: say how out.
+        StoreError::Corrupt(_) => (
+            Exit::Error,
+            format!(
+                "the profile's store cannot be read ({what}: {e}); run `hush repair` to move it \
+                 aside and keep what can still be read"
+            ),
+        ),
+        other => not_stored(what, &other.to_string()),
+    };
     // Where the consumer has got to; a thread it never listened to starts at
     // its newest stored message (history from before is not printed).
     let mut positions: HashMap<ThreadId, Option<MessageKey>> = store
@@ -426,6 +436,16 @@ fn message_line(thread: ThreadId, msg: &hush_chat::ChatMessage) -> String {
 }
 
 fn not_stored(what: &str, error: &str) -> (Exit, String) {
+    if error.contains("corrupt") || error.contains("damaged") {
+        // It fails the same way on every run: the way out is a repair.
+        return (
+            Exit::Error,
+            format!(
+                "the profile's store cannot be read ({what}: {error}); run `hush repair` to move \
+                 it aside and keep what can still be read"
+            ),
+        );
+    }
     (
         Exit::Error,
         format!(

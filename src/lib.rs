@@ -9,6 +9,8 @@ pub mod delivery;
 pub mod headless;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local_relay;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod repair;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(not(target_arch = "wasm32"))]

@@ -147,6 +147,23 @@ fn bad_words_missing_words_and_a_busy_profile_fail_clearly() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("unreachable"));
 }
 
+#[cfg(unix)]
+#[test]
+fn profile_files_are_private_to_their_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let relay = RelayFixture::start();
+    let data = tempfile::tempdir().unwrap();
+    setup(&relay.url(), data.path());
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for p in walk(data.path()) {
+        let m = mode(&p);
+        assert_eq!(m & 0o077, 0, "{} is {m:o}", p.display());
+    }
+    let profile = data.path().join("profiles").join("bob");
+    assert_eq!(mode(&profile), 0o700);
+    assert_eq!(mode(&profile.join("store.redb")), 0o600);
+}
+
 #[test]
 fn nothing_plaintext_reaches_the_disk() {
     let relay = RelayFixture::start();

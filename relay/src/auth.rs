@@ -84,6 +84,9 @@ pub enum TokenError {
     Signature,
     #[error("expired token")]
     Expired,
+    /// Issued for longer than this relay's token lifetime, or in the future.
+    #[error("token lifetime exceeds the configured one")]
+    Lifetime,
 }
 
 pub fn unix_now() -> u64 {
@@ -157,6 +160,14 @@ impl Tokens {
         }
         if claims.exp <= unix_now() {
             return Err(TokenError::Expired);
+        }
+        // A token good for ten years is a stolen key's best friend: only
+        // what this relay would issue itself is taken (a minute of slack for
+        // clocks).
+        let now = unix_now();
+        if claims.iat > now + 60 || claims.exp.saturating_sub(claims.iat) > self.ttl.as_secs() + 60
+        {
+            return Err(TokenError::Lifetime);
         }
         Ok(())
     }
@@ -241,6 +252,9 @@ mod tests {
         assert_eq!(other.verify(&tok), Err(TokenError::Signature));
         let zero = Tokens::new(b"secret", Duration::ZERO);
         assert_eq!(zero.verify(&zero.issue()), Err(TokenError::Expired));
+        // Signed with the right key, but for ten years: refused.
+        let decade = Tokens::new(b"secret", Duration::from_secs(10 * 365 * 86_400));
+        assert_eq!(t.verify(&decade.issue()), Err(TokenError::Lifetime));
         for bad in ["", "a", "a.b", "a.b.c", "...", "not-a-jwt"] {
             assert!(t.verify(bad).is_err(), "{bad:?}");
         }

@@ -64,6 +64,7 @@ where
     let cli = Cli::parse_from(args);
     // A descriptor per client: take all the system allows.
     let _ = crate::serve::raise_fd_limit();
+    crate::local::private_files();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

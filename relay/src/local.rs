@@ -42,6 +42,17 @@ pub fn new_instance_id() -> String {
         .collect()
 }
 
+/// From now on every file and directory this process creates is private to
+/// its user (umask 077): the relay's database holds the token key, a
+/// profile holds the identity.
+pub fn private_files() {
+    #[cfg(unix)]
+    // SAFETY: umask only sets the process's file mode mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
 /// Creates `dir` private to its user (0700) if needed.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(unix)]

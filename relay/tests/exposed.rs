@@ -72,6 +72,19 @@ fn rss_mb(pid: u32) -> f64 {
         / 1024.0
 }
 
+async fn sign_in(http: &reqwest::Client, base: &str) -> String {
+    let v: serde_json::Value = http
+        .post(format!("{base}/api/auth"))
+        .json(&json!({ "words": WORDS }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}
+
 async fn health_ok(http: &reqwest::Client, base: &str) -> bool {
     matches!(
         tokio::time::timeout(Duration::from_secs(3), http.get(format!("{base}/health")).send()).await,
@@ -147,16 +160,7 @@ async fn idle_half_header_and_slowloris_floods_do_not_keep_clients_out() {
     }
     let answered_at = answered_at.expect("/health never answered during the flood");
     // A normal client signs in and chats.
-    let token: serde_json::Value = http
-        .post(format!("{}/api/auth", relay.base))
-        .json(&json!({ "words": WORDS }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_owned();
+    let token = sign_in(&http, &relay.base).await;
     let mut ws = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
     ws.send(json!({"type": "ping"})).await;
     let pong = ws.recv_within(Duration::from_secs(10)).await;
@@ -179,16 +183,7 @@ async fn a_subscriber_that_never_reads_is_closed_before_it_costs_memory() {
     let pid = relay.child.id();
     let addr = relay.base.trim_start_matches("http://").to_owned();
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let token: serde_json::Value = http
-        .post(format!("{}/api/auth", relay.base))
-        .json(&json!({ "words": WORDS }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_owned();
+    let token = sign_in(&http, &relay.base).await;
     let t = thread(3);
     let r = http
         .post(format!("{}/api/threads", relay.base))

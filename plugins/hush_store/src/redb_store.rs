@@ -76,7 +76,30 @@ pub struct RedbStore {
     rollbacks: AtomicU64,
     path: PathBuf,
     durability: Mutex<DurableState>,
+    /// The store library failed inside (a damaged file): every later call
+    /// gives this error instead of touching it again.
+    damaged: Mutex<Option<String>>,
+    /// When the file was last seen on disk (a deleted store is noticed).
+    seen_at: Mutex<Instant>,
     _lock: File,
+}
+
+/// What a panic inside the store library said.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "an internal error".into())
+}
+
+/// The error for a store file that the library cannot read.
+fn damaged(path: &Path, what: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "{} is damaged ({what}); nothing was changed. `hush repair` (or moving the file aside) \
+         starts a new store; messages are fetched again from the server, but what only this \
+         device had (identity, contacts, queued messages) is in that file",
+        path.display()
+    ))
 }
 
 fn io_err(e: impl Into<redb::Error>) -> StoreError {
@@ -175,7 +198,17 @@ impl RedbStore {
             Err(std::fs::TryLockError::WouldBlock) => return Err(StoreError::Locked),
             Err(std::fs::TryLockError::Error(e)) => return Err(io_err(e)),
         }
-        let db = open_db(path)?;
+        // An empty file is a truncated store, not a new profile: creating a
+        // new one in its place would silently drop the identity and outbox.
+        if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+            return Err(damaged(path, "the file is empty"));
+        }
+        let db = std::panic::catch_unwind(|| open_db(path))
+            .map_err(|p| damaged(path, &panic_text(&*p)))?
+            .map_err(|e| match e {
+                StoreError::Io(m) => damaged(path, &m),
+                other => other,
+            })?;
         Ok(RedbStore {
             db: RwLock::new(Some(db)),
             broken: AtomicBool::new(false),
@@ -186,6 +219,8 @@ impl RedbStore {
                 at: Instant::now(),
                 pending: false,
             }),
+            damaged: Mutex::new(None),
+            seen_at: Mutex::new(Instant::now()),
             _lock: lock,
         })
     }
@@ -194,6 +229,15 @@ impl RedbStore {
     /// An I/O error marks it for that reopening (redb refuses everything after
     /// one with "previous I/O error").
     fn with_db<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        if let Some(why) = self
+            .damaged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(damaged(&self.path, &why));
+        }
+        self.check_still_there()?;
         if self.broken.load(Ordering::Acquire) {
             self.reopen()?;
         }
@@ -201,11 +245,36 @@ impl RedbStore {
         let Some(db) = g.as_ref() else {
             return Err(StoreError::Io("the store could not be reopened".into()));
         };
-        let r = f(db);
+        // redb panics on some damaged pages: contain it at this boundary.
+        let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db))) {
+            Ok(r) => r,
+            Err(p) => {
+                let why = panic_text(&*p);
+                *self.damaged.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                return Err(damaged(&self.path, &why));
+            }
+        };
         if matches!(r, Err(StoreError::DiskFull | StoreError::Io(_))) {
             self.broken.store(true, Ordering::Release);
         }
         r
+    }
+
+    /// A store file deleted (or moved) under a running process is noticed
+    /// within a second, instead of writing into a file nobody will read.
+    fn check_still_there(&self) -> Result<()> {
+        let mut seen = self.seen_at.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.elapsed() < Duration::from_secs(1) {
+            return Ok(());
+        }
+        if !self.path.exists() {
+            return Err(StoreError::Io(format!(
+                "the store file {} was deleted or moved while in use; restart hush",
+                self.path.display()
+            )));
+        }
+        *seen = Instant::now();
+        Ok(())
     }
 
     fn read<T>(&self, f: impl FnOnce(&ReadTransaction) -> Result<T>) -> Result<T> {
@@ -235,7 +304,17 @@ impl RedbStore {
             // One open Database per file: the old one goes first.
             drop(old);
         }
-        *g = Some(open_db(&self.path)?);
+        if !self.path.exists() {
+            // Never a new empty store in place of one that went away.
+            return Err(StoreError::Io(format!(
+                "the store file {} was deleted or moved while in use; restart hush",
+                self.path.display()
+            )));
+        }
+        *g = Some(
+            std::panic::catch_unwind(|| open_db(&self.path))
+                .map_err(|p| damaged(&self.path, &panic_text(&*p)))??,
+        );
         self.broken.store(false, Ordering::Release);
         if self.lost_pending.swap(false, Ordering::AcqRel) {
             self.rollbacks.fetch_add(1, Ordering::AcqRel);
@@ -288,6 +367,18 @@ impl Drop for RedbStore {
         // If this fails, the relaxed commits roll back together with their
         // cursors and catch-up fetches them again (see the module docs).
         let _ = self.flush();
+        // Closing writes to the file: on a damaged one redb may panic there
+        // too, so close inside the boundary, or not at all once damaged
+        // (the OS closes the file at exit; nothing more is written to it).
+        let db = self.db.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let is_damaged = self.damaged.get_mut().map(|d| d.is_some()).unwrap_or(true);
+        if let Some(db) = db {
+            if is_damaged {
+                std::mem::forget(db);
+            } else {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(db)));
+            }
+        }
     }
 }
 

@@ -190,6 +190,9 @@ impl WebStore {
                 messages.push(serde_json::from_str::<StoredMessage>(&v).map_err(corrupt)?);
             } else if k.starts_with("o/") {
                 mem.put_outbox(&serde_json::from_str(&v).map_err(corrupt)?)?;
+            } else if let Some(id) = k.strip_prefix("d/") {
+                let t = ThreadId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                mem.set_delivered(&[(t, serde_json::from_str(&v).map_err(corrupt)?)])?;
             }
         }
         mem.store_messages(&messages, None, &[])?;
@@ -254,6 +257,20 @@ impl Store for WebStore {
 
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
         self.mem.threads()
+    }
+
+    fn delivered(&self) -> Result<Vec<(ThreadId, crate::MessageKey)>> {
+        self.mem.delivered()
+    }
+
+    fn set_delivered(&self, positions: &[(ThreadId, crate::MessageKey)]) -> Result<()> {
+        self.mem.set_delivered(positions)?;
+        self.queue(
+            positions
+                .iter()
+                .map(|(t, k)| Op::Put(format!("d/{t}"), enc(k))),
+        );
+        Ok(())
     }
 
     fn put_thread(&self, t: &ThreadRecord) -> Result<()> {

@@ -216,3 +216,124 @@ fn a_full_disk_refuses_writes_clearly_keeps_everything_and_recovers() {
     let seqs: Vec<u64> = s.outbox().unwrap().iter().map(|e| e.seq).collect();
     assert_eq!(seqs, [1, 2]);
 }
+
+/// A store with something of everything in it, closed.
+fn filled_store(path: &std::path::Path) {
+    let s = RedbStore::open(path).unwrap();
+    conformance::run(&s);
+    let t = thread();
+    s.put_thread(&rec(&msg(1).created_at)).unwrap();
+    let msgs: Vec<_> = (1..200).map(msg).collect();
+    s.store_messages(&msgs, Some(&rec(&msg(199).created_at)), &[])
+        .unwrap();
+    s.put_outbox(&outbox_entry(42)).unwrap();
+    s.flush().unwrap();
+    assert!(s.message_count(t).unwrap() >= 199);
+}
+
+/// Every read a client makes at start, each allowed to fail but not to panic.
+fn read_everything(s: &RedbStore) -> usize {
+    let mut failures = 0;
+    failures += s.profile().is_err() as usize;
+    failures += s.contacts().is_err() as usize;
+    failures += s.outbox().is_err() as usize;
+    failures += s.delivered().is_err() as usize;
+    match s.threads() {
+        Ok(ts) => {
+            for t in ts {
+                failures += s.messages(t.id, None, 1000).is_err() as usize;
+                failures += s.message_count(t.id).is_err() as usize;
+            }
+        }
+        Err(_) => failures += 1,
+    }
+    failures += s.put_thread(&rec("2026-01-01T00:00:00Z")).is_err() as usize;
+    failures
+}
+
+#[test]
+fn a_damaged_store_file_fails_clearly_and_never_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.redb");
+    filled_store(&good);
+    let bytes = std::fs::read(&good).unwrap();
+    let mut rng: u64 = 0x00b1_7f11_5eed_u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let (mut refused, mut opened_with_errors, mut clean) = (0, 0, 0);
+    const SEEDS: usize = 60;
+    for seed in 0..SEEDS {
+        let path = dir.path().join(format!("flip-{seed}.redb"));
+        let mut b = bytes.clone();
+        for _ in 0..100 {
+            let bit = (next() % (b.len() as u64 * 8)) as usize;
+            b[bit / 8] ^= 1 << (bit % 8);
+        }
+        std::fs::write(&path, &b).unwrap();
+        // No panic may escape, whatever the damage.
+        let outcome = std::panic::catch_unwind(|| match RedbStore::open(&path) {
+            Err(e) => {
+                let text = e.to_string();
+                assert!(!text.is_empty());
+                (true, 0)
+            }
+            Ok(s) => (false, read_everything(&s)),
+        });
+        match outcome.unwrap_or_else(|_| panic!("seed {seed}: a panic escaped the store")) {
+            (true, _) => refused += 1,
+            (false, 0) => clean += 1,
+            (false, _) => opened_with_errors += 1,
+        }
+    }
+    eprintln!(
+        "{SEEDS} seeds of 100 bit flips: {refused} refused at open, {opened_with_errors} opened with failing reads, {clean} read cleanly"
+    );
+    assert_eq!(refused + opened_with_errors + clean, SEEDS);
+}
+
+#[test]
+fn an_empty_or_foreign_file_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.redb");
+    std::fs::write(&empty, b"").unwrap();
+    match RedbStore::open(&empty) {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("empty"), "{m}"),
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("an empty file became a new store"),
+    }
+    assert_eq!(
+        std::fs::metadata(&empty).unwrap().len(),
+        0,
+        "left as it was"
+    );
+    let foreign = dir.path().join("foreign.redb");
+    let junk: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&foreign, &junk).unwrap();
+    match RedbStore::open(&foreign) {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains("damaged"), "{m}"),
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("a foreign file opened as a store"),
+    }
+    assert_eq!(std::fs::read(&foreign).unwrap(), junk, "left as it was");
+}
+
+#[test]
+fn a_store_deleted_under_a_running_process_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let s = RedbStore::open(&path).unwrap();
+    s.put_thread(&rec("2026-01-01T00:00:00Z")).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    match s.put_thread(&rec("2026-01-02T00:00:00Z")) {
+        Err(e) => assert!(e.to_string().contains("deleted"), "{e}"),
+        Ok(()) => panic!("a write into a deleted store succeeded"),
+    }
+    assert!(!path.exists(), "no new empty store in its place");
+}
