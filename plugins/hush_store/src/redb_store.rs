@@ -86,10 +86,13 @@ pub struct RedbStore {
 
 /// What a panic inside the store library said.
 fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
+    let text = p
+        .downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
         .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "an internal error".into())
+        .unwrap_or_else(|| "an internal error".into());
+    // One line: it ends up inside an error message.
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The error for a store file that the library cannot read.
