@@ -29,16 +29,7 @@ fn sends_killed_at_random_moments_are_delivered_exactly_once() {
         &["send", &b, "calibration"],
     ));
     let full = t0.elapsed().as_millis() as u64;
-    let mut rng: u64 = std::env::var("HUSH_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xc0ffee);
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = seeded("HUSH_CRASH_SEED", 0xc0ffee);
     const RUNS: usize = 30;
     let mut queued_after_kill = std::collections::BTreeSet::new();
     let mut killed = 0;

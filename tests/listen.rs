@@ -76,13 +76,6 @@ fn thread(relay: &RelayFixture, data: &std::path::Path) -> (String, String, Stri
     (a, b, t, "first".into())
 }
 
-fn seed() -> u64 {
-    std::env::var("HUSH_LISTEN_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_1157)
-}
-
 /// Runs `listen` and returns every line it printed, killed after `kill_after`.
 fn listen_lines(
     url: &str,
@@ -149,13 +142,7 @@ fn listen_killed_at_random_moments_during_a_catch_up_and_a_live_burst_loses_noth
             }
         })
     };
-    let mut rng = seed();
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = seeded("HUSH_LISTEN_SEED", 0x5eed_1157);
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     const KILLS: usize = 24;
     let killed_mid_output = AtomicUsize::new(0);

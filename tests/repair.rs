@@ -61,16 +61,7 @@ fn damaged_stores_fail_clearly_and_repair_recovers() {
     // Seeded bit flips (and a truncation): every command fails clearly or
     // works, and after `repair` the profile works whenever its identity
     // could be read.
-    let mut rng: u64 = std::env::var("HUSH_REPAIR_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0xdead_5eed);
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut next = seeded("HUSH_REPAIR_SEED", 0xdead_5eed);
     const SEEDS: usize = 50;
     let (mut failed_clearly, mut still_worked, mut kept_identity, mut refetched) = (0, 0, 0, 0);
     for seed in 0..=SEEDS {

@@ -74,3 +74,18 @@ pub fn setup(server: &str, data: &Path) -> (String, String) {
     assert_eq!(list[0]["user_id"], a.as_str(), "stored lowercased");
     (a, b)
 }
+
+/// A seeded xorshift64 source: the seed from the environment variable `var`,
+/// else `default`, so a failing run can be replayed.
+pub fn seeded(var: &str, default: u64) -> impl FnMut() -> u64 {
+    let mut rng: u64 = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default);
+    move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    }
+}

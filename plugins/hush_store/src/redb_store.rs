@@ -95,6 +95,14 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// The error for a store file that went away under a running process.
+fn deleted(path: &Path) -> StoreError {
+    StoreError::Io(format!(
+        "the store file {} was deleted or moved while in use; restart hush",
+        path.display()
+    ))
+}
+
 /// The error for a store file that the library cannot read.
 fn damaged(path: &Path, what: &str) -> StoreError {
     StoreError::Corrupt(format!(
@@ -271,10 +279,7 @@ impl RedbStore {
             return Ok(());
         }
         if !self.path.exists() {
-            return Err(StoreError::Io(format!(
-                "the store file {} was deleted or moved while in use; restart hush",
-                self.path.display()
-            )));
+            return Err(deleted(&self.path));
         }
         *seen = Instant::now();
         Ok(())
@@ -309,10 +314,7 @@ impl RedbStore {
         }
         if !self.path.exists() {
             // Never a new empty store in place of one that went away.
-            return Err(StoreError::Io(format!(
-                "the store file {} was deleted or moved while in use; restart hush",
-                self.path.display()
-            )));
+            return Err(deleted(&self.path));
         }
         *g = Some(
             std::panic::catch_unwind(|| open_db(&self.path))
