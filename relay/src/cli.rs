@@ -45,6 +45,10 @@ pub struct Cli {
     /// A built web client to serve at / (default: web/dist, once it exists).
     #[arg(long)]
     web_dir: Option<PathBuf>,
+    /// Largest message accepted, in bytes of decoded ciphertext (frames and
+    /// request bodies are sized to carry it); advertised on /health.
+    #[arg(long, default_value_t = hush_core::http::DEFAULT_MAX_CIPHERTEXT)]
+    max_ciphertext_bytes: usize,
     /// Stop after this many seconds without a WebSocket connection (the
     /// local relay that hush windows start for their data directory).
     #[arg(long)]
@@ -111,6 +115,7 @@ where
             ..RateLimits::default()
         }),
         stock: cli.stock,
+        limits: crate::Limits::for_ciphertext(cli.max_ciphertext_bytes.max(1024)),
         instance: Some(instance.clone()),
         // Served once it exists, also when built after the relay started.
         web_dir: cli.web_dir.or_else(|| Some(PathBuf::from("web/dist"))),

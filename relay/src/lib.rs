@@ -86,13 +86,24 @@ pub struct Limits {
     pub max_subscriptions: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// The limits for a largest decoded ciphertext of `max_ciphertext`
+    /// bytes, with frames (and `/api` bodies) large enough to carry it.
+    pub fn for_ciphertext(max_ciphertext: usize) -> Limits {
         Limits {
-            max_ciphertext: 64 * 1024,
-            max_frame: 256 * 1024,
+            max_ciphertext,
+            // base64 (4/3) plus the frame's other fields.
+            max_frame: max_ciphertext.div_ceil(3) * 4 + 64 * 1024,
             max_subscriptions: 500,
         }
+    }
+}
+
+impl Default for Limits {
+    /// 1 MiB of ciphertext: what stock clients send (a stock server has no
+    /// limit; 100 KB messages are ordinary).
+    fn default() -> Self {
+        Limits::for_ciphertext(hush_core::http::DEFAULT_MAX_CIPHERTEXT)
     }
 }
 
@@ -443,6 +454,9 @@ fn router(state: Arc<AppState>) -> Router {
             get(rest::list_messages).delete(rest::delete_message),
         )
         .route("/messages/{id}/count", get(rest::count_messages))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.limits.max_frame,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             rest::rate_limit,

@@ -153,6 +153,7 @@ pub async fn health(State(st): St) -> Json<Health> {
             version: env!("CARGO_PKG_VERSION").into(),
             features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
             instance: st.config.instance.clone(),
+            max_ciphertext: Some(st.config.limits.max_ciphertext),
         }),
     })
 }

@@ -8,6 +8,7 @@
 
 pub mod catchup;
 pub mod contacts;
+pub mod drafts;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod headless;
 pub mod model;
@@ -23,6 +24,7 @@ use bevy::prelude::*;
 use hush_store::Store;
 
 pub use contacts::{AddContact, ContactEvent, Contacts};
+pub use drafts::{Drafts, SetDraft};
 pub use model::{ChatMessage, LocalEcho, MessageStatus};
 pub use outbox::{Outbox, OutboxEvent, OutboxIntent, SendIntent};
 pub use profile::{ProfileStore, StoreFailed};
@@ -44,6 +46,7 @@ impl Plugin for HushChatPlugin {
                 profile::plugin,
                 vault::plugin,
                 contacts::plugin,
+                drafts::plugin,
                 threads::plugin,
                 catchup::plugin,
                 receive::plugin,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
-use hush_core::payload::MessagePayload;
+use hush_core::payload::{MessagePayload, message_fits};
 use hush_core::policy::outbox::{Entry, EntryState, OutboxPolicy, Retry};
 use hush_core::wire::{ClientFrame, ErrorCode, OutgoingMessage, ServerFrame};
 use hush_net::{Connection, FrameReceived, HushSystems, SendFrame, SubState, Subscription};
@@ -44,9 +44,6 @@ pub(crate) fn plugin(app: &mut App) {
                 .after(ReceiveSystems),
         );
 }
-
-/// Longest message text, bytes (its ciphertext must fit the relay's 64 KiB).
-pub const MAX_TEXT_BYTES: usize = 32 * 1024;
 
 /// Send `text` to the contact `to`.
 #[derive(Message, Debug, Clone)]
@@ -275,6 +272,7 @@ fn accept_sends(
     store: Res<ProfileStore>,
     mut intents: MessageReader<SendIntent>,
     keys: Query<&ThreadKey>,
+    conn: Res<Connection>,
     mut events: MessageWriter<OutboxEvent>,
 ) {
     for SendIntent { to, text } in intents.read() {
@@ -291,8 +289,13 @@ fn accept_sends(
             events.write(reject("the message is empty"));
             continue;
         }
-        if content.len() > MAX_TEXT_BYTES {
-            events.write(reject("the message is too long"));
+        // The server's limit (the window checks it too, before clearing).
+        let max = conn.max_ciphertext();
+        if !message_fits(&identity.display_name, content, max) {
+            events.write(reject(&format!(
+                "the message is too long: this server takes at most {} KB",
+                max / 1024
+            )));
             continue;
         }
         let Some((t, key)) = threads

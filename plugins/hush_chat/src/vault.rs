@@ -127,6 +127,7 @@ pub struct Keys {
     pub vault: VaultKey,
     pub identity: AeadKey,
     pub contacts: AeadKey,
+    pub drafts: AeadKey,
     salt: String,
 }
 
@@ -344,6 +345,7 @@ fn finish_derivation(
         let keys = Keys {
             identity: vk.identity_key(),
             contacts: vk.contacts_key(),
+            drafts: vk.drafts_key(),
             vault: vk,
             salt: salt.clone(),
         };

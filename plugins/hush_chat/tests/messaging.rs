@@ -486,3 +486,87 @@ fn a_full_disk_while_running_loses_nothing_and_shows_nothing_twice() {
         contents(a, idb) == want
     });
 }
+
+/// A draft typed in a thread comes back after a lock and after a restart,
+/// and the profile file holds it only sealed.
+#[test]
+fn a_draft_survives_a_lock_and_a_restart_and_is_sealed_on_disk() {
+    let relay = RelayFixture::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let t = thread_of(&a, &b);
+    let secret = "half-typed plan: meet at the lighthouse";
+    a.app.world_mut().write_message(hush_chat::SetDraft {
+        thread: t,
+        text: zeroize::Zeroizing::new(secret.to_owned()),
+    });
+    a.step();
+    assert_eq!(a.app.world().resource::<hush_chat::Drafts>().get(t), secret);
+    a.app.world_mut().write_message(hush_chat::LockIntent);
+    a.step();
+    assert_eq!(
+        a.app.world().resource::<hush_chat::Drafts>().get(t),
+        "",
+        "not kept in memory while locked"
+    );
+    a.unlock(&words()).unwrap();
+    a.step();
+    assert_eq!(a.app.world().resource::<hush_chat::Drafts>().get(t), secret);
+    drop(a);
+    let file = std::fs::read(dir.path().join("alice.redb")).unwrap();
+    assert!(
+        !file.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the draft is not on disk in clear"
+    );
+    let mut a = Client::new(&relay.url(), open_store(dir.path(), "alice"), None).unwrap();
+    a.unlock(&words()).unwrap();
+    a.step();
+    assert_eq!(
+        a.app.world().resource::<hush_chat::Drafts>().get(t),
+        secret,
+        "kept across a restart"
+    );
+}
+
+/// The relay's advertised limit is the one a send is checked against: a
+/// text over it is refused before it is queued, with the limit in words.
+#[test]
+fn a_message_over_the_advertised_limit_is_refused_before_it_is_queued() {
+    let relay = RelayFixture::start_with(|c| c.limits = hush_relay::Limits::for_ciphertext(4096));
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = client(&relay.url(), dir.path(), "alice");
+    let mut b = client(&relay.url(), dir.path(), "bob");
+    befriend(&mut a, &mut b);
+    let (ida, idb) = (a.user_id(), b.user_id());
+    assert_eq!(
+        a.app
+            .world()
+            .resource::<hush_net::Connection>()
+            .max_ciphertext(),
+        4096
+    );
+    send(&mut a, idb, &"x".repeat(5000));
+    send(&mut a, idb, &"y".repeat(3000));
+    a.step();
+    a.step();
+    let reasons: Vec<String> = a
+        .seen()
+        .outbox
+        .iter()
+        .filter_map(|e| match e {
+            OutboxEvent::Rejected { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        ["the message is too long: this server takes at most 4 KB"]
+    );
+    // What was not refused is what is sent.
+    run_both(&mut a, &mut b, "the short one arrives", |_, b| {
+        !contents(b, ida).is_empty()
+    });
+    assert_eq!(contents(&b, ida), ["y".repeat(3000)]);
+}

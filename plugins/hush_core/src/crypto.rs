@@ -20,6 +20,8 @@ use crate::ids::ThreadId;
 
 /// Bytes of an AES-GCM IV.
 pub const IV_LEN: usize = 12;
+/// Bytes of the GCM tag appended to every ciphertext.
+pub const TAG_LEN: usize = 16;
 /// Bytes of the KDF salt the server hands out.
 pub const SALT_LEN: usize = 32;
 
@@ -135,6 +137,11 @@ impl VaultKey {
     /// The vault-wide key of contact records.
     pub fn contacts_key(&self) -> AeadKey {
         self.hkdf(&Sha256::digest(b"hush-local-contacts-v1"), b"hush-contacts")
+    }
+
+    /// The vault-wide key of unsent drafts, a local record like contacts.
+    pub fn drafts_key(&self) -> AeadKey {
+        self.hkdf(&Sha256::digest(b"hush-local-drafts-v1"), b"hush-drafts")
     }
 
     fn hkdf(&self, salt: &[u8], info: &[u8]) -> AeadKey {

@@ -106,6 +106,28 @@ pub struct RelayInfo {
     /// when this matches the port file it reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// [ext] The largest decoded ciphertext the relay accepts, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ciphertext: Option<usize>,
+}
+
+/// The largest decoded ciphertext a client sends when the server does not
+/// say (a stock server has no limit): 1 MiB.
+pub const DEFAULT_MAX_CIPHERTEXT: usize = 1 << 20;
+
+/// What a hush relay accepted before it advertised a limit.
+pub const OLD_RELAY_MAX_CIPHERTEXT: usize = 64 * 1024;
+
+impl Health {
+    /// The largest decoded ciphertext this server takes: as advertised, the
+    /// old hush relay default for a relay that does not say, and
+    /// [`DEFAULT_MAX_CIPHERTEXT`] for a stock server.
+    pub fn max_ciphertext(&self) -> usize {
+        match &self.relay {
+            Some(r) => r.max_ciphertext.unwrap_or(OLD_RELAY_MAX_CIPHERTEXT),
+            None => DEFAULT_MAX_CIPHERTEXT,
+        }
+    }
 }
 
 /// [ext] feature names advertised in [`RelayInfo::features`].

@@ -18,6 +18,27 @@ pub struct MessagePayload {
     pub timestamp: i64,
 }
 
+/// How many bytes of decoded ciphertext a message with this text takes
+/// (its JSON payload plus the 16-byte GCM tag), without building it when
+/// the text is far below `max`. Compare with a server's limit before sending.
+pub fn sealed_message_len(sender_name: &str, content: &str) -> usize {
+    let payload = MessagePayload {
+        sender_id: Uuid::nil(),
+        sender_name: sender_name.to_owned(),
+        content: content.to_owned(),
+        // Thirteen digits, as every timestamp until the year 2286.
+        timestamp: 1_000_000_000_000,
+    };
+    serde_json::to_vec(&payload).map_or(usize::MAX, |v| v.len()) + crate::crypto::TAG_LEN
+}
+
+/// Whether a message with this text fits a limit of `max` bytes of decoded
+/// ciphertext. Cheap for texts far below it (JSON escapes at most 6×).
+pub fn message_fits(sender_name: &str, content: &str, max: usize) -> bool {
+    let bound = (sender_name.len() + content.len()) * 6 + 256;
+    bound <= max || sealed_message_len(sender_name, content) <= max
+}
+
 /// Who created a thread, inside [`ThreadMetadata`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedBy {
@@ -96,6 +117,43 @@ pub fn validate_display_name(name: &str) -> Result<String, NameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sealed_length_is_what_sealing_makes() {
+        let key = crate::crypto::AeadKey::from_bytes([7; 32]);
+        for content in [
+            "hi",
+            "quote \" and \\ and \n\u{1}",
+            "你好 🙂",
+            &"x".repeat(40_000),
+        ] {
+            let p = MessagePayload {
+                sender_id: Uuid::new_v4(),
+                sender_name: "Zoë \"Z\"".into(),
+                content: content.into(),
+                timestamp: 1_764_000_000_000,
+            };
+            let sealed = key.seal_json(&p);
+            let decoded = crate::b64::decode(&sealed.ciphertext).unwrap();
+            assert_eq!(
+                sealed_message_len(&p.sender_name, content),
+                decoded.len(),
+                "{content:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_text_fits_up_to_the_limit_and_not_a_byte_more() {
+        let len = sealed_message_len("Al", &"a".repeat(1000));
+        assert!(message_fits("Al", &"a".repeat(1000), len));
+        assert!(!message_fits("Al", &"a".repeat(1001), len));
+        // Control characters are escaped six to one: the bound still holds.
+        let ctl = "\u{1}".repeat(1000);
+        let len = sealed_message_len("Al", &ctl);
+        assert!(len > 6000);
+        assert!(message_fits("Al", &ctl, len) && !message_fits("Al", &ctl, len - 1));
+    }
 
     #[test]
     fn message_payload_serialises_in_wire_key_order() {

@@ -187,6 +187,15 @@ impl Connection {
         }
     }
 
+    /// The largest decoded ciphertext the server takes (PROTOCOL.md §2):
+    /// as it advertises, or a generous default while it is not known.
+    pub fn max_ciphertext(&self) -> usize {
+        self.server.as_ref().map_or(
+            hush_core::http::DEFAULT_MAX_CIPHERTEXT,
+            Health::max_ciphertext,
+        )
+    }
+
     /// Whether the server speaks this [ext] feature.
     pub fn server_has(&self, feature: &str) -> bool {
         self.server.as_ref().is_some_and(|h| h.has(feature))

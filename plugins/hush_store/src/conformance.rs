@@ -172,4 +172,22 @@ pub fn run(s: &dyn Store) {
     let mut want = vec![(a, key(20, "m2")), (tid(7), key(5, "x"))];
     want.sort();
     assert_eq!(d, want);
+
+    // Drafts: one per thread, replaced, removed; removing none is fine.
+    assert_eq!(s.drafts().unwrap(), vec![]);
+    let sealed = |c: &str| Sealed {
+        ciphertext: c.into(),
+        iv: "iv".into(),
+    };
+    s.put_draft(a, Some(&sealed("one"))).unwrap();
+    s.put_draft(tid(7), Some(&sealed("seven"))).unwrap();
+    s.put_draft(a, Some(&sealed("two"))).unwrap();
+    s.put_draft(tid(9), None).unwrap();
+    let mut d = s.drafts().unwrap();
+    d.sort_by_key(|(t, _)| t.to_string());
+    let mut want = vec![(a, sealed("two")), (tid(7), sealed("seven"))];
+    want.sort_by_key(|(t, _)| t.to_string());
+    assert_eq!(d, want);
+    s.put_draft(tid(7), None).unwrap();
+    assert_eq!(s.drafts().unwrap(), vec![(a, sealed("two"))]);
 }

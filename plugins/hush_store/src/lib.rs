@@ -2,7 +2,7 @@
 //! redb backend (native), an IndexedDB one (web) and an in-memory one (tests).
 //!
 //! Nothing here is plaintext content or key material: the identity and
-//! contacts are sealed with vault keys, messages are kept as received
+//! contacts and drafts are sealed with vault keys, messages are kept as received
 //! (ciphertext), and the outbox holds already-encrypted blobs. What is plain:
 //! ids (thread ids and server ids are known to the server anyway), the
 //! contacts' UUIDs, timestamps, and the KDF salt (public).
@@ -173,6 +173,12 @@ pub trait Store: Send + Sync + 'static {
             "this store keeps no delivery positions".into(),
         ))
     }
+
+    /// Unsent drafts, one per thread, sealed with the vault's drafts key.
+    fn drafts(&self) -> Result<Vec<(ThreadId, Sealed)>>;
+    /// Keeps a thread's draft (`None` removes it). Relaxed: durable within
+    /// a flush interval, like received messages.
+    fn put_draft(&self, thread: ThreadId, draft: Option<&Sealed>) -> Result<()>;
 
     /// Makes relaxed commits durable once they are old enough (see
     /// `RedbStore`); called every frame, cheap when there is nothing to do.

@@ -21,6 +21,7 @@ struct Inner {
     ivs: HashMap<(ThreadId, String), String>,
     outbox: BTreeMap<u64, OutboxEntry>,
     delivered: BTreeMap<ThreadId, MessageKey>,
+    drafts: BTreeMap<ThreadId, Sealed>,
 }
 
 #[derive(Default)]
@@ -85,6 +86,24 @@ impl Store for MemoryStore {
         for (t, k) in positions {
             inner.delivered.insert(*t, k.clone());
         }
+        Ok(())
+    }
+
+    fn drafts(&self) -> Result<Vec<(ThreadId, Sealed)>> {
+        Ok(self
+            .lock()
+            .drafts
+            .iter()
+            .map(|(t, d)| (*t, d.clone()))
+            .collect())
+    }
+
+    fn put_draft(&self, thread: ThreadId, draft: Option<&Sealed>) -> Result<()> {
+        let mut inner = self.lock();
+        match draft {
+            Some(d) => inner.drafts.insert(thread, d.clone()),
+            None => inner.drafts.remove(&thread),
+        };
         Ok(())
     }
 

@@ -52,6 +52,8 @@ const MESSAGE_IVS: TableDefinition<(&str, &str), &str> = TableDefinition::new("m
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Thread id → the `MessageKey` (JSON) a consumer was last handed.
 const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered");
+/// Thread id → the thread's sealed draft (JSON).
+const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 
 /// redb's page cache per open profile.
 pub const CACHE_BYTES: usize = 16 << 20;
@@ -144,7 +146,7 @@ fn open_db(path: &Path) -> Result<Database> {
             other => io_err(other),
         })?;
     // Only a new file needs the tables: a reopen on a full disk must not write.
-    const TABLES: usize = 8;
+    const TABLES: usize = 9;
     let present = db
         .begin_read()
         .map_err(io_err)?
@@ -164,6 +166,7 @@ fn open_db(path: &Path) -> Result<Database> {
         w.open_table(MESSAGE_IVS).map_err(io_err)?;
         w.open_table(OUTBOX).map_err(io_err)?;
         w.open_table(DELIVERED).map_err(io_err)?;
+        w.open_table(DRAFTS).map_err(io_err)?;
     }
     w.commit().map_err(io_err)?;
     Ok(db)
@@ -456,6 +459,40 @@ impl Store for RedbStore {
                     .map_err(io_err)?;
             }
             Ok(())
+        })
+    }
+
+    fn drafts(&self) -> Result<Vec<(ThreadId, Sealed)>> {
+        self.read(|r| {
+            let t = r.open_table(DRAFTS).map_err(io_err)?;
+            let mut out = Vec::new();
+            for row in t.iter().map_err(io_err)? {
+                let (k, v) = row.map_err(io_err)?;
+                let thread = ThreadId::parse(k.value()).map_err(|_| {
+                    StoreError::Corrupt(format!("drafts: bad thread id {:?}", k.value()))
+                })?;
+                out.push((thread, dec(v.value())?));
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_draft(&self, thread: ThreadId, draft: Option<&Sealed>) -> Result<()> {
+        self.with_db(|db| {
+            let w = db.begin_write().map_err(io_err)?;
+            {
+                let mut t = w.open_table(DRAFTS).map_err(io_err)?;
+                let key = thread.to_string();
+                match draft {
+                    Some(d) => {
+                        t.insert(key.as_str(), enc(d).as_slice()).map_err(io_err)?;
+                    }
+                    None => {
+                        t.remove(key.as_str()).map_err(io_err)?;
+                    }
+                }
+            }
+            self.commit_relaxed(w)
         })
     }
 

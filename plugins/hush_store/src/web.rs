@@ -193,6 +193,9 @@ impl WebStore {
             } else if let Some(id) = k.strip_prefix("d/") {
                 let t = ThreadId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 mem.set_delivered(&[(t, serde_json::from_str(&v).map_err(corrupt)?)])?;
+            } else if let Some(id) = k.strip_prefix("r/") {
+                let t = ThreadId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                mem.put_draft(t, Some(&serde_json::from_str(&v).map_err(corrupt)?))?;
             }
         }
         mem.store_messages(&messages, None, &[])?;
@@ -270,6 +273,20 @@ impl Store for WebStore {
                 .iter()
                 .map(|(t, k)| Op::Put(format!("d/{t}"), enc(k))),
         );
+        Ok(())
+    }
+
+    fn drafts(&self) -> Result<Vec<(ThreadId, Sealed)>> {
+        self.mem.drafts()
+    }
+
+    fn put_draft(&self, thread: ThreadId, draft: Option<&Sealed>) -> Result<()> {
+        self.mem.put_draft(thread, draft)?;
+        let key = format!("r/{thread}");
+        self.queue([match draft {
+            Some(d) => Op::Put(key, enc(d)),
+            None => Op::Delete(key),
+        }]);
         Ok(())
     }
 

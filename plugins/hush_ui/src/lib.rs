@@ -15,8 +15,8 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use hush_chat::threads::{Focused, Thread, ThreadLog, Unread};
 use hush_chat::{
-    AddContact, ContactEvent, CreateIdentity, LockIntent, OutboxIntent, SendIntent, StoreFailed,
-    UnlockIntent, Vault, VaultEvent, VaultState,
+    AddContact, ContactEvent, CreateIdentity, Drafts, LockIntent, OutboxIntent, SendIntent,
+    SetDraft, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
@@ -146,6 +146,7 @@ struct Writers<'w> {
     outbox: MessageWriter<'w, OutboxIntent>,
     conn: MessageWriter<'w, ConnectionIntent>,
     lock: MessageWriter<'w, LockIntent>,
+    draft: MessageWriter<'w, SetDraft>,
     server: MessageWriter<'w, SetServer>,
 }
 
@@ -172,6 +173,7 @@ fn draw(
     time: Res<Time>,
     real: Res<Time<Real>>,
     threads: ThreadRows,
+    drafts: Res<Drafts>,
     mut store_failed: MessageReader<StoreFailed>,
     mut commands: Commands,
     mut w: Writers,
@@ -259,6 +261,7 @@ fn draw(
                 peer: t.peer,
                 peer_name: t.peer_name.clone(),
                 log,
+                saved_draft: drafts.get(t.id),
             });
         ChatView {
             my_name: identity.display_name,
@@ -266,6 +269,7 @@ fn draw(
             threads: items,
             open,
             offline: !conn.is_online(),
+            max_ciphertext: conn.max_ciphertext(),
         }
     });
     let identity_error = vault.error.as_ref().map(|e| e.to_string());
@@ -350,6 +354,12 @@ fn draw(
                 w.lock.write(LockIntent);
             }
             UiIntent::CopyToClipboard(s) => ctx.copy_text(s),
+            UiIntent::Draft { thread, text } => {
+                w.draft.write(SetDraft {
+                    thread,
+                    text: Zeroizing::new(text),
+                });
+            }
         }
     }
     Ok(())
@@ -381,7 +391,8 @@ fn follow_events(
     }
     for e in vault.read() {
         if *e == VaultEvent::Locked {
-            // Nothing typed survives a lock.
+            // Typed text leaves memory on a lock; drafts stay sealed in the
+            // store (hush_chat::drafts) and come back at the next unlock.
             ui.0.chat = Default::default();
             ui.0.identity_name.clear();
         }

@@ -101,6 +101,8 @@ pub struct ThreadView<'a> {
     pub peer: Uuid,
     pub peer_name: String,
     pub log: &'a ThreadLog,
+    /// The draft kept in the profile store (shown when the thread opens).
+    pub saved_draft: &'a str,
 }
 
 /// Everything the chat screen shows.
@@ -111,6 +113,8 @@ pub struct ChatView<'a> {
     pub open: Option<ThreadView<'a>>,
     /// No network at all (the offline banner).
     pub offline: bool,
+    /// The server's limit on a message, bytes of decoded ciphertext.
+    pub max_ciphertext: usize,
 }
 
 /// What the user asked for.
@@ -139,6 +143,11 @@ pub enum UiIntent {
     RetryNow,
     Lock,
     CopyToClipboard(String),
+    /// The text typed in a thread changed (kept as its draft).
+    Draft {
+        thread: ThreadId,
+        text: String,
+    },
 }
 
 impl std::fmt::Debug for UiIntent {
@@ -159,6 +168,7 @@ impl std::fmt::Debug for UiIntent {
             UiIntent::RetryNow => f.write_str("RetryNow"),
             UiIntent::Lock => f.write_str("Lock"),
             UiIntent::CopyToClipboard(_) => f.write_str("CopyToClipboard"),
+            UiIntent::Draft { thread, .. } => write!(f, "Draft({thread})"),
         }
     }
 }

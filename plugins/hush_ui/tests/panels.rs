@@ -6,8 +6,8 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use hush_chat::threads::ThreadLog;
 use hush_chat::{ChatMessage, LocalEcho, MessageStatus};
 use hush_ui::model::{ChatView, StatusView, ThreadItem, ThreadView, UiIntent, UnlockStatus};
-use hush_ui::panels::chat::{ChatState, sidebar};
-use hush_ui::panels::composer::composer;
+use hush_ui::panels::chat::{ChatState, sidebar, thread};
+use hush_ui::panels::composer::{Limit, composer};
 use hush_ui::panels::forms::{UnlockForm, identity, unlock};
 use hush_ui::panels::messages::{ListState, list};
 use hush_ui::panels::status::{indicator, storage_banner};
@@ -15,6 +15,11 @@ use uuid::Uuid;
 
 const WORDS: &str =
     "abandon ability able about above absent absorb abstract absurd abuse access accident";
+
+const LIMIT_32K: Limit<'static> = Limit {
+    sender_name: "Ada",
+    max_ciphertext: 32 * 1024,
+};
 
 fn disabled(h: &Harness<'_, impl Sized>, label: &str) -> bool {
     h.get_by_label(label).accesskit_node().is_disabled()
@@ -314,7 +319,7 @@ fn enter_sends_and_shift_enter_makes_a_new_line() {
     }
     let to = Uuid::new_v4();
     let mut h = Harness::new_ui_state(
-        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to, 32 * 1024)),
+        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to, LIMIT_32K)),
         S {
             draft: String::new(),
             out: Vec::new(),
@@ -353,7 +358,7 @@ fn a_text_over_the_limit_is_refused_inline_and_the_draft_stays() {
     let to = Uuid::new_v4();
     let pasted = "a long paste ".repeat(40 * 1024 / 13);
     let mut h = Harness::new_ui_state(
-        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to, 32 * 1024)),
+        move |ui, s: &mut S| s.out.extend(composer(ui, &mut s.draft, to, LIMIT_32K)),
         S {
             draft: pasted.clone(),
             out: Vec::new(),
@@ -396,6 +401,7 @@ fn adding_a_contact_is_validated_inline() {
         }],
         open: None::<ThreadView<'_>>,
         offline: false,
+        max_ciphertext: 1 << 20,
     };
     let mut h = Harness::builder()
         .with_size(egui::vec2(300.0, 700.0))
@@ -476,4 +482,74 @@ fn a_refused_write_is_explained_until_dismissed() {
     h.run();
     assert!(*h.state(), "dismissed");
     assert!(h.query_by_label(text).is_none());
+}
+
+#[test]
+fn a_saved_draft_is_shown_and_every_change_is_kept() {
+    let me = Uuid::new_v4();
+    let peer = Uuid::new_v4();
+    let t = hush_core::ThreadId::for_pair(&me, &peer);
+    let log = ThreadLog::default();
+    struct S {
+        chat: ChatState,
+        out: Vec<UiIntent>,
+    }
+    let view = ChatView {
+        my_name: "Ada".into(),
+        my_id: me,
+        threads: vec![],
+        open: Some(ThreadView {
+            thread: t,
+            peer,
+            peer_name: "Grace".into(),
+            log: &log,
+            saved_draft: "typed before the restart",
+        }),
+        offline: false,
+        max_ciphertext: 1 << 20,
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(700.0, 500.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(thread(ui, &view, &mut s.chat)),
+            S {
+                chat: ChatState::default(),
+                out: Vec::new(),
+            },
+        );
+    h.run();
+    assert_eq!(h.state().chat.drafts[&t], "typed before the restart");
+    assert!(h.state().out.is_empty(), "showing it changes nothing");
+    h.get_by_label("Message").focus();
+    h.run();
+    h.get_by_label("Message").type_text(", and more");
+    h.run();
+    let drafts: Vec<_> = h
+        .state()
+        .out
+        .iter()
+        .filter_map(|i| match i {
+            UiIntent::Draft { thread, text } if *thread == t => Some(text.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        drafts.last().map(String::as_str),
+        Some("typed before the restart, and more")
+    );
+    // Sending clears it, and the cleared draft is kept too.
+    h.key_press(egui::Key::Enter);
+    h.run();
+    let out = &h.state().out;
+    assert!(
+        matches!(out[out.len() - 2], UiIntent::Send { .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.last(),
+        Some(&UiIntent::Draft {
+            thread: t,
+            text: String::new()
+        })
+    );
 }

@@ -9,7 +9,7 @@ use hush_core::ids::parse_user_uuid;
 use hush_core::payload::validate_display_name;
 
 use crate::model::{ChatView, UiIntent};
-use crate::panels::composer::composer;
+use crate::panels::composer::{Limit, composer};
 use crate::panels::messages::{ListState, list};
 use crate::theme;
 
@@ -174,9 +174,23 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInte
         .resizable(false)
         .show(ui, |ui| {
             ui.add_space(4.0);
-            let draft = st.drafts.entry(open.thread).or_default();
-            if let Some(i) = composer(ui, draft, open.peer, hush_chat::outbox::MAX_TEXT_BYTES) {
+            let draft = st
+                .drafts
+                .entry(open.thread)
+                .or_insert_with(|| open.saved_draft.to_owned());
+            let before = draft.clone();
+            let limit = Limit {
+                sender_name: &v.my_name,
+                max_ciphertext: v.max_ciphertext,
+            };
+            if let Some(i) = composer(ui, draft, open.peer, limit) {
                 out.push(i);
+            }
+            if *draft != before {
+                out.push(UiIntent::Draft {
+                    thread: open.thread,
+                    text: draft.clone(),
+                });
             }
             ui.add_space(4.0);
         });

@@ -4,6 +4,7 @@
 //! It grows with its text up to [`MAX_HEIGHT`], then scrolls.
 
 use bevy_egui::egui::{self, Key, Modifiers, RichText, TextEdit};
+use hush_core::payload::message_fits;
 use uuid::Uuid;
 
 use crate::model::UiIntent;
@@ -12,13 +13,16 @@ use crate::theme;
 /// Points the text field may grow to before it scrolls.
 pub const MAX_HEIGHT: f32 = 160.0;
 
-/// `max_bytes`: the longest text (UTF-8 bytes, trimmed) that may be sent.
-pub fn composer(
-    ui: &mut egui::Ui,
-    draft: &mut String,
-    to: Uuid,
-    max_bytes: usize,
-) -> Option<UiIntent> {
+/// What a message may hold: the server's limit on its sealed size, which
+/// depends on the sender's name as well as the text.
+#[derive(Clone, Copy)]
+pub struct Limit<'a> {
+    pub sender_name: &'a str,
+    /// Bytes of decoded ciphertext (`hush_core::payload::sealed_message_len`).
+    pub max_ciphertext: usize,
+}
+
+pub fn composer(ui: &mut egui::Ui, draft: &mut String, to: Uuid, limit: Limit) -> Option<UiIntent> {
     let id = ui.make_persistent_id(("composer", to));
     let focused = ui.memory(|m| m.has_focus(id));
     // Take a bare Enter before the text field sees it; Shift+Enter stays a
@@ -34,7 +38,7 @@ pub fn composer(
         });
     let mut clicked = false;
     let len = draft.trim().len();
-    let too_long = len > max_bytes;
+    let too_long = !message_fits(limit.sender_name, draft.trim(), limit.max_ciphertext);
     ui.horizontal(|ui| {
         let l = ui.label("Message");
         let width = ui.available_width() - 70.0;
@@ -60,7 +64,7 @@ pub fn composer(
             RichText::new(format!(
                 "This message is {} KB; the most a message can hold is {} KB. Shorten it or send it in parts: nothing was sent, and your text is still here.",
                 len.div_ceil(1024),
-                max_bytes / 1024
+                limit.max_ciphertext / 1024
             ))
             .color(theme::ERROR),
         );
