@@ -6,6 +6,8 @@ pub mod cli;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod delivery;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod fonts;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod headless;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local_relay;

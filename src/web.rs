@@ -79,7 +79,7 @@ pub fn start() {
             auto_words: None,
             report,
             report_frames: false,
-            fallback_font: None,
+            fallback_fonts: Vec::new(),
         })
         .add_plugins(HushUiPlugin)
         .add_plugins(hush_ui::reactive::plugin);

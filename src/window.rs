@@ -22,19 +22,6 @@ pub struct WindowOptions {
     pub report: bool,
 }
 
-/// A system font with wide Unicode coverage, if the machine has one.
-fn system_font() -> Option<Vec<u8>> {
-    [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/TTF/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-        "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",
-        "C:\\Windows\\Fonts\\seguisym.ttf",
-    ]
-    .iter()
-    .find_map(|p| std::fs::read(p).ok())
-}
-
 pub fn run(opts: WindowOptions) -> i32 {
     let (server, relay) = match &opts.server {
         Some(s) => (s.clone(), None),
@@ -92,9 +79,10 @@ pub fn run(opts: WindowOptions) -> i32 {
         auto_words: opts.words,
         report: opts.report,
         report_frames: opts.report && std::env::var_os("HUSH_REPORT_FRAMES").is_some(),
-        fallback_font: system_font(),
+        fallback_fonts: Vec::new(),
     })
-    .add_plugins(HushUiPlugin);
+    .add_plugins(HushUiPlugin)
+    .add_plugins(crate::fonts::plugin);
     // HUSH_RENDER=continuous draws every frame as games do (the idle
     // benchmark's baseline); otherwise the window sleeps while idle.
     if std::env::var("HUSH_RENDER").as_deref() != Ok("continuous") {

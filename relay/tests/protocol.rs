@@ -42,6 +42,24 @@ async fn health_advertises_extensions(b: Backend) {
     for want in hush_core::http::features::ALL {
         assert!(f.contains(want), "{want} missing from {f:?}");
     }
+    // The message limit clients check against: 1 MiB, as stock clients send.
+    assert_eq!(v["relay"]["max_ciphertext"], 1 << 20);
+    // A 100 KB message of a stock web client is taken, by REST and WebSocket.
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    let big = hush_core::b64::encode(&vec![7u8; 100_000]);
+    let (s, v) = r
+        .post(
+            "/api/messages",
+            Some(&t),
+            json!({"thread_id": a, "ciphertext": big, "iv": IV}),
+        )
+        .await;
+    assert_eq!(s, 201, "{}", v["detail"]);
+    let mut ws = r.ws_query(&t).await;
+    ws.send(json!({"type": "message", "thread_id": a, "ciphertext": big, "iv": IV, "client_message_id": "big"})).await;
+    assert_eq!(ws.recv().await["type"], "message_sent");
     r.finish().await;
 }
 

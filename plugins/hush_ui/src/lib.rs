@@ -42,9 +42,64 @@ pub struct UiConfig {
     pub report: bool,
     /// Also print `frame N` after every update (the idle benchmark).
     pub report_frames: bool,
-    /// A font with wide Unicode coverage (a system font the app found),
-    /// used after egui's own fonts for symbols they lack.
-    pub fallback_font: Option<Vec<u8>>,
+    /// System fonts for the scripts egui's own fonts lack (CJK, Arabic,
+    /// Hebrew…), used after them in this order. Taken once, at start.
+    pub fallback_fonts: Vec<FallbackFont>,
+}
+
+/// A font the app found for the UI (the UI does no I/O itself).
+pub struct FallbackFont {
+    pub name: String,
+    pub data: Vec<u8>,
+    /// The face's index in a font collection (`.ttc`).
+    pub index: u32,
+}
+
+/// egui's four fonts natively; in the browser the bundle carries one
+/// (Ubuntu Light, UFL) for size.
+pub fn base_fonts() -> egui::FontDefinitions {
+    #[cfg(not(target_arch = "wasm32"))]
+    return egui::FontDefinitions::default();
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut fonts = egui::FontDefinitions::empty();
+        fonts.font_data.insert(
+            "ubuntu-light".into(),
+            std::sync::Arc::new(egui::FontData::from_static(include_bytes!(
+                "../../../assets/fonts/Ubuntu-Light.ttf"
+            ))),
+        );
+        for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+            fonts
+                .families
+                .entry(family)
+                .or_default()
+                .push("ubuntu-light".into());
+        }
+        fonts
+    }
+}
+
+/// egui's fonts with `fallbacks` after them in every family.
+pub fn font_definitions(
+    mut fonts: egui::FontDefinitions,
+    fallbacks: Vec<FallbackFont>,
+) -> egui::FontDefinitions {
+    for f in fallbacks {
+        let mut data = egui::FontData::from_owned(f.data);
+        data.index = f.index;
+        fonts
+            .font_data
+            .insert(f.name.clone(), std::sync::Arc::new(data));
+        for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+            fonts
+                .families
+                .entry(family)
+                .or_default()
+                .push(f.name.clone());
+        }
+    }
+    fonts
 }
 
 /// The window's form state, a resource.
@@ -188,39 +243,10 @@ fn draw(
         // field has focus: a steady one costs nothing while idle.
         ctx.all_styles_mut(|s| s.visuals.text_cursor.blink = false);
     }
-    #[cfg(target_arch = "wasm32")]
     if !ui_res.0.fonts_set {
-        // The bundle carries one font (Ubuntu Light, UFL) instead of egui's four.
         ui_res.0.fonts_set = true;
-        let mut fonts = egui::FontDefinitions::empty();
-        fonts.font_data.insert(
-            "ubuntu-light".into(),
-            std::sync::Arc::new(egui::FontData::from_static(include_bytes!(
-                "../../../assets/fonts/Ubuntu-Light.ttf"
-            ))),
-        );
-        for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
-            fonts
-                .families
-                .entry(family)
-                .or_default()
-                .push("ubuntu-light".into());
-        }
-        ctx.set_fonts(fonts);
-    }
-    if let Some(font) = config.fallback_font.take() {
-        let fallback = |family| egui::epaint::text::InsertFontFamily {
-            family,
-            priority: egui::epaint::text::FontPriority::Lowest,
-        };
-        ctx.add_font(egui::epaint::text::FontInsert::new(
-            "system-fallback",
-            egui::FontData::from_owned(font),
-            vec![
-                fallback(egui::FontFamily::Proportional),
-                fallback(egui::FontFamily::Monospace),
-            ],
-        ));
+        let fallbacks = std::mem::take(&mut config.fallback_fonts);
+        ctx.set_fonts(font_definitions(base_fonts(), fallbacks));
     }
     let screen = if config.new_words.is_some() && !ui_res.0.words_noted {
         Screen::NewVaultWords
