@@ -77,11 +77,33 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Show the profile's settings as JSON, changing those given first (what
+    /// the window's Settings change). Needs no words.
+    Settings {
+        /// Desktop notifications for new messages.
+        #[arg(long, value_enum)]
+        notifications: Option<OnOff>,
+        /// Whether a notification shows the message text.
+        #[arg(long, value_enum)]
+        notification_text: Option<ShownHidden>,
+    },
     /// Run the hush-relay server (same options as `hush-relay`).
     Relay {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShownHidden {
+    Shown,
+    Hidden,
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,6 +181,22 @@ pub fn main() -> i32 {
             }
         };
     }
+    if let Command::Settings {
+        notifications,
+        notification_text,
+    } = command
+    {
+        return match settings(&data_dir, &cli.profile, *notifications, *notification_text) {
+            Ok(json) => {
+                println!("{json}");
+                0
+            }
+            Err(msg) => {
+                eprintln!("hush: {msg}");
+                Exit::Error as i32
+            }
+        };
+    }
     if let Command::Relay { args } = command {
         let argv = std::iter::once("hush-relay".to_owned()).chain(args.iter().cloned());
         hush_relay::cli::run(argv);
@@ -199,7 +237,9 @@ pub fn main() -> i32 {
         },
         Command::Listen { count, timeout } => headless::listen(&opts, *count, timeout.map(secs)),
         Command::Outbox => headless::outbox(&opts),
-        Command::Relay { .. } | Command::Repair { .. } => unreachable!("handled above"),
+        Command::Relay { .. } | Command::Repair { .. } | Command::Settings { .. } => {
+            unreachable!("handled above")
+        }
     };
     match result {
         Ok(()) => 0,
@@ -252,4 +292,31 @@ fn read_text(text: &str) -> Result<String, String> {
 
 fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.0, 1e7))
+}
+
+/// `hush settings`: the profile's settings, after the changes given.
+fn settings(
+    data_dir: &std::path::Path,
+    profile: &str,
+    notifications: Option<OnOff>,
+    text: Option<ShownHidden>,
+) -> Result<String, String> {
+    let store = headless::open_profile(data_dir, profile)?;
+    let mut meta = store.profile().map_err(|e| e.to_string())?;
+    if let Some(n) = notifications {
+        meta.prefs.notifications_off = n == OnOff::Off;
+    }
+    if let Some(t) = text {
+        meta.prefs.notification_text_hidden = t == ShownHidden::Hidden;
+    }
+    if notifications.is_some() || text.is_some() {
+        store.set_profile(&meta).map_err(|e| e.to_string())?;
+        store.flush().map_err(|e| e.to_string())?;
+    }
+    let p = meta.prefs;
+    Ok(serde_json::json!({
+        "notifications": if p.notifications_off { "off" } else { "on" },
+        "notification_text": if p.notification_text_hidden { "hidden" } else { "shown" },
+    })
+    .to_string())
 }

@@ -12,6 +12,8 @@ pub mod headless;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local_relay;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod notify;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod repair;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -82,7 +82,8 @@ pub fn run(opts: WindowOptions) -> i32 {
         fallback_fonts: Vec::new(),
     })
     .add_plugins(HushUiPlugin)
-    .add_plugins(crate::fonts::plugin);
+    .add_plugins(crate::fonts::plugin)
+    .add_plugins(crate::notify::plugin(format!("hush — {}", opts.profile)));
     // HUSH_RENDER=continuous draws every frame as games do (the idle
     // benchmark's baseline); otherwise the window sleeps while idle.
     if std::env::var("HUSH_RENDER").as_deref() != Ok("continuous") {

@@ -679,6 +679,7 @@ fn memory_setup(dir: &std::path::Path, n: usize) {
                     display_name: "me".into(),
                 })),
                 server: None,
+                ..Default::default()
             })
             .unwrap();
         store
@@ -807,6 +808,7 @@ fn frame(n: usize) -> Report {
             profile: "bench",
             server: "http://127.0.0.1:8000",
             data_dir: "/tmp",
+            prefs: Default::default(),
             time: i as f64 / 60.0,
         };
         let input = egui::RawInput {

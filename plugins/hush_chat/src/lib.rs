@@ -27,7 +27,7 @@ pub use contacts::{AddContact, ContactEvent, Contacts};
 pub use drafts::{Drafts, SetDraft};
 pub use model::{ChatMessage, LocalEcho, MessageStatus};
 pub use outbox::{Outbox, OutboxEvent, OutboxIntent, SendIntent};
-pub use profile::{ProfileStore, StoreFailed};
+pub use profile::{Prefs, ProfileStore, SetPrefs, StoreFailed};
 pub use receive::MessageReceived;
 pub use threads::{Focused, Thread, ThreadLog, ThreadSync, Threads, Unread};
 pub use vault::{

@@ -265,6 +265,7 @@ fn load_outbox(
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn accept_sends(
     mut outbox: ResMut<Outbox>,
     vault: Res<Vault>,

@@ -7,7 +7,56 @@ use hush_store::{Store, StoreError};
 
 pub(crate) fn plugin(app: &mut App) {
     app.add_message::<StoreFailed>()
+        .add_message::<SetPrefs>()
+        .init_resource::<Prefs>()
+        .add_systems(Startup, load_prefs)
+        .add_systems(Update, save_prefs.in_set(hush_net::HushSystems::Chat))
         .add_systems(Last, flush_store);
+}
+
+/// The user's settings, a resource (kept in the profile, readable while
+/// locked: they are not secret).
+#[derive(Resource, Debug, Clone, Copy, Default, PartialEq, Eq, Deref)]
+pub struct Prefs(pub hush_store::Prefs);
+
+/// The user changed the settings.
+#[derive(Message, Debug, Clone, Copy)]
+pub struct SetPrefs(pub hush_store::Prefs);
+
+fn load_prefs(
+    store: Res<ProfileStore>,
+    mut prefs: ResMut<Prefs>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    match store.profile() {
+        Ok(p) => prefs.0 = p.prefs,
+        Err(e) => {
+            failed.write(StoreFailed::new("read the settings", &e));
+        }
+    }
+}
+
+fn save_prefs(
+    mut set: MessageReader<SetPrefs>,
+    store: Res<ProfileStore>,
+    mut prefs: ResMut<Prefs>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    let Some(SetPrefs(new)) = set.read().last().copied() else {
+        return;
+    };
+    if prefs.0 == new {
+        return;
+    }
+    // In effect at once; kept for the next start when the store takes it.
+    prefs.0 = new;
+    let saved = store.profile().and_then(|mut p| {
+        p.prefs = new;
+        store.set_profile(&p)
+    });
+    if let Err(e) = saved {
+        failed.write(StoreFailed::new("keep the settings", &e));
+    }
 }
 
 /// Relaxed commits (received messages) become durable within a second.

@@ -287,6 +287,7 @@ fn the_protocol_vector_message_decrypts_through_the_whole_stack() {
                 display_name: "Bob".into(),
             })),
             server: None,
+            ..Default::default()
         })
         .unwrap();
     let t = ThreadId::parse("90b3f6e0-fe98-88c0-51f3-0305c43f6b8a").unwrap();

@@ -34,6 +34,10 @@ pub fn run(s: &dyn Store) {
             iv: "i".into(),
         }),
         server: Some("http://x".into()),
+        prefs: crate::Prefs {
+            notifications_off: false,
+            notification_text_hidden: true,
+        },
     };
     s.set_profile(&p).unwrap();
     assert_eq!(s.profile().unwrap(), p);

@@ -48,6 +48,21 @@ pub struct ProfileMeta {
     pub identity: Option<Sealed>,
     /// The server this profile last used.
     pub server: Option<String>,
+    /// The user's settings (not secret).
+    #[serde(default)]
+    pub prefs: Prefs,
+}
+
+/// What the user chose in the window's settings. The default is what a
+/// new profile gets: notifications on, with the message text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prefs {
+    /// No desktop notifications at all.
+    #[serde(default)]
+    pub notifications_off: bool,
+    /// Notifications name the sender but do not show the text.
+    #[serde(default)]
+    pub notification_text_hidden: bool,
 }
 
 /// What the client knows of one thread.

@@ -15,8 +15,8 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use hush_chat::threads::{Focused, Thread, ThreadLog, Unread};
 use hush_chat::{
-    AddContact, ContactEvent, CreateIdentity, Drafts, LockIntent, OutboxIntent, SendIntent,
-    SetDraft, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
+    AddContact, ContactEvent, CreateIdentity, Drafts, LockIntent, OutboxIntent, Prefs, SendIntent,
+    SetDraft, SetPrefs, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
@@ -202,6 +202,7 @@ struct Writers<'w> {
     conn: MessageWriter<'w, ConnectionIntent>,
     lock: MessageWriter<'w, LockIntent>,
     draft: MessageWriter<'w, SetDraft>,
+    prefs: MessageWriter<'w, SetPrefs>,
     server: MessageWriter<'w, SetServer>,
 }
 
@@ -229,6 +230,7 @@ fn draw(
     real: Res<Time<Real>>,
     threads: ThreadRows,
     drafts: Res<Drafts>,
+    prefs: Res<Prefs>,
     mut store_failed: MessageReader<StoreFailed>,
     mut commands: Commands,
     mut w: Writers,
@@ -309,6 +311,7 @@ fn draw(
         profile: &config.profile,
         server: &config.server,
         data_dir: &config.data_dir,
+        prefs: prefs.0,
         time: real.elapsed_secs_f64(),
     };
     let mut root = egui::Ui::new(
@@ -380,6 +383,9 @@ fn draw(
                 w.lock.write(LockIntent);
             }
             UiIntent::CopyToClipboard(s) => ctx.copy_text(s),
+            UiIntent::SetPrefs(p) => {
+                w.prefs.write(SetPrefs(p));
+            }
             UiIntent::Draft { thread, text } => {
                 w.draft.write(SetDraft {
                     thread,

@@ -143,6 +143,8 @@ pub enum UiIntent {
     RetryNow,
     Lock,
     CopyToClipboard(String),
+    /// The settings changed.
+    SetPrefs(hush_store::Prefs),
     /// The text typed in a thread changed (kept as its draft).
     Draft {
         thread: ThreadId,
@@ -169,6 +171,7 @@ impl std::fmt::Debug for UiIntent {
             UiIntent::Lock => f.write_str("Lock"),
             UiIntent::CopyToClipboard(_) => f.write_str("CopyToClipboard"),
             UiIntent::Draft { thread, .. } => write!(f, "Draft({thread})"),
+            UiIntent::SetPrefs(p) => write!(f, "SetPrefs({p:?})"),
         }
     }
 }

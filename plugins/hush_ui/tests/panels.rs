@@ -553,3 +553,51 @@ fn a_saved_draft_is_shown_and_every_change_is_kept() {
         })
     );
 }
+
+#[test]
+fn notifications_are_on_by_default_and_each_setting_is_an_intent() {
+    use hush_store::Prefs;
+    use hush_ui::panels::app::notification_settings;
+    struct S {
+        prefs: Prefs,
+        out: Vec<UiIntent>,
+    }
+    let mut h = Harness::new_ui_state(
+        |ui, s: &mut S| s.out.extend(notification_settings(ui, s.prefs)),
+        S {
+            prefs: Prefs::default(),
+            out: Vec::new(),
+        },
+    );
+    h.run();
+    let checked = |h: &Harness<'_, S>, label: &str| {
+        h.get_by_label(label).accesskit_node().toggled() == Some(egui::accesskit::Toggled::True)
+    };
+    assert!(checked(&h, "Desktop notifications for new messages"));
+    assert!(checked(&h, "Show the message text in notifications"));
+    h.get_by_label("Show the message text in notifications")
+        .click();
+    h.run();
+    let hidden = Prefs {
+        notifications_off: false,
+        notification_text_hidden: true,
+    };
+    assert_eq!(h.state().out, [UiIntent::SetPrefs(hidden)]);
+    h.state_mut().prefs = hidden;
+    h.get_by_label("Desktop notifications for new messages")
+        .click();
+    h.run();
+    assert_eq!(
+        h.state().out.last(),
+        Some(&UiIntent::SetPrefs(Prefs {
+            notifications_off: true,
+            notification_text_hidden: true,
+        }))
+    );
+    h.state_mut().prefs.notifications_off = true;
+    h.run();
+    assert!(
+        disabled(&h, "Show the message text in notifications"),
+        "the text setting means nothing with notifications off"
+    );
+}

@@ -2,6 +2,7 @@
 //! current screen.
 
 use bevy_egui::egui::{self, RichText};
+use hush_store::Prefs;
 
 use crate::model::{ChatView, Screen, StatusView, UiIntent, UnlockStatus};
 use crate::panels::chat::{self, ChatState};
@@ -19,6 +20,7 @@ pub struct Frame<'a> {
     pub profile: &'a str,
     pub server: &'a str,
     pub data_dir: &'a str,
+    pub prefs: Prefs,
     /// Seconds, for animation.
     pub time: f64,
 }
@@ -40,6 +42,22 @@ pub struct UiState {
     pub fonts_set: bool,
     /// The window's style (a steady text cursor) is set.
     pub style_set: bool,
+}
+
+/// The notification settings; a change is an intent.
+pub fn notification_settings(ui: &mut egui::Ui, prefs: Prefs) -> Option<UiIntent> {
+    let mut p = prefs;
+    let mut on = !p.notifications_off;
+    ui.checkbox(&mut on, "Desktop notifications for new messages")
+        .on_hover_text("For a message that is not in the conversation you are looking at");
+    p.notifications_off = !on;
+    ui.add_enabled_ui(on, |ui| {
+        let mut text = !p.notification_text_hidden;
+        ui.checkbox(&mut text, "Show the message text in notifications")
+            .on_hover_text("Off: a notification names the sender only");
+        p.notification_text_hidden = !text;
+    });
+    (p != prefs).then_some(UiIntent::SetPrefs(p))
 }
 
 /// Draws the window; returns what the user asked for.
@@ -91,6 +109,8 @@ pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
                     ui.label(RichText::new(f.data_dir).monospace());
                     ui.end_row();
                 });
+                ui.separator();
+                out.extend(notification_settings(ui, f.prefs));
                 ui.label(
                     RichText::new("The server can be changed on the unlock screen; the profile with --profile.")
                         .small()
