@@ -391,12 +391,16 @@ impl Relay {
             let Some(idle) = idle else {
                 return std::future::pending::<()>().await;
             };
+            // `since`: the last tick a client was seen. It may have left
+            // just after it, so one tick more is waited: the relay stops
+            // between `idle` and `idle` + 1 s after the last client left.
+            let tick = Duration::from_secs(1);
             let mut since = tokio::time::Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(tick).await;
                 if state.hub.connection_count() > 0 {
                     since = tokio::time::Instant::now();
-                } else if since.elapsed() >= idle {
+                } else if since.elapsed() >= idle + tick {
                     tracing::info!("no client for {} s; stopping", idle.as_secs());
                     return;
                 }

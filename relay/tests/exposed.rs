@@ -197,11 +197,12 @@ async fn a_subscriber_that_never_reads_is_closed_before_it_costs_memory() {
     // The subscriber subscribes, then never reads again.
     let mut lazy = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
     lazy.subscribe(&t).await;
-    // The largest ciphertext the relay takes, 300 times (~26 MB of frames).
-    let big = base64_of(60 * 1024);
+    // The largest ciphertext the relay takes (1 MiB), 60 times (~84 MB of
+    // frames, ten times what may wait for one subscriber).
+    let big = base64_of(hush_core::http::DEFAULT_MAX_CIPHERTEXT);
     let mut sender = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
     let mut peak = before;
-    for _ in 0..300 {
+    for _ in 0..60 {
         let f = json!({"type": "message", "thread_id": t, "ciphertext": big, "iv": IV});
         sender.s.send(Message::text(f.to_string())).await.unwrap();
         // Keep the sender's own replies flowing.
@@ -231,4 +232,79 @@ async fn a_subscriber_that_never_reads_is_closed_before_it_costs_memory() {
 fn base64_of(n: usize) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
+}
+
+/// The local relay a window starts (`--exit-when-idle`) stops by itself
+/// once no client has been connected for that long, and not while one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_relay_stops_by_itself_but_not_while_a_client_is_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hush-relay"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--exit-when-idle",
+            "2",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("HUSH_WORDS", WORDS)
+        .env("HUSH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    let port_file = data.join("relay.port");
+    for _ in 0..50 {
+        if port_file.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(port_file.exists(), "no port file");
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let token = sign_in(&http, &base).await;
+    let addr = base.trim_start_matches("http://");
+    let ws = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "stopped with a client connected"
+    );
+    drop(ws);
+    let closed = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            closed.elapsed() < Duration::from_secs(15),
+            "still running 15 s after its last client left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let after = closed.elapsed();
+    eprintln!(
+        "stopped {:.1} s after the last client left",
+        after.as_secs_f64()
+    );
+    assert!(status.success(), "{status}");
+    assert!(
+        after >= Duration::from_secs(2),
+        "stopped before its idle time"
+    );
+    assert!(
+        !data.join("relay.port").exists(),
+        "left its port file behind"
+    );
 }

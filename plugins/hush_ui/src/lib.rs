@@ -2,6 +2,7 @@
 //! panels read the world through views and return intents; this plugin turns
 //! intents into the plugins' messages. Nothing here does I/O.
 
+pub mod keys;
 pub mod model;
 pub mod panels;
 pub mod reactive;
@@ -111,6 +112,7 @@ pub struct HushUiPlugin;
 impl Plugin for HushUiPlugin {
     fn build(&self, app: &mut App) {
         app.add_plugins(EguiPlugin::default())
+            .add_plugins(keys::plugin)
             .init_resource::<UiRes>()
             .add_systems(Startup, setup)
             .add_systems(EguiPrimaryContextPass, draw)
