@@ -11,7 +11,6 @@ pub mod fonts;
 pub mod headless;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod local_relay;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod notify;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod repair;

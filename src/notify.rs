@@ -1,7 +1,9 @@
 //! Telling the user a message arrived while they look elsewhere: a desktop
 //! notification (notify-rust: D-Bus `org.freedesktop.Notifications` on
-//! Linux), the unread count in the window title, and the window's
-//! attention request (winit's; Bevy's `Window` has none).
+//! Linux; in a browser the Notification API, whose permission is asked for
+//! once the vault is unlocked), the unread count in the window title (the
+//! page's title in a browser), and the window's attention request (winit's;
+//! Bevy's `Window` has none; none in a browser).
 //!
 //! A live message from someone else notifies unless it is in the open
 //! thread of a focused window. Messages fetched by a catch-up do not: a
@@ -10,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+#[cfg(not(target_arch = "wasm32"))]
 use bevy::ecs::system::NonSendMarker;
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
@@ -65,8 +68,66 @@ pub fn title(base: &str, unread: u32) -> String {
 }
 
 /// Shows notifications from a thread of its own: a D-Bus call may block.
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Resource)]
 struct Notifier(crossbeam_channel::Sender<(String, String)>);
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Notifier {
+    fn start() -> Notifier {
+        let (tx, rx) = crossbeam_channel::unbounded::<(String, String)>();
+        let spawned = std::thread::Builder::new()
+            .name("hush-notify".into())
+            .spawn(move || show_all(rx));
+        if let Err(e) = spawned {
+            tracing::warn!("no desktop notifications: {e}");
+        }
+        Notifier(tx)
+    }
+
+    fn show(&self, summary: String, body: String) {
+        let _ = self.0.send((summary, body));
+    }
+}
+
+/// The browser's Notification API (shown only once permitted).
+#[cfg(target_arch = "wasm32")]
+#[derive(Resource)]
+struct Notifier;
+
+#[cfg(target_arch = "wasm32")]
+impl Notifier {
+    fn start() -> Notifier {
+        Notifier
+    }
+
+    fn show(&self, summary: String, body: String) {
+        use web_sys::{Notification, NotificationOptions, NotificationPermission};
+        if Notification::permission() != NotificationPermission::Granted {
+            return;
+        }
+        let opts = NotificationOptions::new();
+        opts.set_body(&body);
+        opts.set_tag("hush");
+        if let Err(e) = Notification::new_with_options(&summary, &opts) {
+            tracing::warn!("could not show a notification: {e:?}");
+        }
+    }
+}
+
+/// Asks the browser for permission to notify, once, when the vault is
+/// first unlocked (not before: the page has not been used yet).
+#[cfg(target_arch = "wasm32")]
+fn ask_permission(vault: Res<hush_chat::Vault>, prefs: Res<Prefs>, mut asked: Local<bool>) {
+    use web_sys::{Notification, NotificationPermission};
+    if *asked || !vault.is_unlocked() || prefs.notifications_off {
+        return;
+    }
+    *asked = true;
+    if Notification::permission() == NotificationPermission::Default {
+        let _ = Notification::request_permission();
+    }
+}
 
 /// The title without a count.
 #[derive(Resource)]
@@ -84,14 +145,7 @@ struct WantsAttention(bool);
 /// The plugin, for the native window (`base_title`: its title).
 pub fn plugin(base_title: String) -> impl Fn(&mut App) {
     move |app: &mut App| {
-        let (tx, rx) = crossbeam_channel::unbounded::<(String, String)>();
-        let spawned = std::thread::Builder::new()
-            .name("hush-notify".into())
-            .spawn(move || show_all(rx));
-        if let Err(e) = spawned {
-            tracing::warn!("no desktop notifications: {e}");
-        }
-        app.insert_resource(Notifier(tx))
+        app.insert_resource(Notifier::start())
             .insert_resource(BaseTitle(base_title.clone()))
             .init_resource::<Away>()
             .init_resource::<WantsAttention>()
@@ -101,9 +155,12 @@ pub fn plugin(base_title: String) -> impl Fn(&mut App) {
                     .chain()
                     .after(hush_net::HushSystems::Chat),
             );
+        #[cfg(target_arch = "wasm32")]
+        app.add_systems(Update, ask_permission);
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn show_all(rx: crossbeam_channel::Receiver<(String, String)>) {
     let mut warned = false;
     for (summary, body) in rx {
@@ -159,9 +216,8 @@ fn notify_arrivals(
         e.2 += 1;
     }
     for (_, (sender, last, count)) in per_thread {
-        let _ = notifier
-            .0
-            .send(notification_text(&prefs, &sender, &last, count));
+        let (summary, body) = notification_text(&prefs, &sender, &last, count);
+        notifier.show(summary, body);
         if !focused {
             attention.0 = true;
         }
@@ -184,6 +240,7 @@ fn update_title(
 }
 
 /// winit's windows live on the main thread (`NonSendMarker`).
+#[cfg(not(target_arch = "wasm32"))]
 fn request_attention(
     _main: NonSendMarker,
     mut attention: ResMut<WantsAttention>,
@@ -199,6 +256,12 @@ fn request_attention(
             }
         }
     });
+}
+
+/// A page cannot ask for attention; the title's count does it.
+#[cfg(target_arch = "wasm32")]
+fn request_attention(mut attention: ResMut<WantsAttention>) {
+    attention.0 = false;
 }
 
 #[cfg(test)]

@@ -57,10 +57,11 @@ pub fn start() {
             Ok(s) => Arc::new(s),
             Err(e) => return fail(&format!("hush: cannot open the browser storage: {e}")),
         };
+        let title = format!("hush — {profile}");
         let mut app = App::new();
         app.add_plugins(DefaultPlugins.set(WindowPlugin {
             primary_window: Some(Window {
-                title: format!("hush — {profile}"),
+                title: title.clone(),
                 canvas: Some("#hush".into()),
                 fit_canvas_to_parent: true,
                 ..default()
@@ -82,6 +83,7 @@ pub fn start() {
             fallback_fonts: Vec::new(),
         })
         .add_plugins(HushUiPlugin)
+        .add_plugins(crate::notify::plugin(title))
         .add_plugins(hush_ui::reactive::plugin);
         app.run();
     });

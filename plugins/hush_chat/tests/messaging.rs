@@ -548,6 +548,23 @@ fn a_message_over_the_advertised_limit_is_refused_before_it_is_queued() {
             .max_ciphertext(),
         4096
     );
+    // Still known with the relay away: an offline draft is checked too.
+    let mut relay = relay;
+    relay.stop();
+    assert!(a.run_until(WAIT, |c| {
+        !c.app
+            .world()
+            .resource::<hush_net::Connection>()
+            .is_connected()
+    }));
+    assert_eq!(
+        a.app
+            .world()
+            .resource::<hush_net::Connection>()
+            .max_ciphertext(),
+        4096
+    );
+    relay.restart();
     send(&mut a, idb, &"x".repeat(5000));
     send(&mut a, idb, &"y".repeat(3000));
     a.step();

@@ -106,6 +106,10 @@ pub struct Connection {
     health: Arc<Mutex<Option<Health>>>,
     /// `/health` of the server of the live connection: its [ext] features.
     pub server: Option<Health>,
+    /// The message limit this server last advertised, kept while it is
+    /// away (a draft over it stays refused offline); forgotten when the
+    /// server changes.
+    known_max_ciphertext: Option<usize>,
     /// Why the last attempt failed, in words, until one succeeds.
     pub last_failure: Option<String>,
     last_reported: Option<(ConnState, u64)>,
@@ -134,6 +138,7 @@ impl Connection {
             socket: None,
             health: Arc::default(),
             server: None,
+            known_max_ciphertext: None,
             last_failure: None,
             last_reported: None,
             offline_inferred: false,
@@ -188,12 +193,14 @@ impl Connection {
     }
 
     /// The largest decoded ciphertext the server takes (PROTOCOL.md §2):
-    /// as it advertises, or a generous default while it is not known.
+    /// as it advertises (or last advertised), or a generous default while
+    /// it is not known.
     pub fn max_ciphertext(&self) -> usize {
-        self.server.as_ref().map_or(
-            hush_core::http::DEFAULT_MAX_CIPHERTEXT,
-            Health::max_ciphertext,
-        )
+        self.server
+            .as_ref()
+            .map(Health::max_ciphertext)
+            .or(self.known_max_ciphertext)
+            .unwrap_or(hush_core::http::DEFAULT_MAX_CIPHERTEXT)
     }
 
     /// Whether the server speaks this [ext] feature.
@@ -288,6 +295,7 @@ fn drain_transport(
                 let a = conn.machine.opened(ev.generation, now);
                 if current && conn.machine.is_connected() {
                     conn.stats.opened += 1;
+                    conn.known_max_ciphertext = Some(health.max_ciphertext());
                     conn.server = Some(health);
                     conn.last_failure = None;
                     tracing::info!(generation = ev.generation, "connected");
@@ -371,6 +379,7 @@ fn apply_server_change(
         api.config.server = url.clone();
         conn.health = Arc::default();
         conn.server = None;
+        conn.known_max_ciphertext = None;
         if was_wanted {
             intents.write(ConnectionIntent::Connect);
         }
