@@ -52,6 +52,19 @@ fn damaged_stores_fail_clearly_and_repair_recovers() {
         "{err}"
     );
     assert_eq!(std::fs::metadata(&store).unwrap().len(), 0);
+    // The window says the same before it opens (no display is needed to
+    // find out; had it gone on, it would have failed for want of one).
+    let mut window = hush(&url, data.path(), "bob", &[]);
+    window.env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    let o = window.output().unwrap();
+    no_panic(&o, "the window on an empty store");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is damaged") && err.contains("hush repair"),
+        "{err}"
+    );
+    assert_eq!(std::fs::metadata(&store).unwrap().len(), 0);
     let o = run(&url, data.path(), "bob", &["repair"]);
     no_panic(&o, "repair of an empty store");
     let report = &json_lines(&ok(&o))[0];

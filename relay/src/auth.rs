@@ -89,6 +89,14 @@ pub enum TokenError {
     Lifetime,
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header. The scheme is
+/// case-insensitive (RFC 9110 §11.1), as a stock server takes it.
+pub fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -242,6 +250,16 @@ impl AuthGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for h in ["Bearer abc", "bearer abc", "BEARER  abc ", " Bearer abc"] {
+            assert_eq!(bearer_token(h), Some("abc"), "{h:?}");
+        }
+        for h in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", ""] {
+            assert_eq!(bearer_token(h), None, "{h:?}");
+        }
+    }
 
     #[test]
     fn tokens_verify_and_expire() {

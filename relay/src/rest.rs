@@ -117,7 +117,7 @@ impl FromRequestParts<Arc<AppState>> for Authed {
         let token = h
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(crate::auth::bearer_token)
             .ok_or_else(|| ApiError::detail(StatusCode::FORBIDDEN, "Not authenticated"))?;
         st.tokens
             .verify(token.trim())

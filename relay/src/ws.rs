@@ -45,8 +45,7 @@ pub async fn upgrade(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(crate::auth::bearer_token)
         .map(str::to_owned)
         .filter(|_| !st.config.stock);
     let token = bearer.or(q.token);

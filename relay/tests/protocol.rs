@@ -127,6 +127,16 @@ async fn auth_issues_tokens_and_counts_failures(b: Backend) {
     assert_eq!((s, v), (401, json!({"detail": "Invalid or expired token"})));
     let (s, v) = r.post("/api/auth/refresh", None, json!(null)).await;
     assert_eq!((s, v), (403, json!({"detail": "Not authenticated"})));
+    // The scheme is case-insensitive, as on a stock server.
+    let lower = r
+        .http
+        .post(r.url("/api/threads/query"))
+        .header("authorization", format!("bearer {fresh}"))
+        .json(&json!({"thread_ids": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status().as_u16(), 200);
     r.finish().await;
 }
 
