@@ -9,11 +9,9 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 /// What the relay stores of the vault.
@@ -44,13 +42,6 @@ pub fn generate_words() -> Zeroizing<String> {
     Zeroizing::new(m.to_string())
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl VaultSecret {
     /// A new vault for these words.
     pub fn create(words: &str) -> Self {
@@ -63,7 +54,7 @@ impl VaultSecret {
 
     pub fn check_words(&self, words: &str) -> bool {
         let h = hush_core::crypto::auth_hash(words);
-        constant_time_eq(h.as_bytes(), self.auth_hash.as_bytes())
+        bool::from(h.as_bytes().ct_eq(self.auth_hash.as_bytes()))
     }
 }
 
@@ -118,51 +109,36 @@ impl Tokens {
         }
     }
 
-    fn mac(&self) -> Hmac<Sha256> {
-        Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length")
-    }
-
     pub fn issue(&self) -> String {
         let iat = unix_now();
-        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let claims = Claims {
             exp: iat + self.ttl.as_secs(),
             iat,
             kind: "access".into(),
         };
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims"));
-        let signing_input = format!("{header}.{payload}");
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{sig}")
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.secret),
+        )
+        .expect("HS256 signs any claims")
     }
 
     pub fn verify(&self, token: &str) -> Result<(), TokenError> {
-        let mut parts = token.rsplitn(2, '.');
-        let (Some(sig), Some(signing_input)) = (parts.next(), parts.next()) else {
-            return Err(TokenError::Malformed);
-        };
-        let sig = URL_SAFE_NO_PAD
-            .decode(sig)
-            .map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        mac.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
-        let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
-        let header: serde_json::Value = URL_SAFE_NO_PAD
-            .decode(header)
-            .ok()
-            .and_then(|h| serde_json::from_slice(&h).ok())
-            .ok_or(TokenError::Malformed)?;
-        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
-            return Err(TokenError::Malformed);
-        }
-        let claims: Claims = URL_SAFE_NO_PAD
-            .decode(payload)
-            .ok()
-            .and_then(|p| serde_json::from_slice(&p).ok())
-            .ok_or(TokenError::Malformed)?;
+        use jsonwebtoken::errors::ErrorKind;
+        // HS256 only (`alg: none` and every other algorithm are refused),
+        // `exp` required and checked without leeway.
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 0;
+        v.set_required_spec_claims(&["exp"]);
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.secret), &v)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::InvalidSignature => TokenError::Signature,
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Malformed,
+                })?
+                .claims;
         if claims.kind != "access" {
             return Err(TokenError::Malformed);
         }
@@ -249,6 +225,9 @@ impl AuthGuard {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     #[test]
@@ -281,6 +260,24 @@ mod tests {
         let forged = URL_SAFE_NO_PAD.encode(br#"{"exp":99999999999,"iat":0,"type":"access"}"#);
         parts[1] = &forged;
         assert_eq!(t.verify(&parts.join(".")), Err(TokenError::Signature));
+        // `alg: none`, and another algorithm, are refused whatever they claim.
+        let claims = URL_SAFE_NO_PAD.encode(br#"{"exp":99999999999,"iat":0,"type":"access"}"#);
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"HS512","typ":"JWT"}"#,
+        ] {
+            let h = URL_SAFE_NO_PAD.encode(header);
+            assert!(t.verify(&format!("{h}.{claims}.")).is_err(), "{header}");
+            assert!(t.verify(&format!("{h}.{claims}")).is_err(), "{header}");
+        }
+        // A token without `exp` is refused too.
+        let no_exp = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"iat": unix_now(), "type": "access"}),
+            &EncodingKey::from_secret(b"secret"),
+        )
+        .unwrap();
+        assert_eq!(t.verify(&no_exp), Err(TokenError::Malformed));
     }
 
     #[test]
