@@ -40,9 +40,11 @@ grep -q "'hush_bg.wasm'" web/dist/hush.js || { echo "web/build.sh: hush.js does 
 sed -i "s/'hush_bg\.wasm'/'$wasm'/" web/dist/hush.js
 js="hush-$(sha256sum web/dist/hush.js | cut -c1-16).js"
 mv web/dist/hush.js "web/dist/$js"
-sed "s#\./hush\.js#./$js#" web/index.html > web/dist/index.html
+cp web/index.html web/dist/index.html
+sed "s#\./hush\.js#./$js#" web/boot.js > web/dist/boot.js
+grep -q "./$js" web/dist/boot.js || { echo "web/build.sh: boot.js does not import hush.js" >&2; exit 1; }
 # Precompressed copies: hush-relay sends the smallest one the browser takes.
-for f in "web/dist/$wasm" "web/dist/$js" web/dist/index.html; do
+for f in "web/dist/$wasm" "web/dist/$js" web/dist/index.html web/dist/boot.js; do
   gzip -9 -k -f "$f"
   if command -v brotli >/dev/null; then brotli -q 11 -k -f "$f"; fi
 done

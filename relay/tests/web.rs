@@ -1,7 +1,7 @@
 //! The web client's files as a browser gets them: precompressed by
 //! `Accept-Encoding`, content-hashed names cached for good, `index.html`
-//! revalidated, a directory built after the relay started, no dotfiles, and
-//! stock's security headers.
+//! revalidated, a directory built after the relay started, no dotfiles, no
+//! links out of the directory, stock's security headers and a CSP.
 
 mod common;
 
@@ -29,6 +29,12 @@ async fn the_bundle_is_sent_compressed_and_cached_by_name() {
     assert_eq!(index.headers()["cache-control"], "no-cache");
     assert_eq!(index.headers()["x-content-type-options"], "nosniff");
     assert_eq!(index.headers()["x-frame-options"], "DENY");
+    let csp = index.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval'")
+            && !csp.contains("script-src 'self' 'unsafe-inline'"),
+        "{csp}"
+    );
 
     let br = get(&format!("/{js}"), "gzip, deflate, br").await.unwrap();
     assert_eq!(br.headers()["content-encoding"], "br");
@@ -52,6 +58,13 @@ async fn the_bundle_is_sent_compressed_and_cached_by_name() {
     assert_eq!(plain.bytes().await.unwrap().len(), 1000);
 
     assert_eq!(get("/.secret", "").await.unwrap().status().as_u16(), 404);
+    // A link out of the directory is not followed; one inside is.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("passwd"), "root:x:0:0").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("passwd"), web.join("passwd")).unwrap();
+    std::os::unix::fs::symlink(web.join("index.html"), web.join("home.html")).unwrap();
+    assert_eq!(get("/passwd", "").await.unwrap().status().as_u16(), 404);
+    assert_eq!(get("/home.html", "").await.unwrap().status().as_u16(), 200);
     let api = get("/api/auth/salt", "").await.unwrap();
     assert_eq!(api.headers()["cache-control"], "no-store");
 }

@@ -1,0 +1,15 @@
+// Starts the wasm client (web/index.html loads this; web/build.sh names
+// the content-hashed hush.js here).
+import init from "./hush.js";
+const status = document.getElementById("status");
+init().then(() => {}, (e) => {
+  // Bevy's web loop returns control by throwing; only real failures show.
+  if (!String(e).includes("Using exceptions for control flow")) {
+    status.textContent = "hush failed to start: " + e;
+    console.error(e);
+  }
+});
+// The app clears the text once it draws.
+const seen = setInterval(() => {
+  if (document.getElementById("hush").width > 0) { status.textContent = ""; clearInterval(seen); }
+}, 200);
