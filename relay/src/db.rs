@@ -19,6 +19,37 @@ pub enum DbError {
     Sql(#[from] sqlx::Error),
     #[error("the stored vault secret is corrupt")]
     CorruptVault,
+    #[error("cannot open the database {place}: {source}")]
+    Open {
+        place: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "the database {place} holds {threads} threads and {messages} messages but no vault: \
+         refusing to create a new vault for it (every client would derive another key). \
+         Was it copied without its -wal file? Copy it again with the relay stopped, \
+         or move it aside to start an empty relay"
+    )]
+    NoVault {
+        place: String,
+        threads: i64,
+        messages: i64,
+    },
+}
+
+/// Where a database URL points, without its password.
+fn place_of(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        return rest.split('?').next().unwrap_or(rest).to_owned();
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{}", host.split('?').next().unwrap_or(host))
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// A stored thread.
@@ -52,6 +83,8 @@ pub enum Inserted {
 pub struct Db {
     pool: AnyPool,
     postgres: bool,
+    /// The file or server, for errors (no password).
+    place: String,
 }
 
 const SCHEMA: &[&str] = &[
@@ -120,8 +153,29 @@ impl Db {
         install_default_drivers();
         let is_postgres = url.starts_with("postgres");
         let memory = url.contains(":memory:");
-        let opts = sqlx::any::AnyConnectOptions::from_str(url)?;
+        let place = place_of(url);
+        let opened = |source: sqlx::Error| DbError::Open {
+            place: place.clone(),
+            source,
+        };
+        let opts = sqlx::any::AnyConnectOptions::from_str(url).map_err(opened)?;
+        if !is_postgres && !memory {
+            // One direct look first: the pool would retry a file that is no
+            // database until its timeout.
+            use sqlx::Connection;
+            let mut probe = sqlx::AnyConnection::connect_with(&opts)
+                .await
+                .map_err(opened)?;
+            sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                .fetch_one(&mut probe)
+                .await
+                .map_err(opened)?;
+            probe.close().await.map_err(opened)?;
+        }
         let pool = AnyPoolOptions::new()
+            // A database that cannot be opened says so within seconds, not
+            // after the 30 s default.
+            .acquire_timeout(std::time::Duration::from_secs(4))
             .max_connections(if memory {
                 1
             } else if is_postgres {
@@ -161,15 +215,37 @@ impl Db {
                 })
             })
             .connect_with(opts)
-            .await?;
+            .await
+            .map_err(opened)?;
         let db = Db {
             pool,
             postgres: is_postgres,
+            place: place.clone(),
         };
         for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&db.pool).await?;
+            sqlx::query(stmt).execute(&db.pool).await.map_err(opened)?;
         }
         Ok(db)
+    }
+
+    /// Fails when the database has history but no vault: a new vault would
+    /// give it a new salt, and no client could read anything again.
+    pub async fn check_no_orphaned_history(&self) -> Result<(), DbError> {
+        let count = |table: &'static str| async move {
+            sqlx::query(&format!("SELECT COUNT(*) AS n FROM {table}"))
+                .fetch_one(&self.pool)
+                .await
+                .map(|r| r.get::<i64, _>("n"))
+        };
+        let (threads, messages) = (count("threads").await?, count("messages").await?);
+        if threads > 0 || messages > 0 {
+            return Err(DbError::NoVault {
+                place: self.place.clone(),
+                threads,
+                messages,
+            });
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {

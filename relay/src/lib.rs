@@ -296,6 +296,7 @@ impl Relay {
         let (vault, new_words) = match db.load_vault().await? {
             Some(v) => (v, None),
             None => {
+                db.check_no_orphaned_history().await?;
                 let given = config.words.is_some();
                 let words = config.words.clone().unwrap_or_else(generate_words);
                 let mut secret = VaultSecret::create(&words);
