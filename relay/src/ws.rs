@@ -92,6 +92,13 @@ async fn refuse(mut socket: WebSocket) {
     .await;
 }
 
+fn invalid_utf8(e: axum::Error) -> bool {
+    matches!(
+        e.into_inner().downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Utf8(_))
+    )
+}
+
 fn text(frame: ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(frame.to_json())
 }
@@ -252,6 +259,9 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     let wh = handle.clone();
     let stock_dead = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let wdead = stock_dead.clone();
+    // The close frame the reader wants sent before the connection ends.
+    let close_with: Arc<std::sync::Mutex<Option<CloseFrame>>> = Arc::default();
+    let wclose = close_with.clone();
     let writer = tokio::spawn(async move {
         let mut hb = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         let beat = text(ServerFrame::Heartbeat);
@@ -305,6 +315,14 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
             }
         }
         wkill.cancel();
+        let close = wclose.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(frame) = close {
+            let _ = tokio::time::timeout(
+                Duration::from_secs(2),
+                sink.send(Message::Close(Some(frame))),
+            )
+            .await;
+        }
     });
 
     let mut subs: HashSet<ThreadId> = HashSet::new();
@@ -376,7 +394,19 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
                 continue;
             }
             let reply = match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                None | Some(Ok(Message::Close(_))) => {
+                    end = true;
+                    continue;
+                }
+                Some(Err(e)) => {
+                    // A text frame that is not UTF-8 ends the connection
+                    // with 1007, as RFC 6455 (and a stock server) says.
+                    if invalid_utf8(e) {
+                        *close_with.lock().unwrap_or_else(|p| p.into_inner()) = Some(CloseFrame {
+                            code: 1007,
+                            reason: Utf8Bytes::from_static("Invalid UTF-8 in a text frame"),
+                        });
+                    }
                     end = true;
                     continue;
                 }

@@ -18,6 +18,7 @@ on_both_backends!(
     rest_messages_page_like_the_stock_server,
     ws_subscriptions_ping_and_stock_errors,
     ws_bad_tokens_close_with_4001,
+    ws_invalid_utf8_closes_with_1007,
     ws_broadcasts_to_every_subscriber_and_acks_the_sender,
     ws_resend_with_same_client_id_is_stored_once,
     rest_post_is_broadcast_once,
@@ -467,6 +468,21 @@ async fn ws_subscriptions_ping_and_stock_errors(b: Backend) {
     }
     ws.send(json!({"type": "ping"})).await;
     assert_eq!(ws.recv().await, json!({"type": "pong"}));
+    r.finish().await;
+}
+
+async fn ws_invalid_utf8_closes_with_1007(b: Backend) {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let mut ws = r.ws_query(&t).await;
+    let bad = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    ws.send_raw(Message::Frame(bad)).await;
+    assert_eq!(
+        ws.ended().await,
+        Ended::Close(1007, "Invalid UTF-8 in a text frame".into())
+    );
     r.finish().await;
 }
 
