@@ -49,6 +49,13 @@ pub struct Cli {
     /// request bodies are sized to carry it); advertised on /health.
     #[arg(long, default_value_t = hush_core::http::DEFAULT_MAX_CIPHERTEXT)]
     max_ciphertext_bytes: usize,
+    /// Serve HTTPS and WSS with this certificate chain (PEM, leaf first);
+    /// needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Stop after this many seconds without a WebSocket connection (the
     /// local relay that hush windows start for their data directory).
     #[arg(long)]
@@ -115,6 +122,10 @@ where
             ..RateLimits::default()
         }),
         stock: cli.stock,
+        tls: match (cli.tls_cert, cli.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::TlsFiles { cert, key }),
+            _ => None,
+        },
         limits: crate::Limits::for_ciphertext(cli.max_ciphertext_bytes.max(1024)),
         instance: Some(instance.clone()),
         // Served once it exists, also when built after the relay started.

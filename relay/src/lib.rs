@@ -128,6 +128,8 @@ pub struct RelayConfig {
     pub limits: Limits,
     /// A built web client to serve at `/`.
     pub web_dir: Option<PathBuf>,
+    /// Serve HTTPS/WSS with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
     /// Frames queued for one connection before it counts as too slow.
     pub queue_len: usize,
     /// Bytes queued for one connection before it counts as too slow (at
@@ -168,6 +170,7 @@ impl Default for RelayConfig {
             rate_limits: Some(RateLimits::default()),
             limits: Limits::default(),
             web_dir: None,
+            tls: None,
             queue_len: 16_384,
             queue_bytes: 8 << 20,
             write_timeout: Duration::from_secs(30),
@@ -225,6 +228,46 @@ pub enum RelayError {
     Db(#[from] DbError),
     #[error("cannot start the relay runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot use the TLS certificate or key: {0}")]
+    Tls(String),
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// rustls (with ring) for the relay's own TLS; HTTP/1.1 only, as the
+/// WebSocket upgrade needs.
+fn tls_acceptor(f: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, RelayError> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let named = |path: &std::path::Path, e: &dyn std::fmt::Display| {
+        RelayError::Tls(format!("{}: {e}", path.display()))
+    };
+    let certs = CertificateDer::pem_file_iter(&f.cert)
+        .map_err(|e| named(&f.cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| named(&f.cert, &e))?;
+    if certs.is_empty() {
+        return Err(named(&f.cert, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(&f.key).map_err(|e| named(&f.key, &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| RelayError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| RelayError::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 pub(crate) struct AppState {
@@ -279,6 +322,8 @@ impl AppState {
 /// A running relay.
 pub struct Relay {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     /// The words of a vault created by this start (show them once).
     pub new_words: Option<Zeroizing<String>>,
     state: Arc<AppState>,
@@ -288,6 +333,7 @@ pub struct Relay {
 impl Relay {
     /// Opens the store, creates the vault on first start, and listens.
     pub async fn start(config: RelayConfig) -> Result<Relay, RelayError> {
+        let tls = config.tls.as_ref().map(tls_acceptor).transpose()?;
         let db = match &config.storage {
             Storage::Memory => Db::open_memory().await?,
             Storage::SqliteDir(dir) => Db::open_sqlite_dir(dir).await?,
@@ -337,19 +383,21 @@ impl Relay {
             header_timeout: state.config.header_timeout,
             max_http_connections: state.config.max_http_connections,
         };
-        let server = tokio::spawn(serve::run(listener, app, limits, stop));
-        tracing::info!(%addr, "hush-relay listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let server = tokio::spawn(serve::run(listener, app, limits, tls, stop));
+        tracing::info!(%addr, scheme, "hush-relay listening");
         Ok(Relay {
             addr,
+            scheme,
             new_words,
             state,
             server,
         })
     }
 
-    /// `http://IP:PORT`
+    /// `http://IP:PORT` (`https://` with TLS)
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn stats(&self) -> Arc<Stats> {

@@ -16,6 +16,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -37,8 +38,15 @@ pub fn raise_fd_limit() -> Option<u64> {
     None
 }
 
-/// Serves `app` on `listener` until `stop`.
-pub async fn run(listener: TcpListener, app: Router, limits: ServeLimits, stop: CancellationToken) {
+/// Serves `app` on `listener` until `stop`, over TLS when `tls` is given
+/// (the handshake has the header timeout too).
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(limits.max_http_connections.max(1)));
     let mut last_error_log: Option<tokio::time::Instant> = None;
     loop {
@@ -74,6 +82,7 @@ pub async fn run(listener: TcpListener, app: Router, limits: ServeLimits, stop: 
             });
         let svc = TowerToHyperService::new(svc);
         let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             // hyper's header timeout starts at the first byte: a client that
             // sends nothing at all is dropped here instead.
@@ -84,12 +93,22 @@ pub async fn run(listener: TcpListener, app: Router, limits: ServeLimits, stop: 
             ) {
                 return;
             }
+            let io = match tls {
+                None => Either::Left(tcp),
+                Some(acceptor) => {
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => Either::Right(stream),
+                        // A failed or stalled handshake: nothing to answer.
+                        _ => return,
+                    }
+                }
+            };
             let mut builder = Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_timeout);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), svc);
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
             let mut conn = std::pin::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
