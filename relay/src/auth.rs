@@ -157,17 +157,34 @@ impl Tokens {
     }
 }
 
-/// Failed `/api/auth` attempts per client address, and temporary blocks.
+/// Failed `/api/auth` attempts per client address, and temporary blocks;
+/// plus a budget of failures from all addresses together, which a guesser
+/// rotating addresses runs into: past it, every address waits for the rest
+/// of the minute (with 128-bit words guessing is hopeless anyway; the
+/// budget caps the work and the memory). Entries are pruned.
 pub struct AuthGuard {
     pub max_failures: u32,
     pub block_for: Duration,
-    state: Mutex<HashMap<IpAddr, Failures>>,
+    /// Failures per minute from all addresses before all wait.
+    pub global_per_minute: u32,
+    state: Mutex<GuardState>,
+}
+
+#[derive(Default)]
+struct GuardState {
+    per_ip: HashMap<IpAddr, Failures>,
+    /// The current minute's start and its failures, all addresses.
+    window: Option<(Instant, u32)>,
 }
 
 struct Failures {
     count: u32,
+    last: Instant,
     blocked_until: Option<Instant>,
 }
+
+/// Entries kept before old ones are pruned.
+const PRUNE_ABOVE: usize = 4096;
 
 /// The outcome of asking whether an address may try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,12 +198,22 @@ impl AuthGuard {
         AuthGuard {
             max_failures: max_failures.max(1),
             block_for,
-            state: Mutex::new(HashMap::new()),
+            global_per_minute: (max_failures.max(1) * 20).max(100),
+            state: Mutex::new(GuardState::default()),
         }
     }
 
     pub fn gate(&self, ip: IpAddr) -> Gate {
-        let mut st = self.state.lock().expect("auth guard lock");
+        let mut g = self.state.lock().expect("auth guard lock");
+        if let Some((start, n)) = g.window {
+            let left = Duration::from_secs(60).saturating_sub(start.elapsed());
+            if left.is_zero() {
+                g.window = None;
+            } else if n >= self.global_per_minute {
+                return Gate::Blocked { retry_after: left };
+            }
+        }
+        let st = &mut g.per_ip;
         if let Some(f) = st.get_mut(&ip)
             && let Some(until) = f.blocked_until
         {
@@ -204,11 +231,24 @@ impl AuthGuard {
 
     /// Records a failure; returns the attempts left (0 means now blocked).
     pub fn fail(&self, ip: IpAddr) -> u32 {
-        let mut st = self.state.lock().expect("auth guard lock");
-        let f = st.entry(ip).or_insert(Failures {
+        let mut g = self.state.lock().expect("auth guard lock");
+        let now = Instant::now();
+        match &mut g.window {
+            Some((start, n)) if start.elapsed() < Duration::from_secs(60) => *n += 1,
+            w => *w = Some((now, 1)),
+        }
+        if g.per_ip.len() >= PRUNE_ABOVE {
+            let block_for = self.block_for;
+            g.per_ip.retain(|_, f| {
+                f.blocked_until.is_some_and(|u| u > now) || now - f.last < block_for
+            });
+        }
+        let f = g.per_ip.entry(ip).or_insert(Failures {
             count: 0,
+            last: now,
             blocked_until: None,
         });
+        f.last = now;
         f.count += 1;
         if f.count >= self.max_failures {
             f.blocked_until = Some(Instant::now() + self.block_for);
@@ -219,7 +259,17 @@ impl AuthGuard {
     }
 
     pub fn succeed(&self, ip: IpAddr) {
-        self.state.lock().expect("auth guard lock").remove(&ip);
+        self.state
+            .lock()
+            .expect("auth guard lock")
+            .per_ip
+            .remove(&ip);
+    }
+
+    /// Addresses with failures on record (pruning keeps this bounded).
+    #[cfg(test)]
+    pub fn tracked(&self) -> usize {
+        self.state.lock().expect("auth guard lock").per_ip.len()
     }
 }
 
@@ -278,6 +328,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(t.verify(&no_exp), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn rotating_addresses_meet_the_global_budget_and_the_map_is_pruned() {
+        let mut g = AuthGuard::new(5, Duration::ZERO);
+        g.global_per_minute = 10;
+        for i in 0..10u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert_eq!(g.gate(ip), Gate::Open);
+            g.fail(ip);
+        }
+        let fresh: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(
+            matches!(g.gate(fresh), Gate::Blocked { retry_after } if retry_after <= Duration::from_secs(60)),
+            "the eleventh address waits"
+        );
+        // With blocks of zero length, old entries go once the map is large.
+        let mut g = AuthGuard::new(5, Duration::ZERO);
+        g.global_per_minute = u32::MAX;
+        for i in 0..(PRUNE_ABOVE as u32 * 3) {
+            g.fail(IpAddr::from(std::net::Ipv4Addr::from(i)));
+        }
+        assert!(g.tracked() <= PRUNE_ABOVE + 1, "{} tracked", g.tracked());
     }
 
     #[test]

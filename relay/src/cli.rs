@@ -56,6 +56,10 @@ pub struct Cli {
     /// The certificate's private key (PEM); needs --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A reverse proxy (CIDR, repeatable) whose X-Forwarded-For or Forwarded
+    /// header names the client; from any other address they are ignored.
+    #[arg(long, value_name = "CIDR")]
+    trusted_proxy: Vec<ipnet::IpNet>,
     /// Stop after this many seconds without a WebSocket connection (the
     /// local relay that hush windows start for their data directory).
     #[arg(long)]
@@ -122,6 +126,7 @@ where
             ..RateLimits::default()
         }),
         stock: cli.stock,
+        trusted_proxies: cli.trusted_proxy,
         tls: match (cli.tls_cert, cli.tls_key) {
             (Some(cert), Some(key)) => Some(crate::TlsFiles { cert, key }),
             _ => None,

@@ -8,6 +8,7 @@
 
 mod auth;
 pub mod cli;
+mod client_ip;
 mod db;
 mod hub;
 mod limits;
@@ -130,6 +131,8 @@ pub struct RelayConfig {
     pub web_dir: Option<PathBuf>,
     /// Serve HTTPS/WSS with this certificate chain and key (PEM files).
     pub tls: Option<TlsFiles>,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Frames queued for one connection before it counts as too slow.
     pub queue_len: usize,
     /// Bytes queued for one connection before it counts as too slow (at
@@ -171,6 +174,7 @@ impl Default for RelayConfig {
             limits: Limits::default(),
             web_dir: None,
             tls: None,
+            trusted_proxies: Vec::new(),
             queue_len: 16_384,
             queue_bytes: 8 << 20,
             write_timeout: Duration::from_secs(30),
@@ -547,6 +551,11 @@ fn router(state: Arc<AppState>) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        // Outermost: every limit below sees the client, not its proxy.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.config.trusted_proxies.clone()),
+            client_ip::resolve,
         ))
         .with_state(state)
 }

@@ -14,6 +14,7 @@ on_both_backends!(
     health_advertises_extensions,
     auth_issues_tokens_and_counts_failures,
     auth_block_and_rate_limit,
+    the_block_is_per_client_behind_a_trusted_proxy_only,
     threads_are_idempotent_and_queryable,
     rest_messages_page_like_the_stock_server,
     ws_subscriptions_ping_and_stock_errors,
@@ -138,6 +139,55 @@ async fn auth_issues_tokens_and_counts_failures(b: Backend) {
         .await
         .unwrap();
     assert_eq!(lower.status().as_u16(), 200);
+    r.finish().await;
+}
+
+async fn the_block_is_per_client_behind_a_trusted_proxy_only(b: Backend) {
+    let wrong = json!({ "words": "abandon abandon abandon abandon abandon abandon" });
+    async fn auth(r: &common::TestRelay, xff: &str, body: &Value) -> u16 {
+        r.http
+            .post(r.url("/api/auth"))
+            .header("x-forwarded-for", xff)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+    // Behind a trusted proxy (the test's own address): one client's wrong
+    // words block that client only.
+    let r = start(b, |c| {
+        c.auth_max_failures = 2;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    assert_eq!(auth(&r, "203.0.113.1", &wrong).await, 401);
+    assert_eq!(auth(&r, "203.0.113.1", &wrong).await, 401);
+    assert_eq!(
+        auth(&r, "203.0.113.1", &json!({ "words": WORDS })).await,
+        403,
+        "blocked"
+    );
+    assert_eq!(
+        auth(&r, "203.0.113.2", &json!({ "words": WORDS })).await,
+        200,
+        "another client is not"
+    );
+    // A forged first entry does not help the blocked one.
+    assert_eq!(
+        auth(&r, "198.51.100.9, 203.0.113.1", &json!({ "words": WORDS })).await,
+        403
+    );
+    r.finish().await;
+    // Without --trusted-proxy the header means nothing: the address is the peer's.
+    let r = start(b, |c| c.auth_max_failures = 2).await;
+    assert_eq!(auth(&r, "203.0.113.1", &wrong).await, 401);
+    assert_eq!(auth(&r, "203.0.113.2", &wrong).await, 401);
+    assert_eq!(
+        auth(&r, "203.0.113.3", &json!({ "words": WORDS })).await,
+        403
+    );
     r.finish().await;
 }
 
