@@ -1,7 +1,7 @@
 //! `hush repair`: a profile store that cannot be read is moved aside and a
 //! new one made in its place, keeping whatever can still be read of what
-//! only this device has: the identity, the contacts, the queued messages and
-//! the threads (without their cursors, so every message is fetched again
+//! only this device has: the identity, the contacts, the queued messages,
+//! the drafts and the threads (without their cursors, so every message is fetched again
 //! from the server). It needs no words and no server.
 
 use std::path::Path;
@@ -17,6 +17,7 @@ struct Salvage {
     contacts: Vec<(uuid::Uuid, hush_core::crypto::Sealed)>,
     threads: Vec<hush_store::ThreadRecord>,
     outbox: Vec<hush_store::OutboxEntry>,
+    drafts: Vec<(hush_core::ThreadId, hush_core::crypto::Sealed)>,
     /// Reads that failed.
     failed: Vec<&'static str>,
 }
@@ -39,6 +40,10 @@ impl Salvage {
         match s.outbox() {
             Ok(o) => v.outbox = o,
             Err(_) => v.failed.push("queued messages"),
+        }
+        match s.drafts() {
+            Ok(d) => v.drafts = d,
+            Err(_) => v.failed.push("drafts"),
         }
         v
     }
@@ -85,7 +90,13 @@ pub fn repair(data_dir: &Path, profile: &str, force: bool) -> CmdResult {
         }
         // Not even openable: nothing can be read out of it.
         Err(_) => Salvage {
-            failed: vec!["identity", "contacts", "threads", "queued messages"],
+            failed: vec![
+                "identity",
+                "contacts",
+                "threads",
+                "queued messages",
+                "drafts",
+            ],
             ..Salvage::default()
         },
     };
@@ -130,6 +141,9 @@ pub fn repair(data_dir: &Path, profile: &str, force: bool) -> CmdResult {
     for e in &salvage.outbox {
         write("queued messages", fresh.put_outbox(e))?;
     }
+    for (thread, sealed) in &salvage.drafts {
+        write("drafts", fresh.put_draft(*thread, Some(sealed)))?;
+    }
     write("store", fresh.flush())?;
     println!(
         "{}",
@@ -141,6 +155,7 @@ pub fn repair(data_dir: &Path, profile: &str, force: bool) -> CmdResult {
                 "contacts": salvage.contacts.len(),
                 "threads": salvage.threads.len(),
                 "queued_messages": salvage.outbox.len(),
+                "drafts": salvage.drafts.len(),
             },
             "could_not_read": salvage.failed,
         })

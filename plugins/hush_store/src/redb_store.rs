@@ -271,7 +271,14 @@ impl RedbStore {
         if matches!(r, Err(StoreError::DiskFull | StoreError::Io(_))) {
             self.broken.store(true, Ordering::Release);
         }
-        r
+        // A record that does not decode: the file is damaged, and the error
+        // says so with the way out, like every other damage.
+        match r {
+            Err(StoreError::Corrupt(why)) if !why.contains(" is damaged (") => {
+                Err(damaged(&self.path, &why))
+            }
+            r => r,
+        }
     }
 
     /// A store file deleted (or moved) under a running process is noticed
@@ -312,8 +319,14 @@ impl RedbStore {
                 self.lost_pending.store(true, Ordering::Release);
                 d.pending = false;
             }
-            // One open Database per file: the old one goes first.
-            drop(old);
+            // One open Database per file: the old one goes first. Closing
+            // writes to the file, and redb may panic there on a damaged one:
+            // inside the boundary, like every other call.
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(old))) {
+                let why = panic_text(&*p);
+                *self.damaged.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+                return Err(damaged(&self.path, &why));
+            }
         }
         if !self.path.exists() {
             // Never a new empty store in place of one that went away.
