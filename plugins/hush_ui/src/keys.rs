@@ -10,44 +10,16 @@
 
 use bevy::input::keyboard::{Key, KeyboardFocusLost, KeyboardInput};
 use bevy::prelude::*;
-use bevy_egui::input::EguiInputEvent;
+use bevy_egui::input::{EguiInputEvent, ModifierKeysState};
 use bevy_egui::{EguiContextSettings, EguiInputSet, PrimaryEguiContext, egui};
 
 pub fn plugin(app: &mut App) {
-    app.init_resource::<Held>().add_systems(
+    app.add_systems(
         PreUpdate,
         (take_over_keyboard, write_keys)
             .chain()
             .in_set(EguiInputSet::ReadBevyMessages),
     );
-}
-
-/// The modifiers held, as the key events so far say.
-#[derive(Resource, Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Held {
-    pub shift: bool,
-    pub ctrl: bool,
-    pub alt: bool,
-    /// The Windows/Super key, or Command on a Mac.
-    pub logo: bool,
-}
-
-impl Held {
-    fn modifiers(self, mac: bool) -> egui::Modifiers {
-        egui::Modifiers {
-            alt: self.alt,
-            ctrl: self.ctrl,
-            shift: self.shift,
-            mac_cmd: mac && self.logo,
-            command: if mac { self.logo } else { self.ctrl },
-        }
-    }
-
-    /// Whether a character key types its character (Ctrl+A does not;
-    /// AltGr, which is Ctrl+Alt, does).
-    fn types_text(self, mac: bool) -> bool {
-        !self.logo && !self.ctrl || !mac && self.ctrl && self.alt
-    }
 }
 
 /// One key event, as the translation needs it.
@@ -59,19 +31,20 @@ pub struct KeyEvent {
 }
 
 /// What egui gets for the key events, in order; `held` is the state before
-/// them and is updated. `Paste` stands for the clipboard's text, which the
-/// caller reads (the UI does no I/O itself).
-pub fn translate(events: &[KeyEvent], held: &mut Held, mac: bool) -> Vec<Translated> {
+/// them (bevy_egui's own modifier state type, which knows a Mac's Command
+/// key, also in a browser) and is updated. `Paste` stands for the
+/// clipboard's text, which the caller reads (the UI does no I/O itself).
+pub fn translate(events: &[KeyEvent], held: &mut ModifierKeysState) -> Vec<Translated> {
     let mut out = Vec::new();
     for e in events {
         match e.logical {
             Key::Shift => held.shift = e.pressed,
             Key::Control => held.ctrl = e.pressed,
             Key::Alt => held.alt = e.pressed,
-            Key::Super | Key::Meta => held.logo = e.pressed,
+            Key::Super | Key::Meta => held.win = e.pressed,
             _ => {}
         }
-        if e.pressed && held.types_text(mac) {
+        if e.pressed && held.text_input_is_allowed() {
             match &e.logical {
                 Key::Character(c) if !c.chars().any(char::is_control) => {
                     out.push(Translated::Event(egui::Event::Text(c.to_string())));
@@ -83,7 +56,7 @@ pub fn translate(events: &[KeyEvent], held: &mut Held, mac: bool) -> Vec<Transla
         let Some(key) = bevy_egui::helpers::bevy_to_egui_key(&e.logical).or(e.physical) else {
             continue;
         };
-        let modifiers = held.modifiers(mac);
+        let modifiers = held.to_egui_modifiers();
         out.push(Translated::Event(egui::Event::Key {
             key,
             pressed: e.pressed,
@@ -121,7 +94,8 @@ fn take_over_keyboard(mut settings: Query<&mut EguiContextSettings, Added<EguiCo
 fn write_keys(
     mut keys: MessageReader<KeyboardInput>,
     mut focus_lost: MessageReader<KeyboardFocusLost>,
-    mut held: ResMut<Held>,
+    // Our own copy: bevy_egui's resource holds the state at the frame's end.
+    mut held: Local<ModifierKeysState>,
     context: Query<Entity, With<PrimaryEguiContext>>,
     #[cfg(not(target_arch = "wasm32"))] mut clipboard: Option<ResMut<bevy_egui::EguiClipboard>>,
     mut out: MessageWriter<EguiInputEvent>,
@@ -129,7 +103,7 @@ fn write_keys(
     if !focus_lost.is_empty() {
         // Keys released while the window had no focus never arrive.
         focus_lost.clear();
-        *held = Held::default();
+        *held = ModifierKeysState::default();
     }
     let events: Vec<KeyEvent> = keys
         .read()
@@ -142,7 +116,7 @@ fn write_keys(
     let Ok(context) = context.single() else {
         return;
     };
-    for t in translate(&events, &mut held, cfg!(target_os = "macos")) {
+    for t in translate(&events, &mut held) {
         let event = match t {
             Translated::Event(e) => e,
             // In a browser, paste arrives as the page's paste event.
@@ -181,11 +155,10 @@ mod tests {
 
     #[test]
     fn ctrl_v_within_one_frame_pastes_and_types_nothing() {
-        let mut held = Held::default();
+        let mut held = ModifierKeysState::default();
         let out = translate(
             &chord(Key::Control, Key::Character("v".into()), egui::Key::V),
             &mut held,
-            false,
         );
         assert!(out.contains(&Translated::Paste), "{out:?}");
         assert!(
@@ -198,17 +171,16 @@ mod tests {
             Translated::Event(egui::Event::Key { key: egui::Key::V, pressed: true, modifiers, .. })
                 if modifiers.ctrl && modifiers.command
         )));
-        assert_eq!(held, Held::default(), "released by the end");
+        assert!(
+            !(held.shift || held.ctrl || held.alt || held.win),
+            "released by the end"
+        );
     }
 
     #[test]
     fn shift_enter_within_one_frame_keeps_its_shift() {
-        let mut held = Held::default();
-        let out = translate(
-            &chord(Key::Shift, Key::Enter, egui::Key::Enter),
-            &mut held,
-            false,
-        );
+        let mut held = ModifierKeysState::default();
+        let out = translate(&chord(Key::Shift, Key::Enter, egui::Key::Enter), &mut held);
         let enter: Vec<_> = out
             .iter()
             .filter_map(|t| match t {
@@ -226,10 +198,10 @@ mod tests {
 
     #[test]
     fn a_key_after_the_release_in_the_same_frame_is_plain() {
-        let mut held = Held::default();
+        let mut held = ModifierKeysState::default();
         let mut events = chord(Key::Control, Key::Character("a".into()), egui::Key::A);
         events.push(ev(Key::Character("b".into()), Some(egui::Key::B), true));
-        let out = translate(&events, &mut held, false);
+        let out = translate(&events, &mut held);
         let texts: Vec<_> = out
             .iter()
             .filter_map(|t| match t {
@@ -242,20 +214,18 @@ mod tests {
 
     #[test]
     fn a_modifier_held_across_frames_still_counts_and_altgr_types() {
-        let mut held = Held::default();
-        translate(&[ev(Key::Control, None, true)], &mut held, false);
+        let mut held = ModifierKeysState::default();
+        translate(&[ev(Key::Control, None, true)], &mut held);
         let out = translate(
             &[ev(Key::Character("c".into()), Some(egui::Key::C), true)],
             &mut held,
-            false,
         );
         assert!(out.contains(&Translated::Event(egui::Event::Copy)));
         // AltGr (Ctrl+Alt) types its character.
-        translate(&[ev(Key::Alt, None, true)], &mut held, false);
+        translate(&[ev(Key::Alt, None, true)], &mut held);
         let out = translate(
             &[ev(Key::Character("€".into()), Some(egui::Key::E), true)],
             &mut held,
-            false,
         );
         assert!(out.contains(&Translated::Event(egui::Event::Text("€".into()))));
     }
