@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{IV, WORDS, Ws, thread};
+use common::{IV, WORDS, Ws, listening_url, sign_in, thread};
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,14 +47,7 @@ fn relay_process(nofile: Option<u64>) -> RelayProcess {
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut first = String::new();
-    BufReader::new(out).read_line(&mut first).unwrap();
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
+    let base = listening_url(&mut child);
     RelayProcess {
         child,
         base,
@@ -70,19 +62,6 @@ fn rss_mb(pid: u32) -> f64 {
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .unwrap_or(0.0)
         / 1024.0
-}
-
-async fn sign_in(http: &reqwest::Client, base: &str) -> String {
-    let v: serde_json::Value = http
-        .post(format!("{base}/api/auth"))
-        .json(&json!({ "words": WORDS }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["token"].as_str().unwrap().to_owned()
 }
 
 async fn health_ok(http: &reqwest::Client, base: &str) -> bool {
@@ -255,15 +234,7 @@ async fn an_idle_relay_stops_by_itself_but_not_while_a_client_is_connected() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let base = listening_url(&mut child);
     let port_file = data.join("relay.port");
     for _ in 0..50 {
         if port_file.exists() {

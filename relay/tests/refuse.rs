@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{IV, WORDS};
+use common::{IV, WORDS, listening_url, sign_in};
 use serde_json::json;
 
 fn relay(dir: &std::path::Path) -> Command {
@@ -37,28 +37,9 @@ async fn history_without_a_vault_is_refused_and_no_words_are_printed() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    let base = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
+    let base = listening_url(&mut child);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let v: serde_json::Value = http
-        .post(format!("{base}/api/auth"))
-        .json(&json!({ "words": WORDS }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = v["token"].as_str().unwrap();
+    let token = &sign_in(&http, &base).await;
     let r = http
         .post(format!("{base}/api/threads"))
         .bearer_auth(token)

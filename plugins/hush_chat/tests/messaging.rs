@@ -379,15 +379,7 @@ fn sends_are_refused_clearly_when_they_cannot_be_queued() {
     send(&mut a, Uuid::new_v4(), "   ");
     a.step();
     a.step();
-    let reasons: Vec<String> = a
-        .seen()
-        .outbox
-        .iter()
-        .filter_map(|e| match e {
-            OutboxEvent::Rejected { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let reasons = rejections(&mut a);
     assert_eq!(reasons, ["not a contact", "the message is empty"]);
     for (input, want) in [
         ("not-a-uuid", "not a UUID"),
@@ -569,15 +561,7 @@ fn a_message_over_the_advertised_limit_is_refused_before_it_is_queued() {
     send(&mut a, idb, &"y".repeat(3000));
     a.step();
     a.step();
-    let reasons: Vec<String> = a
-        .seen()
-        .outbox
-        .iter()
-        .filter_map(|e| match e {
-            OutboxEvent::Rejected { reason } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let reasons = rejections(&mut a);
     assert_eq!(
         reasons,
         ["the message is too long: this server takes at most 4 KB"]

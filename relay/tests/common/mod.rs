@@ -286,3 +286,32 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+/// The base URL a `hush-relay` process prints first (`listening on URL`).
+pub fn listening_url(child: &mut std::process::Child) -> String {
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().expect("stdout piped")),
+        &mut first,
+    )
+    .unwrap();
+    first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned()
+}
+
+/// A token for the test words from the relay at `base`.
+pub async fn sign_in(http: &reqwest::Client, base: &str) -> String {
+    let v: Value = http
+        .post(format!("{base}/api/auth"))
+        .json(&json!({ "words": WORDS }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["token"].as_str().unwrap().to_owned()
+}

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hush_chat::SendIntent;
 use hush_chat::Threads;
 use hush_chat::headless::Client;
 use hush_chat::threads::ThreadLog;
+use hush_chat::{OutboxEvent, SendIntent};
 use hush_core::ThreadId;
 use hush_store::{RedbStore, Store};
 use hush_testkit::{RelayFixture, WORDS};
@@ -115,4 +115,16 @@ pub fn rest_post(
 
 pub fn thread_of(a: &Client, b: &Client) -> ThreadId {
     ThreadId::for_pair(&a.user_id(), &b.user_id())
+}
+
+/// Why the outbox refused sends so far, in order.
+pub fn rejections(c: &mut Client) -> Vec<String> {
+    c.seen()
+        .outbox
+        .iter()
+        .filter_map(|e| match e {
+            OutboxEvent::Rejected { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
 }
