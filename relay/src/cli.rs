@@ -36,10 +36,13 @@ pub struct Cli {
     /// Turn every rate limit off (benchmarks).
     #[arg(long)]
     no_rate_limit: bool,
-    /// Requests per minute per address on /api (burst: a fifth of it).
-    #[arg(long, default_value_t = 600.0)]
-    http_per_minute: f64,
-    /// Behave like a stock hush server (no extensions), for client testing.
+    /// Requests per minute per address on /api (burst: a fifth of it, at
+    /// least 10). Default 600, or 60 with --stock.
+    #[arg(long)]
+    http_per_minute: Option<f64>,
+    /// Behave like a stock hush server (no extensions, and its rate limits:
+    /// 60 requests a minute per address with a burst of 10, /api/auth 10 a
+    /// minute with a burst of 3), for client testing.
     #[arg(long)]
     stock: bool,
     /// A built web client to serve at / (default: web/dist, once it exists).
@@ -57,7 +60,8 @@ pub struct Cli {
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
     /// A reverse proxy (CIDR, repeatable) whose X-Forwarded-For or Forwarded
-    /// header names the client; from any other address they are ignored.
+    /// header, or PROXY protocol header (v1 or v2, as HAProxy's send-proxy
+    /// sends), names the client; from any other address they are ignored.
     #[arg(long, value_name = "CIDR")]
     trusted_proxy: Vec<ipnet::IpNet>,
     /// Stop after this many seconds without a WebSocket connection (the
@@ -121,9 +125,19 @@ where
         token_ttl: Duration::from_secs(cli.token_ttl_secs.max(1)),
         auth_max_failures: cli.auth_max_failures,
         auth_block: Duration::from_secs(cli.auth_block_secs),
-        rate_limits: (!cli.no_rate_limit).then(|| RateLimits {
-            http: crate::Rate::new(cli.http_per_minute, (cli.http_per_minute / 5.0).max(10.0)),
-            ..RateLimits::default()
+        rate_limits: (!cli.no_rate_limit).then(|| {
+            let base = if cli.stock {
+                RateLimits::STOCK
+            } else {
+                RateLimits::default()
+            };
+            match cli.http_per_minute {
+                Some(n) => RateLimits {
+                    http: crate::Rate::new(n, (n / 5.0).max(10.0)),
+                    ..base
+                },
+                None => base,
+            }
         }),
         stock: cli.stock,
         trusted_proxies: cli.trusted_proxy,

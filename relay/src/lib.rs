@@ -13,6 +13,7 @@ mod db;
 mod hub;
 mod limits;
 pub mod local;
+mod proxy_protocol;
 mod rest;
 pub mod serve;
 mod web;
@@ -62,6 +63,18 @@ pub struct RateLimits {
     pub auth: Rate,
     /// `message` frames, per WebSocket connection.
     pub ws_messages: Rate,
+}
+
+impl RateLimits {
+    /// A stock server's limits (PROTOCOL.md §1): every route 60 a minute per
+    /// address with a burst of 10, `/api/auth` 10 a minute with a burst of 3.
+    /// It has no WebSocket message limit of its own that a client meets
+    /// before these; the relay's default one stays.
+    pub const STOCK: RateLimits = RateLimits {
+        http: Rate::new(60.0, 10.0),
+        auth: Rate::new(10.0, 3.0),
+        ws_messages: Rate::new(12_000.0, 1_000.0),
+    };
 }
 
 impl Default for RateLimits {
@@ -386,6 +399,7 @@ impl Relay {
         let limits = serve::ServeLimits {
             header_timeout: state.config.header_timeout,
             max_http_connections: state.config.max_http_connections,
+            trusted_proxies: Arc::new(state.config.trusted_proxies.clone()),
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let server = tokio::spawn(serve::run(listener, app, limits, tls, stop));

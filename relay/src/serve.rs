@@ -3,7 +3,9 @@
 //! a header, is dropped), a cap on connections that are not (yet) WebSockets,
 //! and accept errors such as "too many open files" that pause the loop
 //! instead of spinning it. WebSockets leave the cap once upgraded: they hold
-//! a token, and the hub watches them (slow readers, silence).
+//! a token, and the hub watches them (slow readers, silence). A connection
+//! from a trusted proxy may start with a PROXY protocol header naming the
+//! client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,10 +23,12 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// How to serve connections.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeLimits {
     pub header_timeout: Duration,
     pub max_http_connections: usize,
+    /// Peers whose PROXY protocol header is believed.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 /// Raises the open-file limit to the hard limit (a relay holds a descriptor
@@ -73,17 +77,12 @@ pub async fn run(
             }
         };
         let _ = tcp.set_nodelay(true);
-        let svc = app
-            .clone()
-            .map_request(move |req: hyper::Request<hyper::body::Incoming>| {
-                let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
-                req
-            });
-        let svc = TowerToHyperService::new(svc);
+        let app = app.clone();
         let stop = stop.clone();
         let tls = tls.clone();
+        let limits = limits.clone();
         tokio::spawn(async move {
+            let mut tcp = tcp;
             // hyper's header timeout starts at the first byte: a client that
             // sends nothing at all is dropped here instead.
             let mut first = [0u8; 1];
@@ -93,6 +92,33 @@ pub async fn run(
             ) {
                 return;
             }
+            let mut addr = addr;
+            if limits
+                .trusted_proxies
+                .iter()
+                .any(|n| n.contains(&addr.ip()))
+            {
+                match tokio::time::timeout(
+                    limits.header_timeout,
+                    crate::proxy_protocol::read_header(&mut tcp),
+                )
+                .await
+                {
+                    Ok(Ok(Some(client))) => addr = client,
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(peer = %addr, "dropping a connection from a trusted proxy: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+            let svc = app.map_request(move |req: hyper::Request<hyper::body::Incoming>| {
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(ConnectInfo::<SocketAddr>(addr));
+                req
+            });
+            let svc = TowerToHyperService::new(svc);
             let io = match tls {
                 None => Either::Left(tcp),
                 Some(acceptor) => {

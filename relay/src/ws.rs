@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
@@ -499,7 +499,7 @@ async fn handle_text(
             client_message_id,
         }) => {
             if let Some(b) = bucket
-                && let Err(wait) = b.take(Instant::now())
+                && let Err(wait) = b.take()
             {
                 let mut r = Refusal::new(
                     ErrorCode::RateLimited,

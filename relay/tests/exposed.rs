@@ -27,8 +27,13 @@ impl Drop for RelayProcess {
     }
 }
 
-/// `hush-relay` on 127.0.0.1:0, under `prlimit --nofile=N` when available.
+/// `hush-relay --no-rate-limit` on 127.0.0.1:0, under `prlimit --nofile=N`
+/// when available.
 fn relay_process(nofile: Option<u64>) -> RelayProcess {
+    relay_process_with(nofile, &["--no-rate-limit"])
+}
+
+fn relay_process_with(nofile: Option<u64>, args: &[&str]) -> RelayProcess {
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_hush-relay");
     let has_prlimit = Command::new("prlimit").arg("--version").output().is_ok();
@@ -40,7 +45,9 @@ fn relay_process(nofile: Option<u64>) -> RelayProcess {
         }
         _ => Command::new(bin),
     };
-    cmd.args(["--listen", "127.0.0.1:0", "--no-rate-limit", "--data-dir"])
+    cmd.args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--data-dir")
         .arg(dir.path().join("relay"))
         .env("HUSH_WORDS", WORDS)
         .env("HUSH_LOG", "warn")
@@ -172,14 +179,27 @@ async fn a_subscriber_that_never_reads_is_closed_before_it_costs_memory() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
+    // The largest ciphertext the relay takes (1 MiB).
+    let big = base64_of(hush_core::http::DEFAULT_MAX_CIPHERTEXT);
+    let mut sender = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
+    // Warm up the store's caches with nobody subscribed, so that what is
+    // measured below is what the connections hold.
+    for _ in 0..20 {
+        let f = json!({"type": "message", "thread_id": t, "ciphertext": big, "iv": IV});
+        sender.s.send(Message::text(f.to_string())).await.unwrap();
+        let _ = sender.recv_within(Duration::from_millis(50)).await;
+    }
+    while sender
+        .recv_within(Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
     let before = rss_mb(pid);
     // The subscriber subscribes, then never reads again.
     let mut lazy = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
     lazy.subscribe(&t).await;
-    // The largest ciphertext the relay takes (1 MiB), 60 times (~84 MB of
-    // frames, ten times what may wait for one subscriber).
-    let big = base64_of(hush_core::http::DEFAULT_MAX_CIPHERTEXT);
-    let mut sender = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;
+    // 60 of the largest messages (~84 MB of frames, ten times what may wait
+    // for one subscriber).
     let mut peak = before;
     for _ in 0..60 {
         let f = json!({"type": "message", "thread_id": t, "ciphertext": big, "iv": IV});
@@ -206,6 +226,22 @@ async fn a_subscriber_that_never_reads_is_closed_before_it_costs_memory() {
     );
     assert!(ended.is_ok(), "the non-reading subscriber was never closed");
     assert!(peak < 100.0, "RSS peaked at {peak:.0} MB");
+    // Once it is gone, what it held goes back to the system.
+    drop(lazy);
+    drop(sender);
+    let mut after = rss_mb(pid);
+    for _ in 0..50 {
+        if after < before + 16.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = rss_mb(pid);
+    }
+    eprintln!("relay RSS {after:.0} MB after both connections closed");
+    assert!(
+        after < before + 16.0,
+        "RSS {after:.0} MB after close, {before:.0} MB before"
+    );
 }
 
 fn base64_of(n: usize) -> String {
@@ -278,4 +314,67 @@ async fn an_idle_relay_stops_by_itself_but_not_while_a_client_is_connected() {
         !data.join("relay.port").exists(),
         "left its port file behind"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_mode_has_the_stock_servers_rate_limits() {
+    let relay = relay_process_with(None, &["--stock"]);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let auth = || async {
+        http.post(format!("{}/api/auth", relay.base))
+            .json(&json!({ "words": WORDS }))
+            .send()
+            .await
+            .unwrap()
+    };
+    // /api/auth: a burst of 3, then 429 in the middleware's shape.
+    let mut token = String::new();
+    for _ in 0..3 {
+        let r = auth().await;
+        assert_eq!(r.status().as_u16(), 200);
+        token = r.json::<serde_json::Value>().await.unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let r = auth().await;
+    assert_eq!(r.status().as_u16(), 429);
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 10 a minute: the next one in about 6 s.
+    eprintln!("stock: the 4th /api/auth in a burst: 429, Retry-After {wait}");
+    assert!((1..=7).contains(&wait), "Retry-After {wait}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    // Every other route: a burst of 10.
+    let get = || async {
+        http.get(format!("{}/api/threads/{}", relay.base, thread(9)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    for i in 0..10 {
+        assert_eq!(get().await, 404, "request {i}");
+    }
+    assert_eq!(get().await, 429);
+    // The default relay is far more generous: 120 in a burst.
+    let ours = relay_process_with(None, &[]);
+    let token = sign_in(&http, &ours.base).await;
+    for i in 0..40 {
+        let s = http
+            .get(format!("{}/api/threads/{}", ours.base, thread(9)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert_eq!(s, 404, "request {i}");
+    }
 }

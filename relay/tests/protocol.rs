@@ -15,6 +15,7 @@ on_both_backends!(
     auth_issues_tokens_and_counts_failures,
     auth_block_and_rate_limit,
     the_block_is_per_client_behind_a_trusted_proxy_only,
+    a_trusted_proxy_may_name_the_client_with_the_proxy_protocol,
     threads_are_idempotent_and_queryable,
     rest_messages_page_like_the_stock_server,
     ws_subscriptions_ping_and_stock_errors,
@@ -188,6 +189,72 @@ async fn the_block_is_per_client_behind_a_trusted_proxy_only(b: Backend) {
         auth(&r, "203.0.113.3", &json!({ "words": WORDS })).await,
         403
     );
+    r.finish().await;
+}
+
+/// `POST /api/auth` over a raw socket that starts with `preamble` (a PROXY
+/// header, or nothing); the status, or 0 when the connection was dropped.
+async fn raw_auth(r: &common::TestRelay, preamble: &[u8], body: &Value) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = r.base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let body = body.to_string();
+    let mut req = preamble.to_vec();
+    req.extend_from_slice(
+        format!(
+            "POST /api/auth HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    s.write_all(&req).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn a_trusted_proxy_may_name_the_client_with_the_proxy_protocol(b: Backend) {
+    use ppp::v2::{Builder, Command, Protocol, Version};
+    let wrong = json!({ "words": "abandon abandon abandon abandon abandon abandon" });
+    let right = json!({ "words": WORDS });
+    let v1 = |ip: &str| format!("PROXY TCP4 {ip} 127.0.0.1 40000 80\r\n").into_bytes();
+    let v2 = |ip: &str| {
+        let src: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+        let dst: std::net::SocketAddr = "127.0.0.1:80".parse().unwrap();
+        Builder::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, (src, dst))
+            .build()
+            .unwrap()
+    };
+    let r = start(b, |c| {
+        c.auth_max_failures = 2;
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    // One client's wrong words (v1 and v2 headers) block that client only.
+    assert_eq!(raw_auth(&r, &v1("203.0.113.1"), &wrong).await, 401);
+    assert_eq!(raw_auth(&r, &v2("203.0.113.1"), &wrong).await, 401);
+    assert_eq!(
+        raw_auth(&r, &v1("203.0.113.1"), &right).await,
+        403,
+        "blocked"
+    );
+    assert_eq!(raw_auth(&r, &v2("203.0.113.2"), &right).await, 200);
+    // The proxy's own requests without a header still work, as the proxy.
+    assert_eq!(raw_auth(&r, b"", &right).await, 200);
+    // A broken header drops the connection.
+    assert_eq!(raw_auth(&r, b"PROXY TCP4 nonsense\r\n", &right).await, 0);
+    r.finish().await;
+    // From a peer that is not trusted, a PROXY header is no header: the
+    // request is malformed, and names nobody.
+    let r = start(b, |c| c.auth_max_failures = 2).await;
+    assert_eq!(raw_auth(&r, &v1("203.0.113.1"), &right).await, 400);
+    assert_eq!(raw_auth(&r, &v1("203.0.113.1"), &wrong).await, 400);
+    assert_eq!(raw_auth(&r, b"", &right).await, 200);
     r.finish().await;
 }
 
