@@ -6,7 +6,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use hush_chat::threads::ThreadLog;
 use hush_chat::{ChatMessage, LocalEcho, MessageStatus};
 use hush_ui::model::{ChatView, StatusView, ThreadItem, ThreadView, UiIntent, UnlockStatus};
-use hush_ui::panels::chat::{ChatState, sidebar, thread};
+use hush_ui::panels::chat::{ChatState, screen, sidebar, thread};
 use hush_ui::panels::composer::{Limit, composer};
 use hush_ui::panels::forms::{UnlockForm, identity, unlock};
 use hush_ui::panels::messages::{ListState, list};
@@ -511,7 +511,7 @@ fn a_saved_draft_is_shown_and_every_change_is_kept() {
     let mut h = Harness::builder()
         .with_size(egui::vec2(700.0, 500.0))
         .build_ui_state(
-            |ui, s: &mut S| s.out.extend(thread(ui, &view, &mut s.chat)),
+            |ui, s: &mut S| s.out.extend(thread(ui, &view, &mut s.chat, false)),
             S {
                 chat: ChatState::default(),
                 out: Vec::new(),
@@ -600,4 +600,77 @@ fn notifications_are_on_by_default_and_each_setting_is_an_intent() {
         disabled(&h, "Show the message text in notifications"),
         "the text setting means nothing with notifications off"
     );
+}
+
+#[test]
+fn a_phone_sized_window_shows_one_pane_at_a_time() {
+    let me = Uuid::new_v4();
+    let peer = Uuid::new_v4();
+    let t = hush_core::ThreadId::for_pair(&me, &peer);
+    let log = ThreadLog::default();
+    struct S {
+        chat: ChatState,
+        out: Vec<UiIntent>,
+    }
+    let view = ChatView {
+        my_name: "Ada".into(),
+        my_id: me,
+        threads: vec![ThreadItem {
+            thread: t,
+            peer,
+            name: "Grace".into(),
+            unread: 0,
+            last_activity_ms: 0,
+            selected: true,
+            preview: None,
+        }],
+        open: Some(ThreadView {
+            thread: t,
+            peer,
+            peer_name: "Grace".into(),
+            log: &log,
+            saved_draft: "",
+        }),
+        offline: false,
+        max_ciphertext: 1 << 20,
+    };
+    let build = |w: f32| {
+        Harness::builder()
+            .with_size(egui::vec2(w, 740.0))
+            .build_ui_state(
+                |ui, s: &mut S| s.out.extend(screen(ui, &view, &mut s.chat)),
+                S {
+                    chat: ChatState::default(),
+                    out: Vec::new(),
+                },
+            )
+    };
+    let mut h = build(360.0);
+    h.run();
+    // The open conversation fills the width: the message box is usable.
+    assert!(h.query_by_label("Add a contact").is_none(), "no sidebar");
+    let field = h.get_by_label("Message").rect().width();
+    assert!(field > 0.6 * 360.0, "the message box is {field} wide");
+    let back = h.get_by_label("< Chats");
+    assert!(back.rect().height() >= 40.0, "a finger-sized button");
+    back.click();
+    h.run();
+    // The list instead, full width.
+    assert!(h.query_by_label("Message").is_none());
+    assert!(h.query_by_label("< Chats").is_none());
+    h.get_by_label("Add a contact");
+    h.get_by_label_contains("Grace").click();
+    h.run();
+    h.get_by_label("Message");
+    assert!(
+        h.state().out.is_empty(),
+        "reopening the open thread selects nothing new: {:?}",
+        h.state().out
+    );
+    // Wide: both at once, no back button.
+    let mut h = build(900.0);
+    h.run();
+    h.get_by_label("Add a contact");
+    h.get_by_label("Message");
+    assert!(h.query_by_label("< Chats").is_none());
 }

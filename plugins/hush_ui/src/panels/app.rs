@@ -145,12 +145,7 @@ pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
         }
         Screen::Chat => {
             let Some(v) = &f.chat else { return out };
-            egui::Panel::left("sidebar")
-                .resizable(true)
-                .default_size(260.0)
-                .show(ui, |ui| out.extend(chat::sidebar(ui, v, &mut st.chat)));
-            egui::CentralPanel::default()
-                .show(ui, |ui| out.extend(chat::thread(ui, v, &mut st.chat)));
+            out.extend(chat::screen(ui, v, &mut st.chat));
         }
     }
     out

@@ -1,5 +1,6 @@
 //! The chat screen: the sidebar (you, your contacts by last activity with
-//! unread badges, add contact) and the open thread.
+//! unread badges, add contact) and the open thread, side by side; below
+//! [`NARROW`] points wide (a phone), one at a time, with a back button.
 
 use std::collections::HashMap;
 
@@ -22,12 +23,45 @@ pub struct AddContactForm {
     pub error: Option<String>,
 }
 
+/// Narrower than this, the chat screen shows one pane at a time.
+pub const NARROW: f32 = 600.0;
+
 /// What the chat screen keeps between frames.
 #[derive(Default)]
 pub struct ChatState {
     pub add: AddContactForm,
     pub drafts: HashMap<ThreadId, String>,
     pub lists: HashMap<ThreadId, ListState>,
+    /// Narrow: the list of conversations is shown instead of the open one
+    /// (the back button).
+    pub show_list: bool,
+}
+
+/// The chat screen in `ui`: two panes, or one when narrow.
+pub fn screen(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiIntent> {
+    if ui.available_width() >= NARROW {
+        let mut out = Vec::new();
+        egui::Panel::left("sidebar")
+            .resizable(true)
+            .default_size(260.0)
+            .show(ui, |ui| out.extend(sidebar(ui, v, st)));
+        egui::CentralPanel::default().show(ui, |ui| out.extend(thread(ui, v, st, false)));
+        return out;
+    }
+    egui::CentralPanel::default()
+        .show(ui, |ui| {
+            // Fingers, not a mouse: taller rows and buttons.
+            let s = ui.spacing_mut();
+            s.interact_size.y = s.interact_size.y.max(40.0);
+            s.button_padding = egui::vec2(12.0, 8.0);
+            s.item_spacing.y = s.item_spacing.y.max(8.0);
+            if v.open.is_none() || st.show_list {
+                sidebar(ui, v, st)
+            } else {
+                thread(ui, v, st, true)
+            }
+        })
+        .inner
 }
 
 pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiIntent> {
@@ -87,8 +121,12 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
                 } else {
                     RichText::new(text)
                 };
-                if ui.selectable_label(t.selected, label).clicked() && !t.selected {
-                    out.push(UiIntent::Select(t.thread));
+                if ui.selectable_label(t.selected, label).clicked() {
+                    if !t.selected {
+                        out.push(UiIntent::Select(t.thread));
+                    }
+                    // Narrow: the conversation replaces the list.
+                    st.show_list = false;
                 }
             }
         });
@@ -146,8 +184,9 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
     out
 }
 
-/// The open thread: header, messages, composer.
-pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiIntent> {
+/// The open thread: header (with a back button when `narrow`), messages,
+/// composer.
+pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState, narrow: bool) -> Vec<UiIntent> {
     let mut out = Vec::new();
     let Some(open) = &v.open else {
         ui.centered_and_justified(|ui| {
@@ -161,6 +200,9 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInte
         return out;
     };
     ui.horizontal(|ui| {
+        if narrow && ui.button("< Chats").clicked() {
+            st.show_list = true;
+        }
         ui.heading(&open.peer_name);
         ui.label(
             RichText::new(theme::short_id(&open.peer))

@@ -39,9 +39,14 @@ pub fn composer(ui: &mut egui::Ui, draft: &mut String, to: Uuid, limit: Limit) -
     let mut clicked = false;
     let len = draft.trim().len();
     let too_long = !message_fits(limit.sender_name, draft.trim(), limit.max_ciphertext);
+    // Narrow (a phone): the label above the field, which gets the width.
+    let stacked = ui.available_width() < 450.0;
+    let mut label = stacked.then(|| ui.label("Message"));
     ui.horizontal(|ui| {
-        let l = ui.label("Message");
-        let width = ui.available_width() - 70.0;
+        let l = label.take().unwrap_or_else(|| ui.label("Message"));
+        // What the Send button takes: its text, padding and the gap.
+        let send_width = 34.0 + 2.0 * ui.spacing().button_padding.x + ui.spacing().item_spacing.x;
+        let width = (ui.available_width() - send_width - 8.0).max(60.0);
         egui::ScrollArea::vertical()
             .id_salt(("composer-scroll", to))
             .max_height(MAX_HEIGHT)
