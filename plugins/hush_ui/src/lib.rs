@@ -127,7 +127,9 @@ impl Plugin for HushUiPlugin {
 }
 
 fn setup(mut commands: Commands, config: Res<UiConfig>, mut ui: ResMut<UiRes>) {
-    commands.spawn(Camera2d);
+    // egui smooths its own edges: multisampling only costs (4× the samples
+    // under software GL, in a browser or lavapipe).
+    commands.spawn((Camera2d, Msaa::Off));
     ui.0.unlock.server = config.server.clone();
 }
 

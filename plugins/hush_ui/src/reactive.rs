@@ -87,6 +87,9 @@ pub fn plugin(app: &mut App) {
     activity::<hush_chat::StoreFailed>(app);
     activity::<hush_chat::threads::EnsureThread>(app);
     activity::<hush_chat::catchup::IncomingBatch>(app);
+    // A new size is laid out in the update after the one that saw it: draw
+    // that one too (a browser canvas that followed its page stayed stale).
+    activity::<bevy::window::WindowResized>(app);
 }
 
 /// bevy_egui adds a `ModifiersChanged` event to every frame's input, changed
