@@ -1,6 +1,9 @@
 // Starts the wasm client (web/index.html loads this; web/build.sh names
 // the content-hashed hush.js here).
 import init from "./hush.js";
+// The vault key is derived in this worker, so the page keeps drawing
+// (plugins/hush_net/src/kdf.rs); web/build.sh names the hashed file here.
+globalThis.hushKdfWorker = new URL("./kdf-worker.js", import.meta.url).href;
 const status = document.getElementById("status");
 init().then(() => {}, (e) => {
   // Bevy's web loop returns control by throwing; only real failures show.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds the browser client into web/dist: the wasm32 release build with the
 # size-optimised profile, wasm-bindgen (the CLI must match the lockfile's
-# wasm-bindgen exactly; installed under $HUSH_TOOLS if missing), wasm-opt -Oz
-# when one is available, content-hashed names, index.html, and gzip and
-# brotli copies of each. Prints the .wasm size raw, gzipped and brotli.
+# wasm-bindgen exactly; installed under $HUSH_TOOLS if missing), the key
+# derivation's worker module (web/kdf), content-hashed names, index.html,
+# and gzip and brotli copies of each. Prints the .wasm size raw, gzipped and brotli.
 #
 #   web/build.sh            then: hush-relay --web-dir web/dist (or hush relay)
 set -euo pipefail
@@ -20,31 +20,49 @@ fi
 rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 echo "== cargo build --target wasm32-unknown-unknown --profile wasm-release"
 cargo build --locked -p hush --bin hush --target wasm32-unknown-unknown --profile wasm-release
+# The key derivation's own small module, for its Web Worker (web/kdf).
+cargo build --locked -p hush_kdf_web --lib --target wasm32-unknown-unknown --profile wasm-release
 rm -rf web/dist && mkdir -p web/dist
 wasm-bindgen --target web --no-typescript --out-dir web/dist --out-name hush \
   "$target/wasm32-unknown-unknown/wasm-release/hush.wasm"
-if command -v wasm-opt >/dev/null; then
-  echo "== wasm-opt -Oz"
-  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals -o web/dist/hush_bg.wasm.opt web/dist/hush_bg.wasm
-  mv web/dist/hush_bg.wasm.opt web/dist/hush_bg.wasm
-else
-  echo "== wasm-opt not found: skipped (npm install binaryen for a smaller bundle)"
-fi
+wasm-bindgen --target web --no-typescript --out-dir web/dist --out-name hush_kdf \
+  "$target/wasm32-unknown-unknown/wasm-release/hush_kdf_web.wasm"
+# No wasm-opt: Debian's binaryen 108 breaks wasm-bindgen's externref table
+# (the page fails at start), npm's binaryen 132 (JavaScript) had not
+# finished after 20 minutes, and -Oz saved 13 % of the raw module but
+# nothing once brotli-compressed (3.32 MB either way), which is what a
+# browser downloads (BENCHMARKS.md).
 # Content-hashed names, which browsers may cache for good; index.html (never
-# cached) names them.
-wasm_hash=$(sha256sum web/dist/hush_bg.wasm | cut -c1-16)
-wasm="hush_bg-$wasm_hash.wasm"
-mv web/dist/hush_bg.wasm "web/dist/$wasm"
-grep -q "'hush_bg.wasm'" web/dist/hush.js || { echo "web/build.sh: hush.js does not name hush_bg.wasm" >&2; exit 1; }
-sed -i "s/'hush_bg\.wasm'/'$wasm'/" web/dist/hush.js
-js="hush-$(sha256sum web/dist/hush.js | cut -c1-16).js"
-mv web/dist/hush.js "web/dist/$js"
+# cached) names them. hashed FILE: renames FILE with its content's hash.
+hashed() {
+  local f=$1 stem ext
+  stem="${f%.*}"; ext="${f##*.}"
+  local name
+  name="$(basename "$stem")-$(sha256sum "web/dist/$f" | cut -c1-16).$ext"
+  mv "web/dist/$f" "web/dist/$name"
+  echo "$name"
+}
+# refer FILE OLD NEW: FILE must name OLD; it names NEW instead.
+refer() {
+  grep -qF "$2" "$1" || { echo "web/build.sh: $1 does not name $2" >&2; exit 1; }
+  sed -i "s#$2#$3#" "$1"
+}
+wasm=$(hashed hush_bg.wasm)
+refer web/dist/hush.js "'hush_bg.wasm'" "'$wasm'"
+js=$(hashed hush.js)
+kdf_wasm=$(hashed hush_kdf_bg.wasm)
+refer web/dist/hush_kdf.js "'hush_kdf_bg.wasm'" "'$kdf_wasm'"
+kdf_js=$(hashed hush_kdf.js)
+cp web/kdf-worker.js web/dist/kdf-worker.js
+refer web/dist/kdf-worker.js "./hush_kdf.js" "./$kdf_js"
+worker=$(hashed kdf-worker.js)
 cp web/index.html web/dist/index.html
-sed "s#\./hush\.js#./$js#" web/boot.js > web/dist/boot.js
-grep -q "./$js" web/dist/boot.js || { echo "web/build.sh: boot.js does not import hush.js" >&2; exit 1; }
+cp web/boot.js web/dist/boot.js
+refer web/dist/boot.js "./hush.js" "./$js"
+refer web/dist/boot.js "./kdf-worker.js" "./$worker"
 # Precompressed copies: hush-relay sends the smallest one the browser takes.
-for f in "web/dist/$wasm" "web/dist/$js" web/dist/index.html web/dist/boot.js; do
+for f in "web/dist/$wasm" "web/dist/$js" "web/dist/$kdf_wasm" "web/dist/$kdf_js" "web/dist/$worker" \
+    web/dist/index.html web/dist/boot.js; do
   gzip -9 -k -f "$f"
   if command -v brotli >/dev/null; then brotli -q 11 -k -f "$f"; fi
 done
@@ -53,3 +71,4 @@ raw=$(stat -c %s "web/dist/$wasm")
 gz=$(stat -c %s "web/dist/$wasm.gz")
 br=$( [ -f "web/dist/$wasm.br" ] && stat -c %s "web/dist/$wasm.br" || echo "-")
 echo "web/dist/$wasm: $raw bytes raw, $gz gzipped, $br brotli"
+echo "web/dist/$kdf_wasm (the key-derivation worker's): $(stat -c %s "web/dist/$kdf_wasm") bytes raw"

@@ -8,7 +8,6 @@
 //! re-authentication) and are zeroized on lock; keys are zeroized on drop.
 
 use bevy::prelude::*;
-use bevy::tasks::AsyncComputeTaskPool;
 use crossbeam_channel::Receiver;
 use hush_core::crypto::{AeadKey, CryptoError, VaultKey};
 use hush_core::http::ApiFailure;
@@ -190,13 +189,13 @@ impl Vault {
         };
         self.deriving = Some(salt.to_owned());
         let (tx, salt) = (self.tx.clone(), salt.to_owned());
-        AsyncComputeTaskPool::get()
-            .spawn(async move {
-                let r = VaultKey::derive(&words, &salt);
-                drop(words);
+        hush_net::kdf::derive_vault_key(
+            words,
+            salt.clone(),
+            Box::new(move |r| {
                 let _ = tx.send((salt, r));
-            })
-            .detach();
+            }),
+        );
     }
 
     fn fail(&mut self, e: UnlockError, events: &mut MessageWriter<VaultEvent>) {

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod connection;
+pub mod kdf;
 pub mod platform;
 pub mod session;
 pub mod subscriptions;
