@@ -16,5 +16,7 @@ pub mod notify;
 pub mod repair;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod web_text;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod window;

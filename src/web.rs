@@ -84,6 +84,7 @@ pub fn start() {
         })
         .add_plugins(HushUiPlugin)
         .add_plugins(crate::notify::plugin(title))
+        .add_plugins(crate::web_text::plugin("#hush"))
         .add_plugins(hush_ui::reactive::plugin);
         app.run();
     });

@@ -3,6 +3,10 @@
 // contact, and they exchange messages. Then the page is reloaded with its
 // WebSocket blocked: the history and a message typed meanwhile (queued) are
 // still there, and the queued message goes out once the socket is allowed.
+// On the way it measures what a user feels (the first load's transfer, the
+// time to the first frame, the longest frame gap during the first unlock,
+// draws per second when idle), types through insertText and an IME
+// composition, and looks at the phone-sized layout and a HiDPI canvas.
 //
 // env: HUSH_E2E_URL (relay serving web/dist), HUSH_BIN (native hush),
 //      HUSH_DATA (the native peer's data dir), HUSH_WORDS, HUSH_E2E_OUT (screenshots)
@@ -97,24 +101,99 @@ async function unlock() {
 const t0 = Date.now();
 const peerId = JSON.parse(hush("identity", "--name", "Native Peer")).user_id;
 
-// What the first load transfers, as the browser counts it (encoded bytes on
-// the wire, after Content-Encoding), and how long until the canvas draws.
-const cdp = await context.newCDPSession(page);
-await cdp.send("Network.enable");
-let transferred = 0;
-const encodings = {};
-cdp.on("Network.responseReceived", (e) => {
-  const enc = e.response.headers["content-encoding"] || e.response.headers["Content-Encoding"];
-  encodings[e.response.url.replace(URL, "")] = enc || "identity";
+// Counts WebGL draw calls, for the idle measurement below.
+await context.addInitScript(() => {
+  window.__draws = 0;
+  for (const C of [self.WebGL2RenderingContext, self.WebGLRenderingContext]) {
+    if (!C) continue;
+    for (const m of ["drawArrays", "drawElements", "drawArraysInstanced", "drawElementsInstanced", "drawRangeElements"]) {
+      const f = C.prototype[m];
+      if (f) C.prototype[m] = function (...a) { window.__draws++; return f.apply(this, a); };
+    }
+  }
 });
-cdp.on("Network.loadingFinished", (e) => { transferred += e.encodedDataLength; });
+
+// What the first load transfers, as the browser counts it (Resource Timing's
+// transferSize: headers and the encoded body, after Content-Encoding), and
+// how long until the canvas draws.
+const encodings = {};
+page.on("response", (r) => {
+  encodings[r.url().replace(URL, "")] = r.headers()["content-encoding"] || "identity";
+});
 const loadStarted = Date.now();
 await page.goto(`${URL}/?profile=web&report=1`);
 await page.waitForFunction(() => document.getElementById("hush").width > 0, null, { timeout: 120_000 });
 const firstFrameMs = Date.now() - loadStarted;
+await waitLine(/^vault locked/, 180_000, "the app to start");
+const transferred = await page.evaluate(() =>
+  performance.getEntriesByType("navigation").concat(performance.getEntriesByType("resource"))
+    .reduce((n, e) => n + e.transferSize, 0));
 console.log(`web e2e: first load transferred ${(transferred / 1e6).toFixed(2)} MB; canvas drawn after ${firstFrameMs} ms; encodings ${JSON.stringify(encodings)}`);
-await unlock();
+if (transferred < 1e6) fail(`the first load cannot have transferred only ${transferred} bytes`);
+
+// The first unlock derives the key (Argon2id, 64 MiB): the page's frames
+// meanwhile, from the Enter to the identity screen.
+await shot("unlock");
+await clickAt(640, 169); // the words field
+// The page's animation frames between start() and stop(): how many, and
+// the longest gap between two.
+const frames = {
+  start: () => page.evaluate(() => {
+    const r = { gaps: [], on: true };
+    let last = performance.now();
+    const tick = (t) => {
+      r.gaps.push(t - last);
+      last = t;
+      if (r.on) requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+    window.__frames = r;
+  }),
+  stop: () => page.evaluate(() => {
+    const r = window.__frames;
+    r.on = false;
+    const g = r.gaps.slice(1);
+    return { frames: g.length, maxGap: Math.max(...g), gaps: g.map((x) => Math.round(x)) };
+  }),
+};
+// A same-run baseline: the frames while the words are typed (the page
+// redraws on every key; no key derivation runs).
+await frames.start();
+await page.keyboard.type(WORDS, { delay: 5 });
+const typing = await frames.stop();
+await page.waitForTimeout(400);
+await page.evaluate(() => {
+  // The event loop's lateness: a timer every 10 ms, and how late it ran;
+  // and the longest task the browser reports.
+  window.__lag = 0;
+  let expect = performance.now() + 10;
+  window.__lagTimer = setInterval(() => {
+    const now = performance.now();
+    window.__lag = Math.max(window.__lag, now - expect);
+    expect = now + 10;
+  }, 10);
+  window.__longest = 0;
+  new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) window.__longest = Math.max(window.__longest, e.duration);
+  }).observe({ type: "longtask" });
+});
+await frames.start();
+await page.keyboard.press("Enter");
 await waitLine(/^vault needs-identity/, 180_000, "the words to be accepted");
+const unlockFrames = {
+  ...(await frames.stop()),
+  ...(await page.evaluate(() => {
+    clearInterval(window.__lagTimer);
+    return { longestTask: window.__longest, lag: window.__lag };
+  })),
+};
+console.log(`web e2e: first unlock: the page's thread: longest task ${unlockFrames.longestTask.toFixed(0)} ms (0: none over 50 ms), longest event-loop delay ${unlockFrames.lag.toFixed(0)} ms; animation frames: ${unlockFrames.frames}, longest gap ${unlockFrames.maxGap.toFixed(0)} ms (${JSON.stringify(unlockFrames.gaps)}); same run, typing the words without a derivation: ${typing.frames} frames, longest gap ${typing.maxGap.toFixed(0)} ms`);
+// What the unlock may not do is hold the page's thread: with software GL on
+// two cores the animation frames are as slow while typing, so they are
+// reported, not judged.
+if (unlockFrames.longestTask > 100 || unlockFrames.lag > 100)
+  fail(`the page's thread was held for ${Math.max(unlockFrames.longestTask, unlockFrames.lag).toFixed(0)} ms during the unlock`);
+if (lines.some((l) => /deriving on the page/.test(l))) fail("the key was derived on the page, not in the worker");
 await shot("identity");
 await clickAt(640, 150); // the display name field
 await page.keyboard.type("Webby", { delay: 5 });
@@ -142,10 +221,36 @@ const got = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().
 if (got.content !== "hello from the browser" || got.sender_id !== me || got.sender_name !== "Webby")
   fail(`native peer got ${JSON.stringify(got)}`);
 
+// Text that comes as no key press: insertText (an emoji picker, dictation)
+// and an IME composition, committed.
+const cdp = await context.newCDPSession(page);
+await clickAt(660, 770);
+await page.keyboard.insertText("héllo ✓ 你好 🙂");
+await page.waitForTimeout(300);
+await page.keyboard.type(" ", { delay: 5 });
+await page.waitForTimeout(600); // a person starts composing a moment later
+await cdp.send("Input.imeSetComposition", { text: "にほん", selectionStart: 3, selectionEnd: 3 });
+await page.waitForTimeout(300);
+await cdp.send("Input.insertText", { text: "日本" });
+await enter();
+await waitLine(/^shown 2/, 60_000, "the typed-without-keys message");
+const ime = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
+if (ime.content !== "héllo ✓ 你好 🙂 日本") fail(`insertText/IME: the native peer got ${JSON.stringify(ime.content)}`);
+console.log(`web e2e: insertText and an IME composition arrived intact: ${JSON.stringify(ime.content)}`);
+
 // Native → browser.
 hush("send", me, "hello browser, from native");
-await waitLine(/^shown 2/, 60_000, "the native message in the page");
+await waitLine(/^shown 3/, 60_000, "the native message in the page");
 await shot("chat");
+
+// Idle: nothing happens for 5 s; how often does the page draw?
+await page.mouse.move(1270, 790);
+await page.waitForTimeout(1500);
+const d0 = await page.evaluate(() => window.__draws);
+await page.waitForTimeout(5000);
+const idleDraws = (await page.evaluate(() => window.__draws) - d0) / 5;
+console.log(`web e2e: idle: ${idleDraws.toFixed(1)} WebGL draw calls per second`);
+if (idleDraws > 2) fail(`the idle page draws ${idleDraws} times a second`);
 
 // Reload with the WebSocket blocked: history from IndexedDB, and a queued message.
 let blocked = true;
@@ -157,7 +262,7 @@ lines = [];
 await page.reload();
 await unlock();
 await waitLine(/^vault unlocked/, 180_000, "the unlock after reload");
-await waitLine(/^shown 2/, 30_000, "the history after reload");
+await waitLine(/^shown 3/, 30_000, "the history after reload");
 await page.waitForTimeout(1000);
 await clickAt(660, 733); // the composer, above the reconnecting banner
 await page.keyboard.type("typed while the socket was blocked", { delay: 5 });
@@ -168,7 +273,7 @@ lines = [];
 await page.reload();
 await unlock();
 await waitLine(/^vault unlocked/, 180_000, "the second unlock after reload");
-await waitLine(/^shown 2/, 30_000, "the history after the second reload");
+await waitLine(/^shown 3/, 30_000, "the history after the second reload");
 await waitLine(/^pending 1/, 30_000, "the queued message after reload");
 await shot("queued-after-reload");
 
@@ -177,7 +282,30 @@ blocked = false;
 await waitLine(/^pending 0/, 120_000, "the queued message to go out");
 const late = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
 if (late.content !== "typed while the socket was blocked") fail(`native peer got ${JSON.stringify(late)}`);
-await waitLine(/^shown 3/, 30_000, "the delivered message in the page");
+await waitLine(/^shown 4/, 30_000, "the delivered message in the page");
 await shot("final");
+
+// A phone: one pane at a time.
+await page.setViewportSize({ width: 360, height: 740 });
+await page.waitForTimeout(2500); // the canvas follows the new size
+await shot("narrow-thread");
+await clickAt(40, 54); // "< Chats"
+await page.waitForTimeout(1500);
+await shot("narrow-list");
+
+// HiDPI: the canvas has a pixel per device pixel.
+const hidpi = await browser.newContext({ viewport: { width: 400, height: 600 }, deviceScaleFactor: 2 });
+const hp = await hidpi.newPage();
+await hp.goto(`${URL}/?profile=hidpi`);
+await hp.waitForFunction(() => document.getElementById("hush").width > 0, null, { timeout: 120_000 });
+await hp.waitForTimeout(2000);
+const ratio = await hp.evaluate(() => {
+  const c = document.getElementById("hush");
+  return { dpr: devicePixelRatio, ratio: c.width / c.clientWidth };
+});
+await hp.screenshot({ path: `${OUT}/hidpi.png` });
+// Not met yet (issue 13): reported, not passed.
+const hidpiMet = Math.abs(ratio.ratio - ratio.dpr) <= 0.05;
+console.log(`web e2e: HiDPI: devicePixelRatio ${ratio.dpr}, canvas pixels per CSS pixel ${ratio.ratio.toFixed(2)}: ${hidpiMet ? "met" : "NOT MET (the canvas is not rendered at devicePixelRatio yet)"}`);
 await browser.close();
-console.log(`web e2e ok in ${((Date.now() - t0) / 1000).toFixed(0)} s: unlock, identity, contact, both directions, history and outbox across reloads`);
+console.log(`web e2e ok in ${((Date.now() - t0) / 1000).toFixed(0)} s: unlock without holding the page's thread, identity, contact, both directions, insertText and IME, idle without draws, history and outbox across reloads, narrow layout screenshots (HiDPI: see above)`);
