@@ -165,8 +165,13 @@ fn note_busy_work(
 fn activity<M: Message>(app: &mut App) {
     app.add_systems(
         Last,
-        (|messages: Option<Res<Messages<M>>>, mut next: ResMut<NextUpdate>| {
-            if messages.is_some_and(|m| m.iter_current_update_messages().len() > 0) {
+        (|messages: Option<Res<Messages<M>>>,
+          mut seen: Local<bevy::ecs::message::MessageCursor<M>>,
+          mut next: ResMut<NextUpdate>| {
+            // Every message once, also those written between two updates
+            // (winit's window events), which the buffer swap at the start of
+            // the update has already moved out of "this update's" messages.
+            if messages.is_some_and(|m| seen.read(&m).count() > 0) {
                 next.soon();
             }
         })
