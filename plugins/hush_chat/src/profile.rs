@@ -91,6 +91,9 @@ impl std::ops::Deref for ProfileStore {
 pub struct StoreFailed {
     pub what: &'static str,
     pub error: String,
+    /// The change is kept in memory and written again later (the browser's
+    /// store, which writes behind): nothing is lost unless the app closes.
+    pub retrying: bool,
 }
 
 impl StoreFailed {
@@ -99,6 +102,17 @@ impl StoreFailed {
         StoreFailed {
             what,
             error: e.to_string(),
+            retrying: false,
+        }
+    }
+
+    /// Writes behind the app are failing and being tried again.
+    pub fn retrying(what: &'static str, error: String) -> Self {
+        tracing::error!("storage failed ({what}): {error}; trying again");
+        StoreFailed {
+            what,
+            error,
+            retrying: true,
         }
     }
 }

@@ -35,7 +35,13 @@ enum Op {
 struct Pending {
     ops: Vec<Op>,
     flushing: bool,
+    /// Why the last write failed (a full quota), until one succeeds. The
+    /// ops it carried are kept, in order, and tried again.
+    failure: Option<String>,
 }
+
+/// How long a failed write waits before it is tried again.
+const RETRY_MS: u32 = 3_000;
 
 thread_local! {
     /// Open databases by name (browser objects are not `Send`).
@@ -70,6 +76,34 @@ async fn done(req: &IdbRequest) -> std::result::Result<JsValue, JsValue> {
     match r {
         Ok(Ok(())) => req.result(),
         _ => Err(req.error().map(JsValue::from).unwrap_or(JsValue::NULL)),
+    }
+}
+
+/// Awaits the end of a transaction: `complete`, or why it was aborted.
+async fn committed(tx: &web_sys::IdbTransaction) -> std::result::Result<(), JsValue> {
+    let (send, rx) = oneshot::channel::<bool>();
+    let send = std::rc::Rc::new(RefCell::new(Some(send)));
+    let (s1, s2) = (send.clone(), send);
+    let ok = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        if let Some(t) = s1.borrow_mut().take() {
+            let _ = t.send(true);
+        }
+    });
+    let failed = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+        if let Some(t) = s2.borrow_mut().take() {
+            let _ = t.send(false);
+        }
+    });
+    tx.set_oncomplete(Some(ok.as_ref().unchecked_ref()));
+    tx.set_onabort(Some(failed.as_ref().unchecked_ref()));
+    tx.set_onerror(Some(failed.as_ref().unchecked_ref()));
+    let r = rx.await;
+    tx.set_oncomplete(None);
+    tx.set_onabort(None);
+    tx.set_onerror(None);
+    match r {
+        Ok(true) => Ok(()),
+        _ => Err(tx.error().map(JsValue::from).unwrap_or(JsValue::NULL)),
     }
 }
 
@@ -114,24 +148,58 @@ async fn flush(name: String) {
         let result: std::result::Result<(), JsValue> = async {
             let tx = db.transaction_with_str_and_mode(KV, IdbTransactionMode::Readwrite)?;
             let store = tx.object_store(KV)?;
-            let mut last = None;
             for op in &ops {
-                last = Some(match op {
+                match op {
                     Op::Put(k, v) => {
                         store.put_with_key(&JsValue::from_str(v), &JsValue::from_str(k))?
                     }
                     Op::Delete(k) => store.delete(&JsValue::from_str(k))?,
-                });
+                };
             }
-            if let Some(req) = last {
-                done(&req).await?;
-            }
-            Ok(())
+            // Only a committed transaction counts: a full quota aborts it
+            // at commit, after every request succeeded.
+            committed(&tx).await
         }
         .await;
-        if let Err(e) = result {
-            web_sys_log(&format!("hush: IndexedDB write failed: {e:?}"));
+        match result {
+            Ok(()) => {
+                PENDING.with(|p| p.borrow_mut().entry(name.clone()).or_default().failure = None)
+            }
+            Err(e) => {
+                let why = describe(&e);
+                web_sys_log(&format!(
+                    "hush: IndexedDB write failed ({why}); trying again"
+                ));
+                // Nothing is dropped: the ops go back in front of what came
+                // since, and the whole batch is tried again later.
+                PENDING.with(|p| {
+                    let mut p = p.borrow_mut();
+                    let q = p.entry(name.clone()).or_default();
+                    let newer = std::mem::take(&mut q.ops);
+                    q.ops = ops;
+                    q.ops.extend(newer);
+                    q.failure = Some(why);
+                });
+                gloo_timers::future::TimeoutFuture::new(RETRY_MS).await;
+            }
         }
+    }
+}
+
+/// A failed write in words: a full quota says so.
+fn describe(e: &JsValue) -> String {
+    let name = js_sys::Reflect::get(e, &JsValue::from_str("name"))
+        .ok()
+        .and_then(|n| n.as_string())
+        .unwrap_or_default();
+    if name == "QuotaExceededError" {
+        "the browser's storage for this site is full".into()
+    } else {
+        let msg = js_sys::Reflect::get(e, &JsValue::from_str("message"))
+            .ok()
+            .and_then(|m| m.as_string())
+            .unwrap_or_default();
+        format!("IndexedDB: {name} {msg}").trim().to_owned()
     }
 }
 
@@ -201,6 +269,11 @@ impl WebStore {
         mem.store_messages(&messages, None, &[])?;
         DBS.with(|d| d.borrow_mut().insert(name.clone(), db));
         Ok(WebStore { name, mem })
+    }
+
+    /// Why writes are failing now (they are kept and tried again), if they are.
+    pub fn write_failure(&self) -> Option<String> {
+        PENDING.with(|p| p.borrow().get(&self.name).and_then(|q| q.failure.clone()))
     }
 
     /// Whether every change has reached IndexedDB.

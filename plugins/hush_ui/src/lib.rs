@@ -240,7 +240,7 @@ fn draw(
     mut w: Writers,
 ) -> Result {
     if let Some(f) = store_failed.read().last() {
-        ui_res.0.storage_error = Some(format!("{}: {}", f.what, f.error));
+        ui_res.0.storage_error = Some((format!("{}: {}", f.what, f.error), f.retrying));
     }
     let ctx = contexts.ctx_mut()?;
     if !ui_res.0.style_set {

@@ -468,7 +468,7 @@ fn a_refused_write_is_explained_until_dismissed() {
     let mut h = Harness::builder().build_ui_state(
         |ui, dismissed: &mut bool| {
             if !*dismissed {
-                *dismissed = storage_banner(ui, "store messages: the disk is full");
+                *dismissed = storage_banner(ui, "store messages: the disk is full", false);
             }
         },
         false,
@@ -482,6 +482,22 @@ fn a_refused_write_is_explained_until_dismissed() {
     h.run();
     assert!(*h.state(), "dismissed");
     assert!(h.query_by_label(text).is_none());
+}
+
+#[test]
+fn a_full_browser_store_says_that_nothing_is_lost_while_the_tab_is_open() {
+    let h = Harness::new_ui(|ui| {
+        storage_banner(
+            ui,
+            "keep this tab's data: the browser's storage for this site is full",
+            true,
+        );
+    });
+    let text = "Could not save in this browser (keep this tab's data: the browser's storage \
+                for this site is full). Nothing is lost while this tab stays open: hush keeps \
+                it and tries again every few seconds. Free some space for this site, or allow \
+                it more, before you close the tab.";
+    assert!(h.query_by_label(text).is_some());
 }
 
 #[test]

@@ -36,8 +36,9 @@ pub struct UiState {
     pub words_checked: bool,
     pub chat: ChatState,
     pub settings_open: bool,
-    /// The last write the store refused (a full disk), until dismissed.
-    pub storage_error: Option<String>,
+    /// The last write the store refused (a full disk), until dismissed, and
+    /// whether the store is trying it again.
+    pub storage_error: Option<(String, bool)>,
     /// The browser build installed its font.
     pub fonts_set: bool,
     /// The window's style (a steady text cursor) is set.
@@ -83,8 +84,8 @@ pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
             });
         });
     });
-    if let Some(err) = &st.storage_error
-        && status::storage_banner(ui, err)
+    if let Some((err, retrying)) = &st.storage_error
+        && status::storage_banner(ui, err, *retrying)
     {
         st.storage_error = None;
     }

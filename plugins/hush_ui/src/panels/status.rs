@@ -91,7 +91,10 @@ pub fn offline_banner(ui: &mut egui::Ui, s: &StatusView, offline: bool) {
 
 /// The bar along the bottom after the store refused a write (a full disk):
 /// what it means for the user's messages. Returns true when dismissed.
-pub fn storage_banner(ui: &mut egui::Ui, error: &str) -> bool {
+/// A write the store refused. `retrying`: the store keeps the change and
+/// tries again (the browser's), rather than refusing what could not be
+/// written (the disk's).
+pub fn storage_banner(ui: &mut egui::Ui, error: &str, retrying: bool) -> bool {
     let mut dismissed = false;
     egui::Panel::bottom("storage_banner").show(ui, |ui| {
         egui::Frame::new()
@@ -100,14 +103,21 @@ pub fn storage_banner(ui: &mut egui::Ui, error: &str) -> bool {
             .show(ui, |ui| {
                 ui.set_width(ui.available_width());
                 ui.horizontal_wrapped(|ui| {
-                    ui.label(
-                        RichText::new(format!(
+                    let text = if retrying {
+                        format!(
+                            "Could not save in this browser ({error}). Nothing is lost while \
+                             this tab stays open: hush keeps it and tries again every few \
+                             seconds. Free some space for this site, or allow it more, \
+                             before you close the tab."
+                        )
+                    } else {
+                        format!(
                             "Could not save to disk ({error}). Nothing is lost: incoming \
                              messages are fetched again, and a message that could not be \
                              saved was not sent. Free some space."
-                        ))
-                        .color(Color32::WHITE),
-                    );
+                        )
+                    };
+                    ui.label(RichText::new(text).color(Color32::WHITE));
                     dismissed = ui.button("Dismiss").clicked();
                 });
             });
