@@ -16,6 +16,9 @@ pub mod notify;
 pub mod repair;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+pub mod web_fonts;
+#[cfg(target_arch = "wasm32")]
+pub mod web_tabs;
 #[cfg(target_arch = "wasm32")]
 pub mod web_text;
 #[cfg(not(target_arch = "wasm32"))]

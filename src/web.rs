@@ -5,10 +5,11 @@
 //! (`connected`, `shown N`, `pending N`) to the console for scripts.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bevy::prelude::*;
-use hush_chat::HushChatPlugin;
-use hush_net::{HushNetPlugin, NetConfig, ServerUrl};
+use hush_chat::{HushChatPlugin, StoreFailed};
+use hush_net::{HushNetPlugin, NetConfig, NextUpdate, ServerUrl};
 use hush_store::WebStore;
 use hush_ui::{HushUiPlugin, UiConfig};
 
@@ -53,10 +54,14 @@ pub fn start() {
         Err(e) => return fail(&format!("hush: {e}")),
     };
     wasm_bindgen_futures::spawn_local(async move {
+        // Only the tab that owns the profile opens its store.
+        crate::web_tabs::own_profile(&profile).await;
         let store = match WebStore::open(&profile).await {
             Ok(s) => Arc::new(s),
             Err(e) => return fail(&format!("hush: cannot open the browser storage: {e}")),
         };
+        crate::web_tabs::hand_over_on_request(&profile, store.clone());
+        let browser_store = BrowserStore(store.clone());
         let title = format!("hush — {profile}");
         let mut app = App::new();
         app.add_plugins(DefaultPlugins.set(WindowPlugin {
@@ -85,7 +90,35 @@ pub fn start() {
         .add_plugins(HushUiPlugin)
         .add_plugins(crate::notify::plugin(title))
         .add_plugins(crate::web_text::plugin("#hush"))
-        .add_plugins(hush_ui::reactive::plugin);
+        .add_plugins(crate::web_fonts::plugin)
+        .add_plugins(hush_ui::reactive::plugin)
+        .insert_resource(browser_store)
+        .add_systems(Last, watch_browser_store);
         app.run();
     });
+}
+
+/// The browser's store writes behind the app.
+#[derive(Resource)]
+struct BrowserStore(Arc<WebStore>);
+
+/// A write the browser's store could not make (a full quota) is kept and
+/// tried again by the store; this shows it, once per new reason.
+fn watch_browser_store(
+    store: Res<BrowserStore>,
+    mut shown: Local<Option<String>>,
+    mut out: MessageWriter<StoreFailed>,
+    mut next: ResMut<NextUpdate>,
+) {
+    let failure = store.0.write_failure();
+    if failure != *shown {
+        if let Some(f) = &failure {
+            out.write(StoreFailed::retrying("keep this tab's data", f.clone()));
+        }
+        *shown = failure;
+    }
+    // Writes end, or fail, between updates: look again while any wait.
+    if !store.0.is_flushed() {
+        next.within(Duration::from_secs(1));
+    }
 }

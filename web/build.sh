@@ -56,13 +56,32 @@ kdf_js=$(hashed hush_kdf.js)
 cp web/kdf-worker.js web/dist/kdf-worker.js
 refer web/dist/kdf-worker.js "./hush_kdf.js" "./$kdf_js"
 worker=$(hashed kdf-worker.js)
+# Fallback fonts, fetched by the page only when a text needs one: the build
+# machine's CJK and symbol fonts where it has them (Debian: fonts-wqy-microhei,
+# fonts-symbola).
+fonts=""
+fallbacks=()
+for pair in cjk:/usr/share/fonts/truetype/wqy/wqy-microhei.ttc \
+    symbols:/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf; do
+  kind=${pair%%:*}; src=${pair#*:}
+  if [ -f "$src" ]; then
+    cp "$src" "web/dist/fallback-$kind.${src##*.}"
+    f=$(hashed "fallback-$kind.${src##*.}")
+    fallbacks+=("web/dist/$f")
+    fonts+="$kind: new URL(\"./$f\", import.meta.url).href, "
+  else
+    echo "== no $kind fallback font ($src): such text shows as boxes in the browser"
+  fi
+done
 cp web/index.html web/dist/index.html
 cp web/boot.js web/dist/boot.js
 refer web/dist/boot.js "./hush.js" "./$js"
 refer web/dist/boot.js "./kdf-worker.js" "./$worker"
+grep -qF "/* fonts */" web/dist/boot.js || { echo "web/build.sh: boot.js has no font list" >&2; exit 1; }
+sed -i "s#/\* fonts \*/#$fonts#" web/dist/boot.js
 # Precompressed copies: hush-relay sends the smallest one the browser takes.
 for f in "web/dist/$wasm" "web/dist/$js" "web/dist/$kdf_wasm" "web/dist/$kdf_js" "web/dist/$worker" \
-    web/dist/index.html web/dist/boot.js; do
+    web/dist/index.html web/dist/boot.js "${fallbacks[@]}"; do
   gzip -9 -k -f "$f"
   if command -v brotli >/dev/null; then brotli -q 11 -k -f "$f"; fi
 done
