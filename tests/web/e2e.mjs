@@ -237,11 +237,16 @@ await page.waitForTimeout(600); // a person starts composing a moment later
 await cdp.send("Input.imeSetComposition", { text: "にほん", selectionStart: 3, selectionEnd: 3 });
 await page.waitForTimeout(300);
 await cdp.send("Input.insertText", { text: "日本" });
+// And paste (Ctrl+V) of what the clipboard holds.
+await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: URL });
+await page.evaluate(() => navigator.clipboard.writeText(" (pasted)"));
+await page.waitForTimeout(600);
+await page.keyboard.press("ControlOrMeta+V");
 await enter();
 await waitLine(/^shown 2/, 60_000, "the typed-without-keys message");
 const ime = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
-if (ime.content !== "héllo ✓ 你好 🙂 日本") fail(`insertText/IME: the native peer got ${JSON.stringify(ime.content)}`);
-console.log(`web e2e: insertText and an IME composition arrived intact: ${JSON.stringify(ime.content)}`);
+if (ime.content !== "héllo ✓ 你好 🙂 日本 (pasted)") fail(`insertText/IME/paste: the native peer got ${JSON.stringify(ime.content)}`);
+console.log(`web e2e: insertText, an IME composition and a paste arrived intact: ${JSON.stringify(ime.content)}`);
 // Its glyphs: the fallback fonts are fetched now that a text needs them
 // (the first load above fetched none).
 const fontsFetched = async () => Object.keys(encodings).filter((u) => /fallback-/.test(u));
@@ -384,4 +389,4 @@ await hidpiBrowser.close();
 console.log(`web e2e: HiDPI: devicePixelRatio ${ratio.dpr}, canvas pixels per CSS pixel ${ratio.ratio.toFixed(2)}`);
 if (ratio.dpr !== 2 || Math.abs(ratio.ratio - 2) > 0.05) fail(`the canvas renders at ${ratio.ratio}x on a ${ratio.dpr}x screen`);
 await browser.close();
-console.log(`web e2e ok in ${((Date.now() - t0) / 1000).toFixed(0)} s: unlock without holding the page's thread, identity, contact, both directions, insertText and IME, idle without draws, history and outbox across reloads, narrow layout, HiDPI`);
+console.log(`web e2e ok in ${((Date.now() - t0) / 1000).toFixed(0)} s: unlock without holding the page's thread, identity, contact, both directions, insertText, IME and paste, idle without draws, history and outbox across reloads, narrow layout, HiDPI`);
