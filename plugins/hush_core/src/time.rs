@@ -7,6 +7,8 @@
 
 use std::cmp::Ordering;
 
+use chrono::{DateTime, NaiveDateTime, Utc};
+
 /// An instant as the server wrote it.
 #[derive(Debug, Clone, Eq)]
 pub struct ServerTime {
@@ -43,122 +45,82 @@ impl Ord for ServerTime {
     }
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 /// Parses `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)` (or a space for `T`) to
-/// microseconds since the epoch, UTC. Digits beyond microseconds are dropped.
+/// microseconds since the epoch, UTC; a timestamp without a zone is taken
+/// as UTC, as the server means it. Digits beyond microseconds are dropped.
+/// The calendar is chrono's.
 pub fn parse_iso_micros(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b'T' || b[10] == b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    // chrono's own parsers are more lenient than this format in places
+    // (a `+0000` offset, a fraction with no digits): check its shape first.
+    if !shape_ok(s) {
         return None;
     }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return None;
+    let t = s.replacen(' ', "T", 1);
+    if let Ok(dt) = DateTime::parse_from_rfc3339(&t) {
+        return Some(dt.timestamp_micros());
+    }
+    NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc().timestamp_micros())
+}
+
+/// The exact shape `parse_iso_micros` takes: ASCII digits where digits go,
+/// one to nine fraction digits, and `Z`, `±HH:MM` or nothing at the end.
+fn shape_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|p| p.iter().all(u8::is_ascii_digit));
+    if b.len() < 19
+        || !digits(0..4)
+        || b[4] != b'-'
+        || !digits(5..7)
+        || b[7] != b'-'
+        || !digits(8..10)
+        || !(b[10] == b'T' || b[10] == b' ')
+        || !digits(11..13)
+        || b[13] != b':'
+        || !digits(14..16)
+        || b[16] != b':'
+        || !digits(17..19)
+    {
+        return false;
     }
     let mut i = 19;
-    let mut frac_micros = 0i64;
     if b.get(i) == Some(&b'.') {
-        let start = i + 1;
-        let mut end = start;
-        while end < b.len() && b[end].is_ascii_digit() {
-            end += 1;
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 9 {
+            return false;
         }
-        let digits = end - start;
-        if digits == 0 || digits > 9 {
-            return None;
-        }
-        for k in 0..6 {
-            frac_micros = frac_micros * 10
-                + if k < digits {
-                    i64::from(b[start + k] - b'0')
-                } else {
-                    0
-                };
-        }
-        i = end;
+        i += 1 + n;
     }
-    let offset_secs = match b.get(i) {
-        Some(b'Z') | Some(b'z') if i + 1 == b.len() => 0,
-        Some(sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-            let oh = num(i + 1..i + 3)?;
-            let om = num(i + 4..i + 6)?;
-            if oh > 23 || om > 59 {
-                return None;
-            }
-            let o = oh * 3600 + om * 60;
-            if *sign == b'+' { o } else { -o }
+    match b.get(i) {
+        None => true,
+        Some(b'Z' | b'z') => i + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            i + 6 == b.len() && digits(i + 1..i + 3) && b[i + 3] == b':' && digits(i + 4..i + 6)
         }
-        // A naive timestamp is taken as UTC, as the server means it.
-        None => 0,
-        _ => return None,
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + se - offset_secs;
-    Some(secs * 1_000_000 + frac_micros)
+        _ => false,
+    }
 }
 
-/// The civil fields of an instant: what both formats print.
-fn fields(micros: i64) -> (i64, i64, i64, i64, i64, i64, i64) {
-    let secs = micros.div_euclid(1_000_000);
-    let frac = micros.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60, frac)
+fn utc(micros: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(micros).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 fn format_with(micros: i64, zone: &str) -> String {
-    let (y, m, d, h, mi, s, frac) = fields(micros);
+    let t = utc(micros);
     // Python's isoformat() omits a zero fraction; a stock server does the same.
-    if frac == 0 {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}{zone}")
+    if micros.rem_euclid(1_000_000) == 0 {
+        format!("{}{zone}", t.format("%Y-%m-%dT%H:%M:%S"))
     } else {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:06}{zone}")
+        format!("{}{zone}", t.format("%Y-%m-%dT%H:%M:%S%.6f"))
     }
 }
 
 /// `2026-01-19T10:00:00.000000Z`: always UTC, always microseconds, the one
 /// form the command line prints whatever form the server wrote.
 pub fn format_utc(micros: i64) -> String {
-    let (y, m, d, h, mi, s, frac) = fields(micros);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{frac:06}Z")
+    format!("{}Z", utc(micros).format("%Y-%m-%dT%H:%M:%S%.6f"))
 }
 
 /// `2026-01-19T10:00:00.123456Z`, as a stock server writes over REST.
@@ -229,6 +191,17 @@ mod tests {
         ] {
             assert_eq!(parse_iso_micros(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_calendar_is_checked_and_a_leap_second_is_the_next_one() {
+        assert_eq!(parse_iso_micros("2026-02-31T00:00:00Z"), None);
+        assert_eq!(parse_iso_micros("2025-02-29T00:00:00Z"), None);
+        assert!(parse_iso_micros("2024-02-29T00:00:00Z").is_some());
+        assert_eq!(
+            parse_iso_micros("2016-12-31T23:59:60Z"),
+            parse_iso_micros("2017-01-01T00:00:00Z")
+        );
     }
 
     #[test]
