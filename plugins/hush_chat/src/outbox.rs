@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use bevy::prelude::*;
 use hush_core::ThreadId;
 use hush_core::payload::{MessagePayload, message_fits};
-use hush_core::policy::outbox::{Entry, EntryState, OutboxPolicy, Retry};
+use hush_core::policy::outbox::{Entry, EntryState, OutboxPolicy, SendRefusal, send_refusal};
 use hush_core::wire::{ClientFrame, ErrorCode, OutgoingMessage, ServerFrame};
 use hush_net::{Connection, FrameReceived, HushSystems, SendFrame, SubState, Subscription};
 use hush_store::{OutboxEntry, OutboxState};
@@ -341,23 +341,6 @@ fn accept_sends(
 }
 
 /// What a refusal means for the entry, and whether the thread is missing.
-fn classify(code: Option<ErrorCode>, message: &str) -> Option<(Retry, bool)> {
-    Some(match code {
-        Some(ErrorCode::RateLimited | ErrorCode::PersistFailed) => (Retry::Transient, false),
-        Some(ErrorCode::ThreadNotFound) => (Retry::Transient, true),
-        Some(_) => (Retry::Permanent, false),
-        None => match message {
-            "Thread not found" => (Retry::Transient, true),
-            "Failed to save message" => (Retry::Transient, false),
-            "Invalid base64 encoding" | "Missing required fields: thread_id, ciphertext, iv" => {
-                (Retry::Permanent, false)
-            }
-            // Not about a send (a subscription, or something unknown).
-            _ => return None,
-        },
-    })
-}
-
 #[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn handle_send_errors(
     mut outbox: ResMut<Outbox>,
@@ -381,7 +364,11 @@ fn handle_send_errors(
             (None, Some(_)) => None,
         };
         let Some(seq) = seq else { continue };
-        let Some((retry, thread_missing)) = classify(code, &err.message) else {
+        let Some(SendRefusal {
+            retry,
+            thread_missing,
+        }) = send_refusal(code, &err.message)
+        else {
             continue;
         };
         let thread = outbox.queue.get(seq).map(|e| e.thread);

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use super::backoff::BackoffPolicy;
 use crate::ids::ThreadId;
+use crate::wire::ErrorCode;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OutboxPolicy {
@@ -93,6 +94,37 @@ pub struct Entry {
 pub enum Retry {
     Transient,
     Permanent,
+}
+
+/// What a server's refusal of a send means for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendRefusal {
+    pub retry: Retry,
+    /// The server has no such thread: create it again before the resend.
+    pub thread_missing: bool,
+}
+
+/// Reads a refusal of a send: by its [ext] code, or, from a stock server
+/// (no code), by its message. `None`: the error is not about a send (a
+/// subscription's, or one this client does not know).
+pub fn send_refusal(code: Option<ErrorCode>, message: &str) -> Option<SendRefusal> {
+    let r = |retry, thread_missing| SendRefusal {
+        retry,
+        thread_missing,
+    };
+    Some(match code {
+        Some(ErrorCode::ThreadNotFound) => r(Retry::Transient, true),
+        Some(c) if c.is_transient() => r(Retry::Transient, false),
+        Some(_) => r(Retry::Permanent, false),
+        None => match message {
+            "Thread not found" => r(Retry::Transient, true),
+            "Failed to save message" => r(Retry::Transient, false),
+            "Invalid base64 encoding" | "Missing required fields: thread_id, ciphertext, iv" => {
+                r(Retry::Permanent, false)
+            }
+            _ => return None,
+        },
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +342,45 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_of_a_send_by_code_or_by_a_stock_servers_message() {
+        let t = |retry, thread_missing| {
+            Some(SendRefusal {
+                retry,
+                thread_missing,
+            })
+        };
+        assert_eq!(
+            send_refusal(Some(ErrorCode::RateLimited), ""),
+            t(Retry::Transient, false)
+        );
+        assert_eq!(
+            send_refusal(Some(ErrorCode::PersistFailed), ""),
+            t(Retry::Transient, false)
+        );
+        assert_eq!(
+            send_refusal(Some(ErrorCode::ThreadNotFound), ""),
+            t(Retry::Transient, true)
+        );
+        assert_eq!(
+            send_refusal(Some(ErrorCode::PayloadTooLarge), ""),
+            t(Retry::Permanent, false)
+        );
+        assert_eq!(
+            send_refusal(None, "Thread not found"),
+            t(Retry::Transient, true)
+        );
+        assert_eq!(
+            send_refusal(None, "Failed to save message"),
+            t(Retry::Transient, false)
+        );
+        assert_eq!(
+            send_refusal(None, "Invalid base64 encoding"),
+            t(Retry::Permanent, false)
+        );
+        assert_eq!(send_refusal(None, "Unknown message type: bogus"), None);
+    }
 
     fn t(n: u8) -> ThreadId {
         ThreadId::parse(&format!("{n:02x}000000-0000-4000-8000-0000000000{n:02x}")).unwrap()
