@@ -16,6 +16,13 @@ use uuid::Uuid;
 const WORDS: &str =
     "abandon ability able about above absent absorb abstract absurd abuse access accident";
 
+/// A chat panel's state and what it asked for, for the chat screen tests.
+#[derive(Default)]
+struct S {
+    chat: ChatState,
+    out: Vec<UiIntent>,
+}
+
 const LIMIT_32K: Limit<'static> = Limit {
     sender_name: "Ada",
     max_ciphertext: 32 * 1024,
@@ -383,10 +390,6 @@ fn a_text_over_the_limit_is_refused_inline_and_the_draft_stays() {
 fn adding_a_contact_is_validated_inline() {
     let me = Uuid::new_v4();
     let known = Uuid::new_v4();
-    struct S {
-        chat: ChatState,
-        out: Vec<UiIntent>,
-    }
     let view = ChatView {
         my_name: "Ada".into(),
         my_id: me,
@@ -407,10 +410,7 @@ fn adding_a_contact_is_validated_inline() {
         .with_size(egui::vec2(300.0, 700.0))
         .build_ui_state(
             |ui, s: &mut S| s.out.extend(sidebar(ui, &view, &mut s.chat)),
-            S {
-                chat: ChatState::default(),
-                out: Vec::new(),
-            },
+            S::default(),
         );
     assert!(
         h.query_by_label_contains("Grace   (2)").is_some(),
@@ -506,10 +506,6 @@ fn a_saved_draft_is_shown_and_every_change_is_kept() {
     let peer = Uuid::new_v4();
     let t = hush_core::ThreadId::for_pair(&me, &peer);
     let log = ThreadLog::default();
-    struct S {
-        chat: ChatState,
-        out: Vec<UiIntent>,
-    }
     let view = ChatView {
         my_name: "Ada".into(),
         my_id: me,
@@ -528,10 +524,7 @@ fn a_saved_draft_is_shown_and_every_change_is_kept() {
         .with_size(egui::vec2(700.0, 500.0))
         .build_ui_state(
             |ui, s: &mut S| s.out.extend(thread(ui, &view, &mut s.chat, false)),
-            S {
-                chat: ChatState::default(),
-                out: Vec::new(),
-            },
+            S::default(),
         );
     h.run();
     assert_eq!(h.state().chat.drafts[&t], "typed before the restart");
@@ -624,10 +617,6 @@ fn a_phone_sized_window_shows_one_pane_at_a_time() {
     let peer = Uuid::new_v4();
     let t = hush_core::ThreadId::for_pair(&me, &peer);
     let log = ThreadLog::default();
-    struct S {
-        chat: ChatState,
-        out: Vec<UiIntent>,
-    }
     let view = ChatView {
         my_name: "Ada".into(),
         my_id: me,
@@ -655,10 +644,7 @@ fn a_phone_sized_window_shows_one_pane_at_a_time() {
             .with_size(egui::vec2(w, 740.0))
             .build_ui_state(
                 |ui, s: &mut S| s.out.extend(screen(ui, &view, &mut s.chat)),
-                S {
-                    chat: ChatState::default(),
-                    out: Vec::new(),
-                },
+                S::default(),
             )
     };
     let mut h = build(360.0);
