@@ -23,7 +23,7 @@ pub use memory::MemoryStore;
 #[cfg(not(target_arch = "wasm32"))]
 pub use redb_store::{FLUSH_EVERY, RedbStore};
 #[cfg(target_arch = "wasm32")]
-pub use web::WebStore;
+pub use web::{RemoteChange, WebStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -6,6 +6,13 @@
 //! in one transaction per turn of the browser's event loop, in order.
 //! Values are the same JSON records as on native — sealed blobs and
 //! ciphertext, never plaintext.
+//!
+//! Several tabs may open one profile. Each keeps its own copy in memory, so
+//! each tells the others what it wrote: after a transaction commits, its
+//! changes go out on the profile's `BroadcastChannel`, and every other open
+//! store of the profile queues them as [`RemoteChange`]s. The app takes them
+//! ([`WebStore::take_remote`]) and decides what they mean for its world; it
+//! puts them in this copy with [`WebStore::absorb`], which writes nothing.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,7 +24,9 @@ use uuid::Uuid;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::prelude::JsValue;
-use web_sys::{IdbDatabase, IdbOpenDbRequest, IdbRequest, IdbTransactionMode};
+use web_sys::{
+    BroadcastChannel, IdbDatabase, IdbOpenDbRequest, IdbRequest, IdbTransactionMode, MessageEvent,
+};
 
 use crate::{
     MemoryStore, MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoreError, StoredMessage,
@@ -43,10 +52,40 @@ struct Pending {
 /// How long a failed write waits before it is tried again.
 const RETRY_MS: u32 = 3_000;
 
+/// A change another tab made to the profile, after it reached IndexedDB.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RemoteChange {
+    Profile(ProfileMeta),
+    Contact(Uuid, Sealed),
+    Thread(ThreadRecord),
+    /// New messages, in the order they were stored.
+    Messages(Vec<StoredMessage>),
+    Outbox(OutboxEntry),
+    OutboxRemoved(u64),
+    Delivered(ThreadId, MessageKey),
+    Draft(ThreadId, Option<Sealed>),
+}
+
+/// What one open store has been told by the others, and whom to wake.
+#[derive(Default)]
+struct Inbox {
+    changes: Vec<RemoteChange>,
+    on_change: Option<std::rc::Rc<dyn Fn()>>,
+}
+
+/// The open stores of this page: each has its own IndexedDB connection,
+/// write queue and channel (browser objects are not `Send`, so they live
+/// here, keyed by the store's instance number).
+struct Open {
+    db: IdbDatabase,
+    channel: Option<BroadcastChannel>,
+}
+
 thread_local! {
-    /// Open databases by name (browser objects are not `Send`).
-    static DBS: RefCell<HashMap<String, IdbDatabase>> = RefCell::new(HashMap::new());
-    static PENDING: RefCell<HashMap<String, Pending>> = RefCell::new(HashMap::new());
+    static OPEN: RefCell<HashMap<u32, Open>> = RefCell::new(HashMap::new());
+    static PENDING: RefCell<HashMap<u32, Pending>> = RefCell::new(HashMap::new());
+    static INBOX: RefCell<HashMap<u32, Inbox>> = RefCell::new(HashMap::new());
+    static NEXT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
 }
 
 fn js_err(e: JsValue) -> StoreError {
@@ -133,16 +172,16 @@ async fn open_db(name: &str) -> Result<IdbDatabase> {
     r.and_then(|v| v.dyn_into::<IdbDatabase>()).map_err(js_err)
 }
 
-/// Writes the queued changes of `name` in order, one transaction at a time.
-async fn flush(name: String) {
+/// Writes the queued changes of store `id` in order, one transaction at a
+/// time, and tells the other tabs what each committed one held.
+async fn flush(id: u32) {
     loop {
-        let ops = PENDING
-            .with(|p| std::mem::take(&mut p.borrow_mut().entry(name.clone()).or_default().ops));
+        let ops = PENDING.with(|p| std::mem::take(&mut p.borrow_mut().entry(id).or_default().ops));
         if ops.is_empty() {
-            PENDING.with(|p| p.borrow_mut().entry(name.clone()).or_default().flushing = false);
+            PENDING.with(|p| p.borrow_mut().entry(id).or_default().flushing = false);
             return;
         }
-        let Some(db) = DBS.with(|d| d.borrow().get(&name).cloned()) else {
+        let Some(db) = OPEN.with(|o| o.borrow().get(&id).map(|o| o.db.clone())) else {
             return;
         };
         let result: std::result::Result<(), JsValue> = async {
@@ -163,7 +202,8 @@ async fn flush(name: String) {
         .await;
         match result {
             Ok(()) => {
-                PENDING.with(|p| p.borrow_mut().entry(name.clone()).or_default().failure = None)
+                PENDING.with(|p| p.borrow_mut().entry(id).or_default().failure = None);
+                announce(id, &ops);
             }
             Err(e) => {
                 let why = describe(&e);
@@ -174,7 +214,7 @@ async fn flush(name: String) {
                 // since, and the whole batch is tried again later.
                 PENDING.with(|p| {
                     let mut p = p.borrow_mut();
-                    let q = p.entry(name.clone()).or_default();
+                    let q = p.entry(id).or_default();
                     let newer = std::mem::take(&mut q.ops);
                     q.ops = ops;
                     q.ops.extend(newer);
@@ -184,6 +224,125 @@ async fn flush(name: String) {
             }
         }
     }
+}
+
+/// The profile's channel between tabs.
+fn channel_name(db: &str) -> String {
+    format!("{db}-changes")
+}
+
+/// Tells the other tabs what a committed transaction held: `[key, value]`
+/// pairs, `null` for a delete.
+fn announce(id: u32, ops: &[Op]) {
+    let wire: Vec<(&str, Option<&str>)> = ops
+        .iter()
+        .map(|op| match op {
+            Op::Put(k, v) => (k.as_str(), Some(v.as_str())),
+            Op::Delete(k) => (k.as_str(), None),
+        })
+        .collect();
+    let Ok(text) = serde_json::to_string(&wire) else {
+        return;
+    };
+    OPEN.with(|o| {
+        if let Some(ch) = o.borrow().get(&id).and_then(|o| o.channel.as_ref()) {
+            let _ = ch.post_message(&JsValue::from_str(&text));
+        }
+    });
+}
+
+/// What another tab announced, as changes (consecutive messages together).
+fn decode_announcement(text: &str) -> Result<Vec<RemoteChange>> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("another tab's change: {e}"));
+    let wire: Vec<(String, Option<String>)> =
+        serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let mut out: Vec<RemoteChange> = Vec::new();
+    for (k, v) in wire {
+        match (decode_record(&k, v.as_deref())?, out.last_mut()) {
+            (Some(RemoteChange::Messages(m)), Some(RemoteChange::Messages(prev))) => prev.extend(m),
+            (Some(c), _) => out.push(c),
+            (None, _) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// One IndexedDB record (or its deletion, `None`) as a change.
+fn decode_record(k: &str, v: Option<&str>) -> Result<Option<RemoteChange>> {
+    let corrupt = |e: String| StoreError::Corrupt(format!("record {k}: {e}"));
+    fn parse<T: serde::de::DeserializeOwned>(v: Option<&str>) -> std::result::Result<T, String> {
+        serde_json::from_str(v.ok_or("no value")?).map_err(|e| e.to_string())
+    }
+    let thread = |id: &str| ThreadId::parse(id).map_err(|e| corrupt(e.to_string()));
+    Ok(Some(if k == "profile" {
+        RemoteChange::Profile(parse(v).map_err(corrupt)?)
+    } else if let Some(id) = k.strip_prefix("c/") {
+        let peer = Uuid::parse_str(id).map_err(|e| corrupt(e.to_string()))?;
+        RemoteChange::Contact(peer, parse(v).map_err(corrupt)?)
+    } else if k.starts_with("t/") {
+        RemoteChange::Thread(parse(v).map_err(corrupt)?)
+    } else if k.starts_with("m/") {
+        RemoteChange::Messages(vec![parse(v).map_err(corrupt)?])
+    } else if let Some(seq) = k.strip_prefix("o/") {
+        match v {
+            Some(_) => RemoteChange::Outbox(parse(v).map_err(corrupt)?),
+            None => RemoteChange::OutboxRemoved(seq.parse().map_err(|_| corrupt("seq".into()))?),
+        }
+    } else if let Some(id) = k.strip_prefix("d/") {
+        RemoteChange::Delivered(thread(id)?, parse(v).map_err(corrupt)?)
+    } else if let Some(id) = k.strip_prefix("r/") {
+        let draft = match v {
+            Some(_) => Some(parse(v).map_err(corrupt)?),
+            None => None,
+        };
+        RemoteChange::Draft(thread(id)?, draft)
+    } else {
+        return Ok(None);
+    }))
+}
+
+/// Puts a record in the memory copy.
+fn absorb_into(mem: &MemoryStore, change: &RemoteChange) -> Result<()> {
+    match change {
+        RemoteChange::Profile(p) => mem.set_profile(p),
+        RemoteChange::Contact(peer, c) => mem.put_contact(*peer, c),
+        RemoteChange::Thread(t) => mem.put_thread(t),
+        RemoteChange::Messages(m) => mem.store_messages(m, None, &[]).map(|_| ()),
+        RemoteChange::Outbox(e) => mem.put_outbox(e),
+        RemoteChange::OutboxRemoved(seq) => mem.remove_outbox(*seq),
+        RemoteChange::Delivered(t, k) => mem.set_delivered(&[(*t, k.clone())]),
+        RemoteChange::Draft(t, d) => mem.put_draft(*t, d.as_ref()),
+    }
+}
+
+/// Listens on the profile's channel for store `id`.
+fn listen(id: u32, db: &str) -> Option<BroadcastChannel> {
+    let ch = BroadcastChannel::new(&channel_name(db)).ok()?;
+    let cb = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
+        let Some(text) = e.data().as_string() else {
+            return;
+        };
+        let changes = match decode_announcement(&text) {
+            Ok(c) => c,
+            Err(err) => {
+                web_sys_log(&format!("hush: ignoring another tab's change: {err}"));
+                return;
+            }
+        };
+        let wake = INBOX.with(|i| {
+            let mut i = i.borrow_mut();
+            let inbox = i.entry(id).or_default();
+            inbox.changes.extend(changes);
+            inbox.on_change.clone()
+        });
+        if let Some(wake) = wake {
+            wake();
+        }
+    });
+    ch.set_onmessage(Some(cb.as_ref().unchecked_ref()));
+    // Lives as long as the channel: both go when the store is dropped.
+    cb.forget();
+    Some(ch)
 }
 
 /// A failed write in words: a full quota says so.
@@ -215,8 +374,21 @@ extern "C" {
 
 /// A profile's store in the browser.
 pub struct WebStore {
-    name: String,
+    /// This open store's number in the page (see [`OPEN`]).
+    id: u32,
     mem: MemoryStore,
+}
+
+impl Drop for WebStore {
+    fn drop(&mut self) {
+        if let Some(open) = OPEN.with(|o| o.borrow_mut().remove(&self.id))
+            && let Some(ch) = open.channel
+        {
+            ch.set_onmessage(None);
+            ch.close();
+        }
+        INBOX.with(|i| i.borrow_mut().remove(&self.id));
+    }
 }
 
 fn enc<T: serde::Serialize>(v: &T) -> String {
@@ -228,6 +400,15 @@ impl WebStore {
     pub async fn open(profile: &str) -> Result<WebStore> {
         let name = format!("hush-profile-{profile}");
         let db = open_db(&name).await?;
+        let id = NEXT_ID.with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        });
+        // Listening starts before the load, so a change another tab commits
+        // meanwhile is not missed (if the load has it too, it comes twice,
+        // and every change is a put or delete by key: twice is once).
+        let channel = listen(id, &name);
         let tx = db
             .transaction_with_str_and_mode(KV, IdbTransactionMode::Readonly)
             .map_err(js_err)?;
@@ -242,45 +423,54 @@ impl WebStore {
         let values: js_sys::Array = values.dyn_into().map_err(js_err)?;
         let mem = MemoryStore::new();
         let mut messages = Vec::new();
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
         for (k, v) in keys.iter().zip(values.iter()) {
             let (Some(k), Some(v)) = (k.as_string(), v.as_string()) else {
                 continue;
             };
-            if k == "profile" {
-                mem.set_profile(&serde_json::from_str(&v).map_err(corrupt)?)?;
-            } else if let Some(id) = k.strip_prefix("c/") {
-                let peer = Uuid::parse_str(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                mem.put_contact(peer, &serde_json::from_str(&v).map_err(corrupt)?)?;
-            } else if k.starts_with("t/") {
-                mem.put_thread(&serde_json::from_str(&v).map_err(corrupt)?)?;
-            } else if k.starts_with("m/") {
-                messages.push(serde_json::from_str::<StoredMessage>(&v).map_err(corrupt)?);
-            } else if k.starts_with("o/") {
-                mem.put_outbox(&serde_json::from_str(&v).map_err(corrupt)?)?;
-            } else if let Some(id) = k.strip_prefix("d/") {
-                let t = ThreadId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                mem.set_delivered(&[(t, serde_json::from_str(&v).map_err(corrupt)?)])?;
-            } else if let Some(id) = k.strip_prefix("r/") {
-                let t = ThreadId::parse(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                mem.put_draft(t, Some(&serde_json::from_str(&v).map_err(corrupt)?))?;
+            match decode_record(&k, Some(&v))? {
+                Some(RemoteChange::Messages(m)) => messages.extend(m),
+                Some(c) => absorb_into(&mem, &c)?,
+                None => {}
             }
         }
         mem.store_messages(&messages, None, &[])?;
-        DBS.with(|d| d.borrow_mut().insert(name.clone(), db));
-        Ok(WebStore { name, mem })
+        OPEN.with(|o| o.borrow_mut().insert(id, Open { db, channel }));
+        Ok(WebStore { id, mem })
+    }
+
+    /// What other tabs wrote since the last call, oldest first.
+    pub fn take_remote(&self) -> Vec<RemoteChange> {
+        INBOX.with(|i| {
+            i.borrow_mut()
+                .get_mut(&self.id)
+                .map(|inbox| std::mem::take(&mut inbox.changes))
+                .unwrap_or_default()
+        })
+    }
+
+    /// Calls `f` when another tab's change arrives (to wake the app).
+    pub fn on_remote(&self, f: impl Fn() + 'static) {
+        INBOX.with(|i| {
+            i.borrow_mut().entry(self.id).or_default().on_change = Some(std::rc::Rc::new(f))
+        });
+    }
+
+    /// Puts another tab's change in this copy. It is in IndexedDB already,
+    /// so nothing is written (or announced again).
+    pub fn absorb(&self, change: &RemoteChange) -> Result<()> {
+        absorb_into(&self.mem, change)
     }
 
     /// Why writes are failing now (they are kept and tried again), if they are.
     pub fn write_failure(&self) -> Option<String> {
-        PENDING.with(|p| p.borrow().get(&self.name).and_then(|q| q.failure.clone()))
+        PENDING.with(|p| p.borrow().get(&self.id).and_then(|q| q.failure.clone()))
     }
 
     /// Whether every change has reached IndexedDB.
     pub fn is_flushed(&self) -> bool {
         PENDING.with(|p| {
             p.borrow()
-                .get(&self.name)
+                .get(&self.id)
                 .is_none_or(|q| q.ops.is_empty() && !q.flushing)
         })
     }
@@ -288,7 +478,7 @@ impl WebStore {
     fn queue(&self, ops: impl IntoIterator<Item = Op>) {
         let start = PENDING.with(|p| {
             let mut p = p.borrow_mut();
-            let q = p.entry(self.name.clone()).or_default();
+            let q = p.entry(self.id).or_default();
             q.ops.extend(ops);
             let start = !q.flushing && !q.ops.is_empty();
             if start {
@@ -297,7 +487,7 @@ impl WebStore {
             start
         });
         if start {
-            wasm_bindgen_futures::spawn_local(flush(self.name.clone()));
+            wasm_bindgen_futures::spawn_local(flush(self.id));
         }
     }
 }

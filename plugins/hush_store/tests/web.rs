@@ -40,3 +40,92 @@ async fn the_web_store_conforms_and_survives_a_reopen() {
         .collect();
     assert_eq!(ids, ["m1", "m2a", "m2b", "m3", "m4", "m1-other", "m9"]);
 }
+
+/// Waits until `s` has heard of at least `n` changes from other tabs.
+async fn hear(s: &WebStore, n: usize) -> Vec<hush_store::RemoteChange> {
+    let mut got = Vec::new();
+    for _ in 0..300 {
+        got.extend(s.take_remote());
+        if got.len() >= n {
+            return got;
+        }
+        gloo_timers::future::TimeoutFuture::new(10).await;
+    }
+    panic!("heard {} of {n} changes: {got:?}", got.len());
+}
+
+#[wasm_bindgen_test]
+async fn two_tabs_on_one_profile_hear_each_others_writes() {
+    use hush_core::ThreadId;
+    use hush_core::crypto::Sealed;
+    use hush_store::{OutboxEntry, OutboxState, RemoteChange, StoredMessage};
+
+    let profile = format!("test-{}", js_sys::Math::random().to_bits());
+    // Two stores in one page stand for two tabs: each its own connection,
+    // copy and channel.
+    let a = WebStore::open(&profile).await.unwrap();
+    let b = WebStore::open(&profile).await.unwrap();
+    let woken = std::rc::Rc::new(std::cell::Cell::new(0));
+    let w = woken.clone();
+    b.on_remote(move || w.set(w.get() + 1));
+
+    let thread = ThreadId::parse("90b3f6e0-fe98-88c0-51f3-0305c43f6b8a").unwrap();
+    let sealed = Sealed {
+        ciphertext: "Y3Q=".into(),
+        iv: "aXY=".into(),
+    };
+    let peer = uuid::Uuid::new_v4();
+    a.put_contact(peer, &sealed).unwrap();
+    let entry = OutboxEntry {
+        seq: 7_000_000_000_000_001,
+        thread_id: thread,
+        client_message_id: "c1".into(),
+        sealed: sealed.clone(),
+        attempts: 0,
+        state: OutboxState::Queued,
+        created_ms: 1,
+    };
+    a.put_outbox(&entry).unwrap();
+    let msg = |id: &str| StoredMessage {
+        id: id.into(),
+        thread_id: thread,
+        ciphertext: "Y3Q=".into(),
+        iv: format!("iv-{id}"),
+        created_at: "2026-12-02T07:00:00.000000Z".into(),
+        client_message_id: None,
+    };
+    a.store_messages(&[msg("m1"), msg("m2")], None, &[entry.seq])
+        .unwrap();
+    settle(&a).await;
+
+    let heard = hear(&b, 4).await;
+    assert!(woken.get() > 0, "b was not woken");
+    assert_eq!(
+        heard,
+        vec![
+            RemoteChange::Contact(peer, sealed.clone()),
+            RemoteChange::Outbox(entry.clone()),
+            RemoteChange::Messages(vec![msg("m1"), msg("m2")]),
+            RemoteChange::OutboxRemoved(entry.seq),
+        ]
+    );
+    // Taken into b's copy, without writing them again.
+    for c in &heard {
+        b.absorb(c).unwrap();
+    }
+    assert!(b.is_flushed());
+    assert_eq!(b.contacts().unwrap().len(), 1);
+    assert_eq!(b.message_count(thread).unwrap(), 2);
+    assert!(b.outbox().unwrap().is_empty());
+    // Absorbing announces nothing: a hears nothing back.
+    gloo_timers::future::TimeoutFuture::new(200).await;
+    assert!(a.take_remote().is_empty());
+    // A store does not hear itself, and a closed one is no longer told.
+    b.put_draft(thread, Some(&sealed)).unwrap();
+    settle(&b).await;
+    assert_eq!(
+        hear(&a, 1).await,
+        vec![RemoteChange::Draft(thread, Some(sealed))]
+    );
+    assert!(b.take_remote().is_empty());
+}
