@@ -3,6 +3,7 @@
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
+use hush_core::crypto::Sealed;
 use hush_core::ids::parse_user_uuid;
 use hush_core::payload::{ContactRecord, NameError, validate_display_name};
 use hush_net::HushSystems;
@@ -10,6 +11,7 @@ use uuid::Uuid;
 
 use crate::now_ms;
 use crate::profile::{ProfileStore, StoreFailed};
+use crate::shared::StoredElsewhere;
 use crate::vault::{Vault, VaultEvent, VaultSystems};
 
 pub(crate) fn plugin(app: &mut App) {
@@ -18,7 +20,7 @@ pub(crate) fn plugin(app: &mut App) {
         .add_message::<ContactEvent>()
         .add_systems(
             Update,
-            (load_contacts, add_contacts)
+            (load_contacts, add_contacts, take_contacts_from_elsewhere)
                 .chain()
                 .in_set(HushSystems::Chat)
                 .in_set(ContactSystems)
@@ -116,7 +118,7 @@ fn load_contacts(
         match e {
             VaultEvent::Unlocked => {
                 contacts.list.clear();
-                let (Some(keys), Some(me)) = (vault.keys(), vault.my_id()) else {
+                let Some(me) = vault.my_id() else {
                     continue;
                 };
                 let stored = match store.contacts() {
@@ -127,31 +129,74 @@ fn load_contacts(
                     }
                 };
                 for (user_id, sealed) in stored {
-                    match keys
-                        .contacts
-                        .open_json::<ContactRecord>(&sealed.ciphertext, &sealed.iv)
-                    {
-                        Ok(r) => {
-                            let c = Contact {
-                                user_id,
-                                display_name: r.display_name,
-                                added_at: r.added_at,
-                                thread_id: ThreadId::for_pair(&me, &user_id),
-                            };
-                            contacts.list.push(c.clone());
-                            out.write(ContactEvent::Added {
-                                contact: c,
-                                new: false,
-                            });
-                        }
-                        Err(e) => {
-                            tracing::warn!(%user_id, "skipping a contact that does not decrypt: {e}")
-                        }
+                    if let Some(c) = open_contact(&vault, me, user_id, &sealed) {
+                        contacts.list.push(c.clone());
+                        out.write(ContactEvent::Added {
+                            contact: c,
+                            new: false,
+                        });
                     }
                 }
             }
             VaultEvent::Locked => contacts.list.clear(),
             _ => {}
+        }
+    }
+}
+
+/// A stored contact, decrypted (a warning, and `None`, if it does not).
+fn open_contact(vault: &Vault, me: Uuid, user_id: Uuid, sealed: &Sealed) -> Option<Contact> {
+    let keys = vault.keys()?;
+    match keys
+        .contacts
+        .open_json::<ContactRecord>(&sealed.ciphertext, &sealed.iv)
+    {
+        Ok(r) => Some(Contact {
+            user_id,
+            display_name: r.display_name,
+            added_at: r.added_at,
+            thread_id: ThreadId::for_pair(&me, &user_id),
+        }),
+        Err(e) => {
+            tracing::warn!(%user_id, "skipping a contact that does not decrypt: {e}");
+            None
+        }
+    }
+}
+
+/// A contact another tab added shows here too.
+fn take_contacts_from_elsewhere(
+    mut contacts: ResMut<Contacts>,
+    vault: Res<Vault>,
+    store: Res<ProfileStore>,
+    mut elsewhere: MessageReader<StoredElsewhere>,
+    mut out: MessageWriter<ContactEvent>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    let Some(me) = vault.my_id().filter(|_| vault.is_unlocked()) else {
+        elsewhere.clear();
+        return;
+    };
+    for e in elsewhere.read() {
+        let StoredElsewhere::Contact(id) = e else {
+            continue;
+        };
+        if contacts.get(id).is_some() {
+            continue;
+        }
+        let sealed = match store.contacts() {
+            Ok(all) => all.into_iter().find(|(u, _)| u == id).map(|(_, s)| s),
+            Err(err) => {
+                failed.write(StoreFailed::new("read contacts", &err));
+                continue;
+            }
+        };
+        if let Some(c) = sealed.and_then(|s| open_contact(&vault, me, *id, &s)) {
+            contacts.list.push(c.clone());
+            out.write(ContactEvent::Added {
+                contact: c,
+                new: false,
+            });
         }
     }
 }

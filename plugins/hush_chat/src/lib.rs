@@ -15,6 +15,7 @@ pub mod model;
 pub mod outbox;
 pub mod profile;
 pub mod receive;
+pub mod shared;
 pub mod threads;
 pub mod vault;
 
@@ -29,6 +30,7 @@ pub use model::{ChatMessage, LocalEcho, MessageStatus};
 pub use outbox::{Outbox, OutboxEvent, OutboxIntent, SendIntent};
 pub use profile::{Prefs, ProfileStore, SetPrefs, StoreFailed};
 pub use receive::MessageReceived;
+pub use shared::{OutboxRole, StoredElsewhere};
 pub use threads::{Focused, Thread, ThreadLog, ThreadSync, Threads, Unread};
 pub use vault::{
     CreateIdentity, LockIntent, UnlockError, UnlockIntent, Vault, VaultEvent, VaultState,
@@ -44,6 +46,7 @@ impl Plugin for HushChatPlugin {
         app.insert_resource(ProfileStore(self.store.clone()))
             .add_plugins((
                 profile::plugin,
+                shared::plugin,
                 vault::plugin,
                 contacts::plugin,
                 drafts::plugin,

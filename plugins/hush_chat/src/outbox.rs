@@ -3,6 +3,11 @@
 //! it goes on the wire; it leaves after the thread is caught up on this
 //! connection and exists on the server; retries reuse the same blob and
 //! `client_message_id`; failures end visible, never dropped.
+//!
+//! Entries are numbered by the time they were written, in a lane of this
+//! client's own (see [`Outbox::allocate_seq`]): several clients on one
+//! profile (browser tabs, [`crate::shared`]) never number two entries alike,
+//! and the order of writing holds across them.
 
 use std::collections::HashMap;
 
@@ -20,6 +25,7 @@ use crate::model::{LocalEcho, MessageStatus};
 use crate::now_ms;
 use crate::profile::{ProfileStore, StoreFailed};
 use crate::receive::ReceiveSystems;
+use crate::shared::{OutboxRole, StoredElsewhere};
 use crate::threads::{EnsureThread, Thread, ThreadKey, ThreadLog, ThreadSync, Threads};
 use crate::vault::{Vault, VaultEvent};
 
@@ -32,6 +38,8 @@ pub(crate) fn plugin(app: &mut App) {
             Update,
             (
                 load_outbox,
+                mirror_outbox,
+                take_over_sending,
                 accept_sends,
                 handle_send_errors,
                 flush_outbox,
@@ -96,24 +104,79 @@ pub enum OutboxEvent {
 pub struct Outbox {
     pub queue: hush_core::policy::outbox::Outbox,
     texts: HashMap<u64, (String, i64)>,
+    /// The lowest number the next entry may have.
     next_seq: u64,
+    /// This client's lane: the low [`SEQ_LANE_BITS`] bits of its numbers.
+    lane: u64,
     loaded: bool,
     generation: Option<u64>,
     revision: u64,
     shown_revision: u64,
 }
 
+/// Bits of an entry's number that name the client that wrote it. With the
+/// milliseconds above them the numbers stay below 2^53, exact in JSON.
+pub const SEQ_LANE_BITS: u32 = 12;
+
 impl Outbox {
     fn new(policy: OutboxPolicy) -> Self {
+        let lane = u64::from(Uuid::new_v4().as_u128() as u16) & ((1 << SEQ_LANE_BITS) - 1);
+        Self::with_lane(policy, lane)
+    }
+
+    fn with_lane(policy: OutboxPolicy, lane: u64) -> Self {
         Outbox {
             queue: hush_core::policy::outbox::Outbox::new(policy),
             texts: HashMap::new(),
             next_seq: 1,
+            lane,
             loaded: false,
             generation: None,
             revision: 0,
             shown_revision: 0,
         }
+    }
+
+    /// The number of a new entry written at `now_ms`: the time in
+    /// milliseconds above this client's lane, past every number seen.
+    pub fn allocate_seq(&mut self, now_ms: i64) -> u64 {
+        let lanes = 1u64 << SEQ_LANE_BITS;
+        let floor = self
+            .next_seq
+            .max((now_ms.max(0) as u64).saturating_mul(lanes));
+        // The first number at or above `floor` in this lane.
+        let base = floor - floor % lanes;
+        let seq = if base + self.lane >= floor {
+            base + self.lane
+        } else {
+            base + lanes + self.lane
+        };
+        self.next_seq = seq + 1;
+        seq
+    }
+
+    /// Takes in an entry read from the store (written here before a
+    /// restart, or by another client): its text decrypted for the echo.
+    fn restore(&mut self, s: OutboxEntry, text: Option<MessagePayload>) {
+        self.next_seq = self.next_seq.max(s.seq + 1);
+        let (content, ts) = match text {
+            Some(p) => (p.content, p.timestamp),
+            None => ("(cannot be shown)".to_owned(), s.created_ms),
+        };
+        self.texts.insert(s.seq, (content, ts));
+        self.queue.push(Entry {
+            seq: s.seq,
+            thread: s.thread_id,
+            client_message_id: s.client_message_id,
+            ciphertext: s.sealed.ciphertext,
+            iv: s.sealed.iv,
+            attempts: s.attempts,
+            state: match s.state {
+                OutboxState::Queued => EntryState::Queued,
+                OutboxState::Failed(r) => EntryState::Failed(r),
+            },
+        });
+        self.revision += 1;
     }
 
     /// The pending entry a stored message completes: by client id, or by
@@ -221,39 +284,14 @@ fn load_outbox(
                 outbox.loaded = true;
                 let Some(me) = vault.my_id() else { continue };
                 for s in entries {
-                    outbox.next_seq = outbox.next_seq.max(s.seq + 1);
                     // Delivered before a crash? Then it is stored already.
                     if let Ok(Some(_)) = store.message_with_iv(s.thread_id, &s.sealed.iv) {
+                        outbox.next_seq = outbox.next_seq.max(s.seq + 1);
                         let _ = store.remove_outbox(s.seq);
                         continue;
                     }
-                    let text = contacts
-                        .list
-                        .iter()
-                        .find(|c| c.thread_id == s.thread_id)
-                        .and_then(|c| vault.thread_key(&c.user_id))
-                        .and_then(|k| {
-                            k.open_json::<MessagePayload>(&s.sealed.ciphertext, &s.sealed.iv)
-                                .ok()
-                        })
-                        .filter(|p| p.sender_id == me);
-                    let (content, ts) = match text {
-                        Some(p) => (p.content, p.timestamp),
-                        None => ("(cannot be shown)".to_owned(), s.created_ms),
-                    };
-                    outbox.texts.insert(s.seq, (content, ts));
-                    outbox.queue.push(Entry {
-                        seq: s.seq,
-                        thread: s.thread_id,
-                        client_message_id: s.client_message_id,
-                        ciphertext: s.sealed.ciphertext,
-                        iv: s.sealed.iv,
-                        attempts: s.attempts,
-                        state: match s.state {
-                            OutboxState::Queued => EntryState::Queued,
-                            OutboxState::Failed(r) => EntryState::Failed(r),
-                        },
-                    });
+                    let text = own_text(&vault, &contacts, me, &s);
+                    outbox.restore(s, text);
                 }
                 outbox.revision += 1;
                 if !outbox.is_empty() {
@@ -261,6 +299,103 @@ fn load_outbox(
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// The text of one of our own stored entries, if it opens.
+fn own_text(
+    vault: &Vault,
+    contacts: &Contacts,
+    me: Uuid,
+    s: &OutboxEntry,
+) -> Option<MessagePayload> {
+    contacts
+        .list
+        .iter()
+        .find(|c| c.thread_id == s.thread_id)
+        .and_then(|c| vault.thread_key(&c.user_id))
+        .and_then(|k| {
+            k.open_json::<MessagePayload>(&s.sealed.ciphertext, &s.sealed.iv)
+                .ok()
+        })
+        .filter(|p| p.sender_id == me)
+}
+
+/// Another client's outbox writes, in this one's queue: a message typed
+/// there is queued here too (and sent from here, if this client sends), a
+/// retry there is a retry here, a removal there (delivered, cancelled) ends
+/// the entry here.
+fn mirror_outbox(
+    mut outbox: ResMut<Outbox>,
+    vault: Res<Vault>,
+    contacts: Res<Contacts>,
+    role: Res<OutboxRole>,
+    mut elsewhere: MessageReader<StoredElsewhere>,
+) {
+    let Some(me) = vault
+        .my_id()
+        .filter(|_| vault.is_unlocked() && outbox.loaded)
+    else {
+        // Locked: what is in the store is read at the unlock.
+        elsewhere.clear();
+        return;
+    };
+    for e in elsewhere.read() {
+        match e {
+            StoredElsewhere::Outbox(s) => {
+                let known = outbox.queue.get(s.seq).map(|e| e.state.clone());
+                match (known, &s.state) {
+                    (None, _) => {
+                        let text = own_text(&vault, &contacts, me, s);
+                        outbox.restore(s.clone(), text);
+                    }
+                    (Some(EntryState::Failed(_)), OutboxState::Queued) => {
+                        if outbox.queue.retry(s.seq) {
+                            outbox.revision += 1;
+                        }
+                    }
+                    // The sending client's progress, shown as it is there.
+                    (Some(_), _) if *role == OutboxRole::Watches => {
+                        let text = outbox.texts.get(&s.seq).cloned();
+                        outbox.complete(s.seq);
+                        outbox.restore(s.clone(), None);
+                        if let Some(t) = text {
+                            outbox.texts.insert(s.seq, t);
+                        }
+                    }
+                    (Some(_), _) => {}
+                }
+            }
+            StoredElsewhere::OutboxRemoved(seq) => {
+                outbox.complete(*seq);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// This client sends from now on (the tab that did closed). That tab may
+/// have sent entries whose echo is still on its way: without idempotent
+/// sends, each thread's history is looked at again before anything goes.
+fn take_over_sending(
+    role: Res<OutboxRole>,
+    conn: Res<Connection>,
+    outbox: Res<Outbox>,
+    threads: Res<Threads>,
+    mut syncs: Query<&mut ThreadSync>,
+) {
+    if !role.is_changed() || role.is_added() || *role != OutboxRole::Sends {
+        return;
+    }
+    if conn.server_has(hush_core::http::features::IDEMPOTENT_SEND) {
+        return;
+    }
+    for t in outbox.queue.pending_threads() {
+        if let Some(e) = threads.entity(t)
+            && let Ok(mut sync) = syncs.get_mut(e)
+        {
+            sync.caught_up_on = None;
         }
     }
 }
@@ -314,8 +449,9 @@ fn accept_sends(
             timestamp: ts,
         };
         let sealed = key.0.seal_json(&payload);
+        let seq = outbox.allocate_seq(ts);
         let entry = Entry {
-            seq: outbox.next_seq,
+            seq,
             thread: t,
             client_message_id: Uuid::new_v4().to_string(),
             ciphertext: sealed.ciphertext,
@@ -328,7 +464,6 @@ fn accept_sends(
             events.write(reject(&format!("could not save the message: {e}")));
             continue;
         }
-        outbox.next_seq += 1;
         outbox.texts.insert(entry.seq, (content.to_owned(), ts));
         events.write(OutboxEvent::Queued {
             thread: t,
@@ -400,11 +535,13 @@ fn flush_outbox(
     threads: Res<Threads>,
     time: Res<Time>,
     q: Query<(&Thread, &ThreadSync, &Subscription)>,
+    role: Res<OutboxRole>,
     mut send: MessageWriter<SendFrame>,
     mut ensure: MessageWriter<EnsureThread>,
 ) {
     let generation = conn.generation();
-    let live = conn.is_connected() && vault.is_unlocked();
+    // Another client sends this profile's outbox: this one only shows it.
+    let live = conn.is_connected() && vault.is_unlocked() && *role == OutboxRole::Sends;
     if outbox.generation != Some(generation) || !live {
         // Whatever was in flight on another connection goes again.
         if outbox
@@ -563,5 +700,61 @@ fn sync_echoes(mut outbox: ResMut<Outbox>, mut logs: Query<(&Thread, &mut Thread
             log.pending = pending;
             log.revision += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outbox(lane: u64) -> Outbox {
+        Outbox::with_lane(OutboxPolicy::default(), lane)
+    }
+
+    #[test]
+    fn numbers_follow_the_clock_in_the_clients_own_lane() {
+        let mut a = outbox(5);
+        let t = 1_764_000_000_000;
+        let first = a.allocate_seq(t);
+        assert_eq!(first, (t as u64) << SEQ_LANE_BITS | 5);
+        // Several in one millisecond (or a clock that went back) still rise.
+        let second = a.allocate_seq(t);
+        let third = a.allocate_seq(t - 10_000);
+        assert!(first < second && second < third);
+        for s in [second, third] {
+            assert_eq!(s % (1 << SEQ_LANE_BITS), 5, "{s} left its lane");
+        }
+        // Below 2^53: exact as a JSON number in a browser.
+        assert!(third < 1 << 53);
+    }
+
+    #[test]
+    fn two_clients_on_one_profile_never_number_two_entries_alike() {
+        let (mut a, mut b) = (outbox(1), outbox(2));
+        let t = 1_764_000_000_000;
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..1_000 {
+            // Both write in the same milliseconds, and each has seen the
+            // other's newest entry (a mirrored one raises `next_seq`).
+            let sa = a.allocate_seq(t + i / 3);
+            b.next_seq = b.next_seq.max(sa + 1);
+            let sb = b.allocate_seq(t + i / 3);
+            a.next_seq = a.next_seq.max(sb + 1);
+            assert!(seen.insert(sa) && seen.insert(sb), "{sa} or {sb} twice");
+        }
+        // The order of writing holds across them.
+        let mut a2 = outbox(4000);
+        let mut b2 = outbox(3);
+        assert!(a2.allocate_seq(t) < b2.allocate_seq(t + 1));
+    }
+
+    #[test]
+    fn old_small_numbers_from_before_come_first() {
+        let mut a = outbox(7);
+        a.next_seq = 42 + 1; // restored from a store written with a counter
+        assert!(a.allocate_seq(1_764_000_000_000) > 42);
+        let mut z = outbox(7);
+        assert_eq!(z.allocate_seq(0), 7, "a clock at the epoch still works");
+        assert_eq!(z.allocate_seq(-5), (1 << SEQ_LANE_BITS) + 7);
     }
 }

@@ -2,7 +2,9 @@
 //! (ciphertext, deduplicated by server id), decrypted into the thread's log
 //! in server order, and reconciled with the outbox — our own echo (from this
 //! device or another of ours) is never shown twice. A message that does not
-//! decrypt is kept as `Undecryptable`.
+//! decrypt is kept as `Undecryptable`. Messages another tab of this profile
+//! stored ([`StoredElsewhere`]) show the same way; the tab's own copy of
+//! them, from its socket, then finds them stored and shows nothing.
 
 use std::collections::HashMap;
 
@@ -19,6 +21,7 @@ use crate::catchup::{CatchupSystems, IncomingBatch};
 use crate::model::{ChatMessage, MessageStatus};
 use crate::outbox::{Outbox, OutboxEvent};
 use crate::profile::{ProfileStore, StoreFailed};
+use crate::shared::StoredElsewhere;
 use crate::threads::{Focused, Thread, ThreadKey, ThreadLog, ThreadSync, Threads, Unread};
 use crate::vault::Vault;
 
@@ -76,8 +79,18 @@ pub fn decode(key: &AeadKey, m: &WireMessage, me: Uuid) -> ChatMessage {
 struct Group {
     thread: ThreadId,
     msgs: Vec<WireMessage>,
-    /// `Some(run)` for a catch-up page.
-    run: Option<u64>,
+    from: Source,
+}
+
+/// Where a group of messages comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// This connection's socket.
+    Live,
+    /// A page of catch-up run `run`.
+    Catchup(u64),
+    /// Another tab, which stored them (in this store too, now).
+    Elsewhere,
 }
 
 type ThreadItems<'a> = (
@@ -99,6 +112,7 @@ fn ingest(
     mut outbox: ResMut<Outbox>,
     mut frames: MessageReader<FrameReceived>,
     mut batches: MessageReader<IncomingBatch>,
+    mut elsewhere: MessageReader<StoredElsewhere>,
     mut q: Query<ThreadItems>,
     mut received: MessageWriter<MessageReceived>,
     mut outbox_events: MessageWriter<OutboxEvent>,
@@ -107,6 +121,7 @@ fn ingest(
     let Some(me) = vault.my_id().filter(|_| vault.is_unlocked()) else {
         frames.clear();
         batches.clear();
+        elsewhere.clear();
         return;
     };
     // Live messages per thread, in arrival order.
@@ -117,7 +132,7 @@ fn ingest(
             groups.push(Group {
                 thread: m.thread_id,
                 msgs: Vec::new(),
-                run: None,
+                from: Source::Live,
             });
             groups.len() - 1
         });
@@ -152,8 +167,26 @@ fn ingest(
         groups.push(Group {
             thread: b.thread,
             msgs: b.messages.clone(),
-            run: Some(b.run),
+            from: Source::Catchup(b.run),
         });
+    }
+    for e in elsewhere.read() {
+        let StoredElsewhere::Messages(msgs) = e else {
+            continue;
+        };
+        for m in msgs {
+            match groups
+                .iter_mut()
+                .find(|g| g.from == Source::Elsewhere && g.thread == m.thread_id)
+            {
+                Some(g) => g.msgs.push(m.clone()),
+                None => groups.push(Group {
+                    thread: m.thread_id,
+                    msgs: vec![m.clone()],
+                    from: Source::Elsewhere,
+                }),
+            }
+        }
     }
     let generation = conn.generation();
     for g in groups {
@@ -177,10 +210,12 @@ fn ingest(
                 completed.push((seq, m.id.clone()));
             }
         }
-        // The cursor moves only over history known to be contiguous.
-        let advance = match g.run {
-            Some(run) => run == sync.run && sync.run_gen.is_some(),
-            None => sync.caught_up_on == Some(generation),
+        // The cursor moves only over history known to be contiguous (this
+        // client's own: another tab's messages say nothing about its gaps).
+        let advance = match g.from {
+            Source::Catchup(run) => run == sync.run && sync.run_gen.is_some(),
+            Source::Live => sync.caught_up_on == Some(generation),
+            Source::Elsewhere => false,
         };
         let mut record = sync.record.clone();
         if advance {
@@ -192,7 +227,14 @@ fn ingest(
         }
         let changed = record != sync.record;
         let seqs: Vec<u64> = completed.iter().map(|(s, _)| *s).collect();
-        let news = match store.store_messages(&g.msgs, changed.then_some(&record), &seqs) {
+        let stored = match g.from {
+            // Stored already; the log tells what is new to this tab.
+            Source::Elsewhere => store
+                .store_messages(&[], None, &seqs)
+                .map(|_| vec![true; g.msgs.len()]),
+            _ => store.store_messages(&g.msgs, changed.then_some(&record), &seqs),
+        };
+        let news = match stored {
             Ok(n) => n,
             Err(err) => {
                 failed.write(StoreFailed::new("store messages", &err));
@@ -225,7 +267,7 @@ fn ingest(
             received.write(MessageReceived {
                 thread: thread.id,
                 message: msg,
-                live: g.run.is_none(),
+                live: g.from == Source::Live,
             });
         }
     }
