@@ -54,13 +54,13 @@ pub fn start() {
         Err(e) => return fail(&format!("hush: {e}")),
     };
     wasm_bindgen_futures::spawn_local(async move {
-        // Only the tab that owns the profile opens its store.
-        crate::web_tabs::own_profile(&profile).await;
+        // Every tab runs; the one holding the profile's lock sends.
+        let claim = crate::web_tabs::claim_profile(&profile).await;
         let store = match WebStore::open(&profile).await {
             Ok(s) => Arc::new(s),
             Err(e) => return fail(&format!("hush: cannot open the browser storage: {e}")),
         };
-        crate::web_tabs::hand_over_on_request(&profile, store.clone());
+        let tabs = crate::web_tabs::plugin(claim, store.clone(), report);
         let browser_store = BrowserStore(store.clone());
         let title = format!("hush — {profile}");
         let mut app = App::new();
@@ -77,6 +77,7 @@ pub fn start() {
             config: NetConfig::new(url),
         })
         .add_plugins(HushChatPlugin { store })
+        .add_plugins(tabs)
         .insert_resource(UiConfig {
             server,
             profile,

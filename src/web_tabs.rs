@@ -1,42 +1,80 @@
-//! One tab per profile runs the client. Two tabs on one profile used to run
-//! side by side, each with its own copy of the store and its own outbox
-//! numbering, and a message queued in one could be lost to the other.
+//! Several tabs on one profile, all live. Each tab runs the whole client
+//! (its own world, socket and copy of the store) over the profile's one
+//! IndexedDB, and:
 //!
-//! Now a tab first takes the profile's Web Lock (`navigator.locks`): the tab
-//! that holds it owns the IndexedDB store, the socket and the outbox. Any
-//! other tab on the same profile waits, and says so, with a button to move
-//! the client to it:
+//! - each store tells the others what it wrote (`hush_store`'s web store,
+//!   over a `BroadcastChannel`); [`share_store`] takes that into this tab's
+//!   copy and world (`hush_chat::shared`): a message one tab stored shows in
+//!   the others, a contact added in one appears in all, and every tab shows
+//!   the whole outbox;
+//! - one tab sends the outbox: the one holding the profile's Web Lock
+//!   (`navigator.locks`). The others queue what is typed in them (it is in
+//!   IndexedDB at once) and the sending tab puts it on the wire. When that
+//!   tab closes, the browser gives the lock to another, which sends from
+//!   then on ([`follow_the_lock`]).
 //!
-//! - When the owning tab closes, the browser hands the lock to a waiting tab,
-//!   which starts at once (the store it loads has everything the closed tab
-//!   wrote).
-//! - "Use it here" asks the owner over a `BroadcastChannel`; the owner waits
-//!   until its store has reached IndexedDB, then reloads, which releases the
-//!   lock and makes it a waiting tab in turn.
-//!
-//! A browser without Web Locks (or a page that is not a secure context, where
-//! they do not exist) runs the client as before, with a warning.
+//! A browser without Web Locks (or a page that is not a secure context,
+//! where they do not exist) has every tab send, with a warning: the relay's
+//! idempotent sends keep that from storing a message twice, a stock server's
+//! catch-up-before-resend rule mostly does.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use bevy::prelude::*;
 use futures_channel::oneshot;
-use hush_store::WebStore;
+use hush_chat::{OutboxRole, StoreFailed, StoredElsewhere};
+use hush_net::{HushSystems, Wake};
+use hush_store::{RemoteChange, WebStore};
 use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::JsValue;
 use wasm_bindgen::closure::Closure;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{BroadcastChannel, HtmlElement, MessageEvent};
 
-const NOTICE_ID: &str = "hush-other-tab";
-const RELEASE: &str = "release";
+/// The plugin: `claim` from [`claim_profile`], over the tab's store.
+pub fn plugin(claim: Claim, store: Arc<WebStore>, report: bool) -> impl Fn(&mut App) {
+    move |app: &mut App| {
+        let role = if claim.holds() {
+            OutboxRole::Sends
+        } else {
+            OutboxRole::Watches
+        };
+        app.insert_resource(role)
+            .insert_resource(claim.clone())
+            .insert_resource(SharedStore(store.clone()))
+            .insert_resource(Report(report))
+            .add_systems(Startup, (wake_on_news, say_role))
+            .add_systems(
+                Update,
+                (share_store, follow_the_lock).before(HushSystems::Chat),
+            );
+    }
+}
+
+/// Whether this tab holds the profile's lock (set when the browser grants
+/// it, which may be long after start), and whom to wake then.
+#[derive(Resource, Clone)]
+pub struct Claim {
+    held: Arc<AtomicBool>,
+    on_grant: Arc<OnceLock<Wake>>,
+}
+
+impl Claim {
+    fn holds(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+}
+
+#[derive(Resource)]
+struct SharedStore(Arc<WebStore>);
+
+#[derive(Resource)]
+struct Report(bool);
 
 fn lock_name(profile: &str) -> String {
     format!("hush-profile-{profile}")
-}
-
-fn channel(profile: &str) -> Option<BroadcastChannel> {
-    BroadcastChannel::new(&format!("hush-tabs-{profile}")).ok()
 }
 
 /// The page's `navigator.locks`, where it exists.
@@ -46,28 +84,39 @@ fn locks() -> Option<JsValue> {
     (!locks.is_undefined() && !locks.is_null()).then_some(locks)
 }
 
-/// Waits until this tab holds the profile, showing the waiting notice
-/// meanwhile. Holds it for the page's life.
-pub async fn own_profile(profile: &str) {
-    let Some(locks) = locks() else {
+/// Asks for the profile's lock and says, within a moment, whether this tab
+/// got it. If not, the request stays: the lock comes when its holder closes.
+/// Held for the page's life.
+pub async fn claim_profile(profile: &str) -> Claim {
+    let claim = Claim {
+        held: Arc::new(AtomicBool::new(false)),
+        on_grant: Arc::new(OnceLock::new()),
+    };
+    let request = locks().and_then(|l| {
+        let f = Reflect::get(&l, &JsValue::from_str("request"))
+            .ok()?
+            .dyn_into::<Function>()
+            .ok()?;
+        Some((l, f))
+    });
+    let Some((locks, request)) = request else {
         tracing::warn!(
             "this browser has no Web Locks (or the page is not a secure context): \
-             two tabs on one profile are not kept apart"
+             every tab on a profile sends its outbox"
         );
-        return;
-    };
-    let request = match Reflect::get(&locks, &JsValue::from_str("request"))
-        .ok()
-        .and_then(|f| f.dyn_into::<Function>().ok())
-    {
-        Some(f) => f,
-        None => return,
+        claim.held.store(true, Ordering::Release);
+        return claim;
     };
     let (granted_tx, granted_rx) = oneshot::channel::<()>();
     let granted_tx = Rc::new(RefCell::new(Some(granted_tx)));
-    let on_grant = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+    let (held, on_grant) = (claim.held.clone(), claim.on_grant.clone());
+    let grant = Closure::once_into_js(move |_lock: JsValue| -> JsValue {
+        held.store(true, Ordering::Release);
         if let Some(tx) = granted_tx.borrow_mut().take() {
             let _ = tx.send(());
+        }
+        if let Some(wake) = on_grant.get() {
+            wake.wake();
         }
         // Never settles: the lock is held until the page goes away.
         Promise::new(&mut |_, _| {}).into()
@@ -75,116 +124,70 @@ pub async fn own_profile(profile: &str) {
     let opts = Object::new();
     let _ = Reflect::set(&opts, &"mode".into(), &"exclusive".into());
     let name = JsValue::from_str(&lock_name(profile));
-    if let Err(e) = request.call3(&locks, &name, &opts, &on_grant) {
-        tracing::warn!("could not ask for the profile's lock ({e:?}): running without it");
-        return;
+    if let Err(e) = request.call3(&locks, &name, &opts, &grant) {
+        tracing::warn!("could not ask for the profile's lock ({e:?}): this tab sends");
+        claim.held.store(true, Ordering::Release);
+        return claim;
     }
-    // Granted at once when no other tab has it; the notice only otherwise.
-    let mut granted = granted_rx;
+    // Granted at once when no other tab has it.
     let soon = gloo_timers::future::TimeoutFuture::new(150);
     futures_util::pin_mut!(soon);
-    match futures_util::future::select(&mut granted, soon).await {
-        futures_util::future::Either::Left(_) => return,
-        futures_util::future::Either::Right(_) => {}
-    }
-    tracing::info!("profile {profile} is open in another tab: waiting for it");
-    show_notice(profile);
-    let _ = granted.await;
-    hide_notice();
-    tracing::info!("profile {profile}: this tab has it now");
+    let _ = futures_util::future::select(granted_rx, soon).await;
+    claim
 }
 
-/// The owner's side: a waiting tab's "Use it here" makes this tab reload
-/// (and so let go) once every change of its store is in IndexedDB.
-pub fn hand_over_on_request(profile: &str, store: Arc<WebStore>) {
-    let Some(ch) = channel(profile) else {
-        return;
+/// Another tab's change, or the lock, wakes this tab's loop.
+fn wake_on_news(store: Res<SharedStore>, claim: Res<Claim>, wake: Res<Wake>) {
+    let w = wake.clone();
+    store.0.on_remote(move || w.wake());
+    let _ = claim.on_grant.set(wake.clone());
+}
+
+fn say_role(role: Res<OutboxRole>, report: Res<Report>) {
+    let line = match *role {
+        OutboxRole::Sends => "tab sends",
+        OutboxRole::Watches => "tab watches: another tab of this profile sends",
     };
-    let cb = Closure::<dyn FnMut(MessageEvent)>::new(move |e: MessageEvent| {
-        if e.data().as_string().as_deref() != Some(RELEASE) {
-            return;
+    tracing::info!("{line}");
+    if report.0 {
+        hush_ui::report_line(line);
+    }
+}
+
+/// What the other tabs stored, in this tab's copy and world.
+fn share_store(
+    store: Res<SharedStore>,
+    mut out: MessageWriter<StoredElsewhere>,
+    mut failed: MessageWriter<StoreFailed>,
+) {
+    for change in store.0.take_remote() {
+        if let Err(e) = store.0.absorb(&change) {
+            failed.write(StoreFailed::new("take in another tab's change", &e));
+            continue;
         }
-        tracing::info!("another tab asked for this profile: handing it over");
-        reload_when_flushed(store.clone());
-    });
-    ch.set_onmessage(Some(cb.as_ref().unchecked_ref()));
-    // Both live as long as the page.
-    cb.forget();
-    std::mem::forget(ch);
+        let news = match change {
+            RemoteChange::Messages(m) => StoredElsewhere::Messages(m),
+            RemoteChange::Contact(id, _) => StoredElsewhere::Contact(id),
+            RemoteChange::Outbox(e) => StoredElsewhere::Outbox(e),
+            RemoteChange::OutboxRemoved(seq) => StoredElsewhere::OutboxRemoved(seq),
+            // Kept in the copy for the next unlock; this tab's world keeps
+            // its own cursors, drafts and settings meanwhile.
+            RemoteChange::Profile(_)
+            | RemoteChange::Thread(_)
+            | RemoteChange::Delivered(..)
+            | RemoteChange::Draft(..) => continue,
+        };
+        out.write(news);
+    }
 }
 
-fn reload_when_flushed(store: Arc<WebStore>) {
-    wasm_bindgen_futures::spawn_local(async move {
-        // Writes go out once per turn of the event loop; this waits for them.
-        for _ in 0..200 {
-            if store.is_flushed() {
-                break;
-            }
-            gloo_timers::future::TimeoutFuture::new(25).await;
+/// The lock came (the sending tab closed): this tab sends from now on.
+fn follow_the_lock(claim: Res<Claim>, mut role: ResMut<OutboxRole>, report: Res<Report>) {
+    if *role == OutboxRole::Watches && claim.holds() {
+        *role = OutboxRole::Sends;
+        tracing::info!("the tab that sent this profile's outbox closed: this one sends now");
+        if report.0 {
+            hush_ui::report_line("tab sends");
         }
-        if let Some(w) = web_sys::window() {
-            let _ = w.location().reload();
-        }
-    });
-}
-
-fn show_notice(profile: &str) {
-    let Some(doc) = web_sys::window().and_then(|w| w.document()) else {
-        return;
-    };
-    let Some(body) = doc.body() else {
-        return;
-    };
-    let Ok(div) = doc.create_element("div") else {
-        return;
-    };
-    div.set_id(NOTICE_ID);
-    let _ = div.set_attribute("role", "status");
-    let _ = div.set_attribute(
-        "style",
-        "position:fixed;inset:0;display:flex;flex-direction:column;align-items:center;\
-         justify-content:center;gap:16px;padding:24px;text-align:center;\
-         background:#1b1b1b;color:#d1d5db;font:15px sans-serif",
-    );
-    let text = doc.create_element("p").ok();
-    if let Some(p) = &text {
-        p.set_text_content(Some(&format!(
-            "hush is open in another tab of this browser (profile “{profile}”). \
-             It continues here when that tab closes."
-        )));
-        let _ = div.append_child(p);
-    }
-    if let Ok(button) = doc.create_element("button") {
-        button.set_text_content(Some("Use it here"));
-        let _ = button.set_attribute(
-            "style",
-            "font:15px sans-serif;padding:10px 18px;border-radius:6px;border:1px solid #4b5563;\
-             background:#1f2937;color:#f3f4f6;cursor:pointer",
-        );
-        let profile = profile.to_owned();
-        let cb = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-            if let Some(ch) = channel(&profile) {
-                let _ = ch.post_message(&JsValue::from_str(RELEASE));
-                ch.close();
-            }
-        });
-        let _ = button.add_event_listener_with_callback("click", cb.as_ref().unchecked_ref());
-        cb.forget();
-        let _ = div.append_child(&button);
-    }
-    let _ = body.append_child(&div);
-    if let Some(status) = doc.get_element_by_id("status")
-        && let Ok(s) = status.dyn_into::<HtmlElement>()
-    {
-        s.set_text_content(Some(""));
-    }
-}
-
-fn hide_notice() {
-    if let Some(el) = web_sys::window()
-        .and_then(|w| w.document())
-        .and_then(|d| d.get_element_by_id(NOTICE_ID))
-    {
-        el.remove();
     }
 }

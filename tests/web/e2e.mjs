@@ -6,7 +6,10 @@
 // On the way it measures what a user feels (the first load's transfer, the
 // time to the first frame, the longest frame gap during the first unlock,
 // draws per second when idle), types through insertText and an IME
-// composition, and looks at the phone-sized layout and a HiDPI canvas.
+// composition, and looks at the phone-sized layout and a HiDPI canvas. Two
+// tabs on one profile: offline, each queues a message, both close, and a
+// new tab sends both once; two live tabs show each other's messages and
+// contacts, and when the sending tab closes the other sends.
 //
 // env: HUSH_E2E_URL (relay serving web/dist), HUSH_BIN (native hush),
 //      HUSH_DATA (the native peer's data dir), HUSH_WORDS, HUSH_E2E_OUT (screenshots)
@@ -61,7 +64,10 @@ function watch(p, into) {
   });
   p.on("pageerror", (e) => console.log("  page error:", String(e).slice(0, 300)));
 }
-watch(page, () => lines);
+// The first page's console goes to `lines` while it is the one driven, and
+// to its own list in `pages` once other tabs are (the two-tab part below).
+const firstPage = page;
+watch(page, () => (page === firstPage ? lines : pages.first.lines));
 
 async function waitLine(re, ms, what) {
   const end = Date.now() + ms;
@@ -284,7 +290,7 @@ await unlock();
 await waitLine(/^vault unlocked/, 180_000, "the unlock after reload");
 await waitLine(/^shown 3/, 30_000, "the history after reload");
 await page.waitForTimeout(1000);
-await clickAt(660, 733); // the composer, above the reconnecting banner
+await clickAt(660, 719); // the composer, above the reconnecting banner
 await page.keyboard.type("typed while the socket was blocked", { delay: 5 });
 await enter();
 await waitLine(/^pending 1/, 30_000, "the queued message");
@@ -297,63 +303,112 @@ await waitLine(/^shown 3/, 30_000, "the history after the second reload");
 await waitLine(/^pending 1/, 30_000, "the queued message after reload");
 await shot("queued-after-reload");
 
-// Seed scenario 2, two tabs on one profile: a second tab waits while the
-// first owns the profile, and takes over, queued message and all, when the
-// first closes.
-let lines2 = [];
-const tab2 = await context.newPage();
-watch(tab2, () => lines2);
-await tab2.routeWebSocket(/\/ws/, gate);
-await tab2.goto(`${URL}/?profile=web&report=1`);
-await tab2.waitForFunction(
-  () => /open in another tab/.test(document.getElementById("hush-other-tab")?.textContent ?? ""),
-  null, { timeout: 60_000 });
-await tab2.screenshot({ path: `${OUT}/second-tab-waits.png` });
-if (lines2.some((l) => /^vault /.test(l))) fail("the second tab started the client beside the first");
-const closed = Date.now();
-await page.close();
-page = tab2;
-lines = lines2;
-await waitLine(/^vault locked/, 30_000, "the second tab to take over");
-const handoverMs = Date.now() - closed;
-console.log(`web e2e: two tabs: the second waited, and took over ${handoverMs} ms after the first closed`);
-if (handoverMs > 2000) fail(`the hand-over took ${handoverMs} ms`);
+// Seed scenario 2, two tabs on one profile, both live. The first holds the
+// profile's lock and sends the outbox; the second shows it and adds to it.
+const pages = { first: { page, lines } };
+async function use(name) {
+  ({ page, lines } = pages[name]);
+  await page.bringToFront();
+}
+async function open(name, { gated } = {}) {
+  const p = await context.newPage();
+  pages[name] = { page: p, lines: [] };
+  watch(p, () => pages[name].lines);
+  if (gated) await p.routeWebSocket(/\/ws/, gate);
+  await p.goto(`${URL}/?profile=web&report=1`);
+  await use(name);
+}
+const sees = async (name, re, ms, what) => {
+  const was = { page, lines };
+  ({ page, lines } = pages[name]);
+  try { return await waitLine(re, ms, what); } finally { ({ page, lines } = was); }
+};
+await open("second", { gated: true });
+await waitLine(/^tab watches/, 60_000, "the second tab to start beside the first");
 await unlock();
 await waitLine(/^vault unlocked/, 180_000, "the unlock in the second tab");
 await waitLine(/^pending 1/, 30_000, "the first tab's queued message in the second");
-
-// Let the socket through: the queued message goes out, once.
+await page.waitForTimeout(1000);
+await clickAt(660, 719); // the composer, above the reconnecting banner
+await page.keyboard.type("typed in the second tab", { delay: 5 });
+await enter();
+await waitLine(/^pending 2/, 30_000, "the second tab's queued message");
+await sees("first", /^pending 2/, 30_000, "the second tab's queued message in the first");
+await use("first");
+await shot("two-tabs-queued");
+// The repro of the lost message: both closed while offline, then a new tab
+// once the relay is reachable. Both messages go out, once each.
+await pages.first.page.close();
+await pages.second.page.close();
 blocked = false;
-await waitLine(/^pending 0/, 120_000, "the queued message to go out");
-const late = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
-if (late.content !== "typed while the socket was blocked") fail(`native peer got ${JSON.stringify(late)}`);
-const again = hush("listen", "--timeout", "5").trim();
-if (again !== "") fail(`the queued message arrived more than once: ${again}`);
-await waitLine(/^shown 4/, 30_000, "the delivered message in the page");
-await shot("final");
-
-// "Use it here": a third tab asks for the profile; the second lets go
-// once its store is written, and waits in turn.
-let lines3 = [];
-const tab3 = await context.newPage();
-watch(tab3, () => lines3);
-await tab3.goto(`${URL}/?profile=web&report=1`);
-await tab3.waitForSelector("#hush-other-tab button", { timeout: 60_000 });
-const asked = Date.now();
-await tab3.click("#hush-other-tab button");
-page = tab3;
-lines = lines3;
-await waitLine(/^vault locked/, 30_000, "the third tab to take over");
-console.log(`web e2e: "Use it here": the third tab took over ${Date.now() - asked} ms after the click`);
-await page.bringToFront();
-await tab2.waitForFunction(
-  () => /open in another tab/.test(document.getElementById("hush-other-tab")?.textContent ?? ""),
-  null, { timeout: 30_000 });
+await open("third");
+await waitLine(/^tab sends/, 30_000, "the third tab to send");
 await unlock();
 await waitLine(/^vault unlocked/, 180_000, "the unlock in the third tab");
-await waitLine(/^shown 4/, 30_000, "the history in the third tab");
-await waitLine(/^connected/, 60_000, "the third tab's connection");
-if (lines.some((l) => /^pending [1-9]/.test(l))) fail("the third tab found something queued");
+await waitLine(/^pending 2/, 30_000, "both queued messages in the third tab");
+await waitLine(/^pending 0/, 120_000, "the queued messages to go out");
+const late = hush("listen", "--count", "2", "--timeout", "60").trim().split("\n").map((l) => JSON.parse(l).content);
+if (JSON.stringify(late.sort()) !== JSON.stringify(["typed in the second tab", "typed while the socket was blocked"]))
+  fail(`after both tabs closed offline, the native peer got ${JSON.stringify(late)}`);
+let again = hush("listen", "--timeout", "5").trim();
+if (again !== "") fail(`a queued message arrived more than once: ${again}`);
+await waitLine(/^shown 5/, 30_000, "the delivered messages in the third tab");
+console.log("web e2e: two tabs, both offline and closed: both queued messages went out once, from the next tab");
+
+// Both live at once: a fourth tab beside the third.
+await open("fourth");
+await waitLine(/^tab watches/, 60_000, "the fourth tab to start beside the third");
+await unlock();
+await waitLine(/^vault unlocked/, 180_000, "the unlock in the fourth tab");
+await waitLine(/^shown 5/, 30_000, "the history in the fourth tab");
+await waitLine(/^connected/, 60_000, "the fourth tab's connection");
+await page.waitForTimeout(1000);
+await clickAt(660, 770);
+await page.keyboard.type("from the watching tab", { delay: 5 });
+await enter();
+const fromWatcher = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
+if (fromWatcher.content !== "from the watching tab") fail(`native peer got ${JSON.stringify(fromWatcher)}`);
+await waitLine(/^shown 6/, 30_000, "the watching tab's message, sent, in the watching tab");
+await sees("third", /^shown 6/, 30_000, "the watching tab's message in the sending tab");
+await shot("fourth-tab");
+await use("third");
+await clickAt(660, 770);
+await page.keyboard.type("from the sending tab", { delay: 5 });
+await enter();
+await sees("fourth", /^shown 7/, 30_000, "the sending tab's message in the watching tab");
+hush("send", me, "to both tabs");
+await sees("third", /^shown 8/, 60_000, "the native message in the sending tab");
+await sees("fourth", /^shown 8/, 60_000, "the native message in the watching tab");
+const got2 = hush("listen", "--count", "1", "--timeout", "30").trim();
+if (JSON.parse(got2).content !== "from the sending tab") fail(`native peer got ${got2}`);
+await shot("third-tab");
+// A contact added in one tab appears in the other.
+await clickAt(130, 199); // "Their UUID"
+await page.keyboard.type("0b6c4c2e-8d1f-4a57-9a3e-5f0c2d7b9e11", { delay: 5 });
+await clickAt(130, 239); // "Name"
+await page.keyboard.type("Added in another tab", { delay: 5 });
+await enter();
+await waitLine(/^contacts 2/, 30_000, "the new contact in the tab it was added in");
+await sees("fourth", /^contacts 2/, 30_000, "the contact added in the third tab in the fourth");
+// The sending tab closes: the other sends from then on.
+const closed = Date.now();
+await pages.third.page.close();
+await use("fourth");
+await waitLine(/^tab sends/, 10_000, "the fourth tab to take over sending");
+const handoverMs = Date.now() - closed;
+console.log(`web e2e: two live tabs: each showed the other's messages once and the other's new contact; the watching tab sends ${handoverMs} ms after the sending tab closed`);
+if (handoverMs > 2000) fail(`the hand-over took ${handoverMs} ms`);
+await clickAt(660, 770);
+await page.keyboard.type("after the hand-over", { delay: 5 });
+await enter();
+const after = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
+if (after.content !== "after the hand-over") fail(`native peer got ${JSON.stringify(after)}`);
+await waitLine(/^shown 9/, 30_000, "the message after the hand-over");
+again = hush("listen", "--timeout", "5").trim();
+if (again !== "") fail(`a message arrived more than once: ${again}`);
+if (Object.values(pages).some(({ lines: l }) => l.some((x) => /shown (\d+)/.test(x) && +x.split(" ")[1] > 9)))
+  fail("a tab showed a message twice");
+await shot("final");
 
 // A phone: one pane at a time.
 // No input after the resize: the page redraws for the new size by itself.
@@ -389,4 +444,4 @@ await hidpiBrowser.close();
 console.log(`web e2e: HiDPI: devicePixelRatio ${ratio.dpr}, canvas pixels per CSS pixel ${ratio.ratio.toFixed(2)}`);
 if (ratio.dpr !== 2 || Math.abs(ratio.ratio - 2) > 0.05) fail(`the canvas renders at ${ratio.ratio}x on a ${ratio.dpr}x screen`);
 await browser.close();
-console.log(`web e2e ok in ${((Date.now() - t0) / 1000).toFixed(0)} s: unlock without holding the page's thread, identity, contact, both directions, insertText, IME and paste, idle without draws, history and outbox across reloads, narrow layout, HiDPI`);
+console.log(`web e2e ok in ${((Date.now() - t0) / 1000).toFixed(0)} s: unlock without holding the page's thread, identity, contact, both directions, insertText, IME and paste, idle without draws, history and outbox across reloads, two tabs on one profile, narrow layout, HiDPI`);
