@@ -83,6 +83,7 @@ where
     let cli = Cli::parse_from(args);
     // A descriptor per client: take all the system allows.
     let _ = crate::serve::raise_fd_limit();
+    crate::serve::return_large_frees();
     crate::local::private_files();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

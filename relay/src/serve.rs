@@ -42,6 +42,21 @@ pub fn raise_fd_limit() -> Option<u64> {
     None
 }
 
+/// Freed large buffers go back to the system. A message of the largest size
+/// is a ~1.4 MB frame; glibc raises its mmap threshold after the first such
+/// free, so later frames come from heap arenas it never trims, and one burst
+/// (or one subscriber that stopped reading) would leave the relay's memory
+/// high for good. A fixed threshold keeps them mmapped. Call it before any
+/// thread starts.
+pub fn return_large_frees() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter, and no other thread
+    // is allocating yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 /// Serves `app` on `listener` until `stop`, over TLS when `tls` is given
 /// (the handshake has the header timeout too).
 pub async fn run(

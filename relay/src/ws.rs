@@ -334,6 +334,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     // A burst is broadcast at once: keep it well inside a subscriber's queue,
     // so that a reader that keeps up is never taken for a slow one.
     let burst_max = BURST.min(st.config.queue_len / 4).max(1);
+    let burst_bytes = 2 * st.config.limits.max_frame;
     let mut burst = Vec::with_capacity(burst_max);
     let mut heard = false;
     'conn: loop {
@@ -355,10 +356,17 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
         heard = true;
         // Whatever else already arrived is handled with it: a burst of sends
         // is stored with one statement (a stock server takes them one by one).
+        // Bounded in bytes as well as in frames: a burst of the largest
+        // frames is held whole (and decoded) until it is stored, and 256 of
+        // them would be hundreds of megabytes.
+        let mut bytes = frame_len(&first);
         burst.push(first);
-        while !st.config.stock && burst.len() < burst_max {
+        while !st.config.stock && burst.len() < burst_max && bytes < burst_bytes {
             match stream.next().now_or_never() {
-                Some(m) => burst.push(m),
+                Some(m) => {
+                    bytes += frame_len(&m);
+                    burst.push(m);
+                }
                 None => break,
             }
         }
@@ -446,6 +454,15 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     st.hub.unregister(id, &subs);
     let _ = writer.await;
     tracing::debug!(ip = %addr.ip(), conn = id, "websocket closed");
+}
+
+/// The payload bytes of a read frame (what a burst holds of it).
+fn frame_len(m: &Option<Result<Message, axum::Error>>) -> usize {
+    match m {
+        Some(Ok(Message::Text(t))) => t.len(),
+        Some(Ok(Message::Binary(b))) => b.len(),
+        _ => 0,
+    }
 }
 
 async fn handle_text(
