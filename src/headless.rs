@@ -367,7 +367,7 @@ fn print_new(
                 if k.micros > upto {
                     break 'pages;
                 }
-                let msg = hush_chat::receive::decode(&key, &m, me);
+                let msg = hush_chat::ChatMessage::decrypt(&key, &m, me);
                 let bytes = if msg.mine {
                     0
                 } else {
@@ -463,7 +463,7 @@ pub fn outbox(opts: &Options) -> CmdResult {
     let w = c.app.world();
     let outbox = w.resource::<Outbox>();
     let contacts = w.resource::<Contacts>();
-    for e in outbox.queue.iter() {
+    for e in outbox.entries() {
         let (state, reason) = match &e.state {
             hush_core::policy::outbox::EntryState::Failed(r) => ("failed", Some(r.clone())),
             _ => ("queued", None),

@@ -23,7 +23,7 @@ use bevy::prelude::*;
 use crossbeam_channel::Receiver;
 use hush_core::http::Health;
 use hush_net::{
-    ConnState, Connection, ConnectionIntent, HushSystems, NextUpdate, ServerUrl, SetServer, Wake,
+    ConnState, Connection, ConnectionIntent, NetSystems, NextUpdate, ServerUrl, SetServer, Wake,
     WakingSender,
 };
 use hush_relay::local::{PortRecord, create_private_dir, read_record};
@@ -228,7 +228,7 @@ pub fn plugin(data_dir: PathBuf, url: String) -> impl Fn(&mut App) {
             tx,
             rx,
         })
-        .add_systems(Update, watch_local_relay.in_set(HushSystems::Connection));
+        .add_systems(Update, watch_local_relay.in_set(NetSystems::Connection));
     }
 }
 

@@ -153,7 +153,7 @@ pub fn plugin(base_title: String) -> impl Fn(&mut App) {
                 Update,
                 (notify_arrivals, update_title, request_attention)
                     .chain()
-                    .after(hush_net::HushSystems::Chat),
+                    .in_set(hush_chat::ChatSystems::Present),
             );
         #[cfg(target_arch = "wasm32")]
         app.add_systems(Update, ask_permission);

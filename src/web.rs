@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use hush_chat::{HushChatPlugin, StoreFailed};
-use hush_net::{HushNetPlugin, NetConfig, NextUpdate, ServerUrl};
+use hush_chat::{HushClientPlugins, StoreFailed};
+use hush_net::{NetConfig, NextUpdate, ServerUrl};
 use hush_store::WebStore;
 use hush_ui::{HushUiPlugin, UiConfig};
 
@@ -73,10 +73,10 @@ pub fn start() {
             }),
             ..default()
         }))
-        .add_plugins(HushNetPlugin {
+        .add_plugins(HushClientPlugins {
             config: NetConfig::new(url),
+            store,
         })
-        .add_plugins(HushChatPlugin { store })
         .add_plugins(tabs)
         .insert_resource(UiConfig {
             server,

@@ -25,8 +25,8 @@ use std::sync::{Arc, OnceLock};
 
 use bevy::prelude::*;
 use futures_channel::oneshot;
-use hush_chat::{OutboxRole, StoreFailed, StoredElsewhere};
-use hush_net::{HushSystems, Wake};
+use hush_chat::{ChatSystems, OutboxRole, StoreFailed, StoredElsewhere};
+use hush_net::Wake;
 use hush_store::{RemoteChange, WebStore};
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::JsCast;
@@ -48,7 +48,7 @@ pub fn plugin(claim: Claim, store: Arc<WebStore>, report: bool) -> impl Fn(&mut 
             .add_systems(Startup, (wake_on_news, say_role))
             .add_systems(
                 Update,
-                (share_store, follow_the_lock).before(HushSystems::Chat),
+                (share_store, follow_the_lock).before(ChatSystems::Vault),
             );
     }
 }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
-use hush_chat::HushChatPlugin;
-use hush_net::{HushNetPlugin, NetConfig, ServerUrl};
+use hush_chat::HushClientPlugins;
+use hush_net::{NetConfig, ServerUrl};
 use hush_ui::{HushUiPlugin, UiConfig};
 use zeroize::Zeroizing;
 
@@ -69,8 +69,7 @@ pub fn run(opts: WindowOptions) -> i32 {
         }),
         ..default()
     }))
-    .add_plugins(HushNetPlugin { config })
-    .add_plugins(HushChatPlugin { store })
+    .add_plugins(HushClientPlugins { config, store })
     .insert_resource(UiConfig {
         server,
         profile: opts.profile.clone(),

@@ -138,7 +138,7 @@ fn ready(c: &Client, t: ThreadId) -> bool {
     conn.is_connected()
         && sub.is_some_and(|s| s.state == SubState::Subscribed)
         && w.get::<ThreadSync>(e)
-            .is_some_and(|s| s.caught_up_on == Some(conn.generation()))
+            .is_some_and(|s| s.is_caught_up(conn.generation()))
 }
 
 fn spin_until(c: &mut Client, timeout: Duration, mut pred: impl FnMut(&Client) -> bool) -> bool {

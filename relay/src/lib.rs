@@ -13,6 +13,7 @@ mod db;
 mod hub;
 mod limits;
 pub mod local;
+mod messages;
 mod proxy_protocol;
 mod rest;
 pub mod serve;

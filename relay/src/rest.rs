@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::auth::Gate;
-use crate::db::{Inserted, MessageRecord, ThreadRecord};
+use crate::db::{Inserted, ThreadRecord};
 
 type St = State<Arc<AppState>>;
 
@@ -339,21 +339,6 @@ pub struct PostMessageBody {
     client_message_id: Option<String>,
 }
 
-pub fn wire_message(m: &MessageRecord, ws_format: bool) -> WireMessage {
-    WireMessage {
-        id: m.id.clone(),
-        thread_id: ThreadId::parse(&m.thread_id).expect("stored thread ids are canonical"),
-        ciphertext: m.ciphertext.clone(),
-        iv: m.iv.clone(),
-        created_at: if ws_format {
-            hush_core::time::format_ws(m.created_at)
-        } else {
-            format_rest(m.created_at)
-        },
-        client_message_id: m.client_message_id.clone(),
-    }
-}
-
 pub async fn post_message(
     State(st): St,
     _a: Authed,
@@ -370,7 +355,7 @@ pub async fn post_message(
             "client_message_id must be 1..128 characters",
         ));
     }
-    let rec = crate::ws::store_message(
+    let rec = crate::messages::store_message(
         &st,
         thread_id,
         b.ciphertext,
@@ -381,7 +366,10 @@ pub async fn post_message(
     .await
     .map_err(refusal_to_http)?;
     let (Inserted::New(m) | Inserted::Duplicate(m)) = rec;
-    Ok((StatusCode::CREATED, Json(wire_message(&m, false))))
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::messages::wire_message(&m, false)),
+    ))
 }
 
 pub async fn list_messages(
@@ -416,7 +404,11 @@ pub async fn list_messages(
         .db
         .list_messages(&thread_id.to_string(), after, limit)
         .await?;
-    Ok(Json(rows.iter().map(|m| wire_message(m, false)).collect()))
+    Ok(Json(
+        rows.iter()
+            .map(|m| crate::messages::wire_message(m, false))
+            .collect(),
+    ))
 }
 
 pub async fn count_messages(

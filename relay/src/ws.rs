@@ -16,9 +16,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use hush_core::ThreadId;
-use hush_core::wire::{
-    ClientFrame, ErrorCode, MessageSent, OutgoingMessage, Refusal, ServerFrame, check_sealed,
-};
+use hush_core::wire::{ClientFrame, ErrorCode, MessageSent, OutgoingMessage, Refusal, ServerFrame};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -26,7 +24,7 @@ use crate::AppState;
 use crate::db::{Inserted, MessageRecord};
 use crate::hub::{ConnHandle, Offer};
 use crate::limits::Bucket;
-use crate::rest::wire_message;
+use crate::messages::{finish_message, persist_failed, prepare_message, text};
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -97,101 +95,6 @@ fn invalid_utf8(e: axum::Error) -> bool {
         e.into_inner().downcast_ref::<tungstenite::Error>(),
         Some(tungstenite::Error::Utf8(_))
     )
-}
-
-fn text(frame: ServerFrame) -> Utf8Bytes {
-    Utf8Bytes::from(frame.to_json())
-}
-
-/// Stores a message (idempotently when it has a `client_message_id`) and
-/// broadcasts new ones to the thread's subscribers if `broadcast`. Shared
-/// with REST.
-pub async fn store_message(
-    st: &AppState,
-    thread_id: ThreadId,
-    ciphertext: String,
-    iv: String,
-    client_message_id: Option<String>,
-    broadcast: bool,
-) -> Result<Inserted, Refusal> {
-    let rec = prepare_message(st, thread_id, ciphertext, iv, client_message_id).await?;
-    let outcome = st.db.insert_message(&rec).await.map_err(|e| {
-        tracing::error!("message insert failed: {e}");
-        persist_failed(&rec)
-    })?;
-    finish_message(st, &outcome, broadcast);
-    Ok(outcome)
-}
-
-fn persist_failed(rec: &MessageRecord) -> Refusal {
-    let mut r = Refusal::new(ErrorCode::PersistFailed, "Failed to save message");
-    r.client_message_id.clone_from(&rec.client_message_id);
-    r.thread_id = Some(rec.thread_id.clone());
-    r
-}
-
-/// Checks a message and gives it its id and server time.
-async fn prepare_message(
-    st: &AppState,
-    thread_id: ThreadId,
-    ciphertext: String,
-    iv: String,
-    client_message_id: Option<String>,
-) -> Result<MessageRecord, Refusal> {
-    // A stock server knows nothing of client ids.
-    let client_message_id = client_message_id.filter(|_| !st.config.stock);
-    let tag = |mut r: Refusal| {
-        r.client_message_id.clone_from(&client_message_id);
-        r.thread_id = Some(thread_id.to_string());
-        r
-    };
-    check_sealed(&ciphertext, &iv, st.config.limits.max_ciphertext).map_err(tag)?;
-    match st.thread_exists(thread_id).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(tag(Refusal::new(
-                ErrorCode::ThreadNotFound,
-                "Thread not found",
-            )));
-        }
-        Err(e) => {
-            tracing::error!("thread lookup failed: {e}");
-            return Err(tag(Refusal::new(
-                ErrorCode::PersistFailed,
-                "Failed to save message",
-            )));
-        }
-    }
-    Ok(MessageRecord {
-        id: uuid::Uuid::new_v4().to_string(),
-        thread_id: thread_id.to_string(),
-        ciphertext,
-        iv,
-        created_at: st.next_time(),
-        client_message_id,
-    })
-}
-
-/// Counts a stored message and broadcasts it if it is new.
-fn finish_message(st: &AppState, outcome: &Inserted, broadcast: bool) {
-    match outcome {
-        Inserted::New(m) => {
-            st.stats.messages_stored.fetch_add(1, Ordering::Relaxed);
-            if !broadcast {
-                return;
-            }
-            let Ok(thread_id) = ThreadId::parse(&m.thread_id) else {
-                return;
-            };
-            let lagged = st
-                .hub
-                .broadcast(thread_id, text(ServerFrame::Message(wire_message(m, true))));
-            st.stats.slow_closed.fetch_add(lagged, Ordering::Relaxed);
-        }
-        Inserted::Duplicate(_) => {
-            st.stats.duplicate_sends.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Stores the messages a connection sent in one burst with one statement,

@@ -6,13 +6,13 @@ use hush_core::ThreadId;
 use hush_core::crypto::Sealed;
 use hush_core::ids::parse_user_uuid;
 use hush_core::payload::{ContactRecord, NameError, validate_display_name};
-use hush_net::HushSystems;
 use uuid::Uuid;
 
+use crate::ChatSystems;
 use crate::now_ms;
 use crate::profile::{ProfileStore, StoreFailed};
 use crate::shared::StoredElsewhere;
-use crate::vault::{Vault, VaultEvent, VaultSystems};
+use crate::vault::{Vault, VaultEvent};
 
 pub(crate) fn plugin(app: &mut App) {
     app.init_resource::<Contacts>()
@@ -22,14 +22,9 @@ pub(crate) fn plugin(app: &mut App) {
             Update,
             (load_contacts, add_contacts, take_contacts_from_elsewhere)
                 .chain()
-                .in_set(HushSystems::Chat)
-                .in_set(ContactSystems)
-                .after(VaultSystems),
+                .in_set(ChatSystems::Contacts),
         );
 }
-
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ContactSystems;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use bevy::prelude::*;
 use hush_core::ThreadId;
 use hush_core::crypto::AeadKey;
-use hush_net::HushSystems;
 use hush_store::{Store, StoreError};
 use zeroize::Zeroizing;
 
+use crate::ChatSystems;
 use crate::profile::{ProfileStore, StoreFailed};
-use crate::vault::{Vault, VaultSystems};
+use crate::vault::Vault;
 
 pub(crate) fn plugin(app: &mut App) {
     app.init_resource::<Drafts>()
@@ -21,10 +21,9 @@ pub(crate) fn plugin(app: &mut App) {
             Update,
             (
                 // What was typed before a lock is kept before the keys go.
-                save_drafts.before(VaultSystems),
-                follow_vault.after(VaultSystems),
-            )
-                .in_set(HushSystems::Chat),
+                save_drafts.before(ChatSystems::Vault),
+                follow_vault.in_set(ChatSystems::Contacts),
+            ),
         );
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use hush_net::{HushNetPlugin, HushSystems, NetConfig, ServerUrl};
+use hush_net::{NetConfig, ServerUrl};
 use hush_store::Store;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -14,8 +14,8 @@ use zeroize::Zeroizing;
 use crate::contacts::Contact;
 use crate::threads::ThreadKey;
 use crate::{
-    AddContact, ContactEvent, HushChatPlugin, MessageReceived, OutboxEvent, StoreFailed, Threads,
-    UnlockError, UnlockIntent, Vault, VaultEvent, VaultState,
+    AddContact, ChatSystems, ContactEvent, HushClientPlugins, MessageReceived, OutboxEvent,
+    StoreFailed, Threads, UnlockError, UnlockIntent, Vault, VaultEvent, VaultState,
 };
 
 /// Why a headless step did not succeed.
@@ -79,10 +79,9 @@ pub fn build_app(
 pub fn build_app_with(config: NetConfig, store: Arc<dyn Store>) -> App {
     let mut app = App::new();
     app.add_plugins(MinimalPlugins)
-        .add_plugins(HushNetPlugin { config })
-        .add_plugins(HushChatPlugin { store })
+        .add_plugins(HushClientPlugins { config, store })
         .init_resource::<Seen>()
-        .add_systems(Update, collect.in_set(HushSystems::Present));
+        .add_systems(Update, collect.in_set(ChatSystems::Present));
     single_threaded(&mut app);
     app
 }

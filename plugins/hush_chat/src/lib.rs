@@ -21,7 +21,9 @@ pub mod vault;
 
 use std::sync::Arc;
 
+use bevy::app::PluginGroupBuilder;
 use bevy::prelude::*;
+use hush_net::{HushNetPlugin, NetConfig, NetSystems};
 use hush_store::Store;
 
 pub use contacts::{AddContact, ContactEvent, Contacts};
@@ -36,6 +38,24 @@ pub use vault::{
     CreateIdentity, LockIntent, UnlockError, UnlockIntent, Vault, VaultEvent, VaultState,
 };
 
+/// The whole client below the UI: the connection ([`HushNetPlugin`]) and
+/// messaging ([`HushChatPlugin`]) over a profile's store. The window, the
+/// browser build and the headless client all start from this group.
+pub struct HushClientPlugins {
+    pub config: NetConfig,
+    pub store: Arc<dyn Store>,
+}
+
+impl PluginGroup for HushClientPlugins {
+    fn build(self) -> PluginGroupBuilder {
+        PluginGroupBuilder::start::<Self>()
+            .add(HushNetPlugin {
+                config: self.config,
+            })
+            .add(HushChatPlugin { store: self.store })
+    }
+}
+
 /// The messaging plugins, over a profile's store. Needs `HushNetPlugin`.
 pub struct HushChatPlugin {
     pub store: Arc<dyn Store>,
@@ -44,6 +64,20 @@ pub struct HushChatPlugin {
 impl Plugin for HushChatPlugin {
     fn build(&self, app: &mut App) {
         app.insert_resource(ProfileStore(self.store.clone()))
+            .configure_sets(
+                Update,
+                (
+                    ChatSystems::Vault,
+                    ChatSystems::Contacts,
+                    ChatSystems::Threads,
+                    ChatSystems::Catchup,
+                    ChatSystems::Receive,
+                    ChatSystems::Outbox,
+                    ChatSystems::Present,
+                )
+                    .chain()
+                    .after(NetSystems::Subscriptions),
+            )
             .add_plugins((
                 profile::plugin,
                 shared::plugin,
@@ -56,6 +90,28 @@ impl Plugin for HushChatPlugin {
                 outbox::plugin,
             ));
     }
+}
+
+/// The order of the messaging systems in `Update`, set in one place (after
+/// the connection's [`NetSystems`]). Each module's systems run in one phase.
+#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChatSystems {
+    /// Unlock, identity, lock; preferences saved. (Drafts are saved before
+    /// it, so what was typed survives a lock.)
+    Vault,
+    /// Contacts loaded, added, taken from another tab; drafts follow the vault.
+    Contacts,
+    /// Thread entities for contacts; which threads the server has; creating
+    /// missing ones; replies to both drained.
+    Threads,
+    /// History pages asked for and their replies drained.
+    Catchup,
+    /// Live messages, acks and pages stored, decrypted, shown.
+    Receive,
+    /// The outbox: queued, sent, refused, retried, echoed.
+    Outbox,
+    /// After everything that changes the chat state, for those who read it.
+    Present,
 }
 
 /// Milliseconds since the Unix epoch, on the wall clock (also in a browser).

@@ -1,5 +1,8 @@
 //! What the UI pages through: decrypted messages and local echoes.
 
+use hush_core::crypto::AeadKey;
+use hush_core::payload::MessagePayload;
+use hush_core::wire::WireMessage;
 use uuid::Uuid;
 
 /// A message's status as the user sees it.
@@ -38,6 +41,36 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
+    /// Decrypts a stored message for the log (undecryptable ones are kept,
+    /// marked so).
+    pub fn decrypt(key: &AeadKey, m: &WireMessage, me: Uuid) -> ChatMessage {
+        let micros = hush_core::time::parse_iso_micros(&m.created_at).unwrap_or(i64::MIN);
+        match key.open_json::<MessagePayload>(&m.ciphertext, &m.iv) {
+            Ok(p) => ChatMessage {
+                id: m.id.clone(),
+                created_at: m.created_at.clone(),
+                micros,
+                sender_id: Some(p.sender_id),
+                mine: p.sender_id == me,
+                sender_name: p.sender_name,
+                content: p.content,
+                timestamp_ms: p.timestamp,
+                status: MessageStatus::Sent,
+            },
+            Err(e) => ChatMessage {
+                id: m.id.clone(),
+                created_at: m.created_at.clone(),
+                micros,
+                sender_id: None,
+                sender_name: String::new(),
+                content: String::new(),
+                timestamp_ms: micros.div_euclid(1000),
+                mine: false,
+                status: MessageStatus::Undecryptable(e.to_string()),
+            },
+        }
+    }
+
     pub fn sort_key(&self) -> (i64, &str) {
         (self.micros, self.id.as_str())
     }

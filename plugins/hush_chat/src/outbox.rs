@@ -14,20 +14,21 @@ use std::collections::HashMap;
 use bevy::prelude::*;
 use hush_core::ThreadId;
 use hush_core::payload::{MessagePayload, message_fits};
-use hush_core::policy::outbox::{Entry, EntryState, OutboxPolicy, SendRefusal, send_refusal};
-use hush_core::wire::{ClientFrame, ErrorCode, OutgoingMessage, ServerFrame};
-use hush_net::{Connection, FrameReceived, HushSystems, SendFrame, SubState, Subscription};
+use hush_core::policy::errors::{Concern, SendRef};
+use hush_core::policy::outbox::{Entry, EntryState, OutboxPolicy, SendQueue, SendRefusal};
+use hush_core::policy::thread_sync::SendGate;
+use hush_core::wire::{ClientFrame, MessageSent, OutgoingMessage, ServerFrame, WireMessage};
+use hush_net::{Connection, FrameReceived, SendFrame, SubState, Subscription};
 use hush_store::{OutboxEntry, OutboxState};
 use uuid::Uuid;
 
 use crate::contacts::Contacts;
 use crate::model::{LocalEcho, MessageStatus};
-use crate::now_ms;
 use crate::profile::{ProfileStore, StoreFailed};
-use crate::receive::ReceiveSystems;
 use crate::shared::{OutboxRole, StoredElsewhere};
 use crate::threads::{EnsureThread, Thread, ThreadKey, ThreadLog, ThreadSync, Threads};
 use crate::vault::{Vault, VaultEvent};
+use crate::{ChatSystems, now_ms};
 
 pub(crate) fn plugin(app: &mut App) {
     app.insert_resource(Outbox::new(OutboxPolicy::default()))
@@ -48,8 +49,7 @@ pub(crate) fn plugin(app: &mut App) {
                 sync_echoes,
             )
                 .chain()
-                .in_set(HushSystems::Chat)
-                .after(ReceiveSystems),
+                .in_set(ChatSystems::Outbox),
         );
 }
 
@@ -98,11 +98,11 @@ pub enum OutboxEvent {
     },
 }
 
-/// The outbox, a resource: the policy's queue plus the texts of our pending
-/// messages (memory only; the store holds the sealed blobs).
+/// The outbox, a resource: the policy's [`SendQueue`] plus the texts of our
+/// pending messages (memory only; the store holds the sealed blobs).
 #[derive(Resource)]
 pub struct Outbox {
-    pub queue: hush_core::policy::outbox::Outbox,
+    queue: SendQueue,
     texts: HashMap<u64, (String, i64)>,
     /// The lowest number the next entry may have.
     next_seq: u64,
@@ -126,7 +126,7 @@ impl Outbox {
 
     fn with_lane(policy: OutboxPolicy, lane: u64) -> Self {
         Outbox {
-            queue: hush_core::policy::outbox::Outbox::new(policy),
+            queue: SendQueue::new(policy),
             texts: HashMap::new(),
             next_seq: 1,
             lane,
@@ -179,34 +179,33 @@ impl Outbox {
         self.revision += 1;
     }
 
-    /// The pending entry a stored message completes: by client id, or by
-    /// the very same blob (a stock server's echo, or catch-up).
-    pub fn find(
-        &self,
-        thread: ThreadId,
-        client_id: Option<&str>,
-        ciphertext: &str,
-        iv: &str,
-    ) -> Option<u64> {
-        self.queue
-            .iter()
-            .find(|e| {
-                e.thread == thread
-                    && (client_id == Some(e.client_message_id.as_str())
-                        || (e.iv == iv && e.ciphertext == ciphertext))
-            })
-            .map(|e| e.seq)
+    /// The pending entry a stored message completes (see
+    /// [`SendQueue::completed_by`]).
+    pub fn completed_by(&self, m: &WireMessage) -> Option<u64> {
+        self.queue.completed_by(
+            m.thread_id,
+            m.client_message_id.as_deref(),
+            &m.ciphertext,
+            &m.iv,
+        )
     }
 
-    pub fn entry_by_client_id(&self, client_id: &str) -> Option<&Entry> {
-        self.queue.iter().find(|e| e.client_message_id == client_id)
+    /// The message an [ext] `message_sent` ack says the server stored: our
+    /// own entry's blob under the server's id and time.
+    pub fn acked(&self, ack: &MessageSent) -> Option<WireMessage> {
+        self.queue
+            .by_client_id(&ack.client_message_id)?
+            .stored_as(ack)
+    }
+
+    /// The entries, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.queue.iter()
     }
 
     /// Removes a delivered entry (the store already dropped it).
     pub(crate) fn complete(&mut self, seq: u64) -> Option<Entry> {
-        let e = self
-            .queue
-            .ack_by_client_id(&self.queue.get(seq)?.client_message_id.clone())?;
+        let e = self.queue.remove(seq)?;
         self.texts.remove(&seq);
         self.revision += 1;
         Some(e)
@@ -395,7 +394,7 @@ fn take_over_sending(
         if let Some(e) = threads.entity(t)
             && let Ok(mut sync) = syncs.get_mut(e)
         {
-            sync.caught_up_on = None;
+            sync.machine.look_again();
         }
     }
 }
@@ -490,33 +489,31 @@ fn handle_send_errors(
     let now = time.elapsed();
     for FrameReceived(f) in frames.read() {
         let ServerFrame::Error(err) = f else { continue };
-        let code = err.code.as_deref().and_then(ErrorCode::parse);
-        let seq = match (&err.client_message_id, &err.code) {
-            (Some(cmid), _) => outbox.entry_by_client_id(cmid).map(|e| e.seq),
-            // A stock server's error names nothing: it is the oldest send's.
-            (None, None) => outbox.queue.oldest_in_flight(conn.generation()),
-            // A coded error without a client id is not about a send.
-            (None, Some(_)) => None,
-        };
-        let Some(seq) = seq else { continue };
-        let Some(SendRefusal {
-            retry,
-            thread_missing,
-        }) = send_refusal(code, &err.message)
+        let Concern::Send {
+            send,
+            refusal:
+                SendRefusal {
+                    retry,
+                    thread_missing,
+                },
+        } = err.concerns()
         else {
             continue;
         };
+        let seq = match send {
+            SendRef::ClientId(cmid) => outbox.queue.by_client_id(&cmid).map(|e| e.seq),
+            SendRef::Oldest => outbox.queue.oldest_in_flight(conn.generation()),
+        };
+        let Some(seq) = seq else { continue };
         let thread = outbox.queue.get(seq).map(|e| e.thread);
         tracing::warn!(seq, "send refused: {}", err.message);
         if thread_missing
             && let Some(t) = thread
             && let Some(e) = threads.entity(t)
             && let Ok(mut sync) = syncs.get_mut(e)
+            && sync.machine.missing_on_server()
         {
-            sync.record.on_server = false;
-            if let Err(e) = store.put_thread(&sync.record) {
-                failed.write(StoreFailed::new("save thread", &e));
-            }
+            sync.save(&store, &mut failed);
         }
         outbox.queue.refused(seq, &err.message, retry, now);
         outbox.revision += 1;
@@ -575,13 +572,16 @@ fn flush_outbox(
         let Ok((_, sync, sub)) = q.get(e) else {
             continue;
         };
-        if !sync.record.on_server {
-            ensure.write(EnsureThread(t));
-            continue;
-        }
         let subscribed = sub.state == SubState::Subscribed;
-        if sync.caught_up_on == Some(generation) && (subscribed || acked_without_subscription) {
-            ready.push(t);
+        match sync
+            .machine
+            .send_gate(generation, subscribed, acked_without_subscription)
+        {
+            SendGate::NeedsThread => {
+                ensure.write(EnsureThread(t));
+            }
+            SendGate::Open => ready.push(t),
+            SendGate::Wait => {}
         }
     }
     let due = outbox
@@ -626,7 +626,7 @@ fn tick_outbox(
             && let Some(ent) = threads.entity(e.thread)
             && let Ok(mut sync) = syncs.get_mut(ent)
         {
-            sync.caught_up_on = None;
+            sync.machine.look_again();
         }
         if let EntryState::Failed(reason) = &e.state {
             events.write(OutboxEvent::Failed {

@@ -10,7 +10,7 @@ pub(crate) fn plugin(app: &mut App) {
         .add_message::<SetPrefs>()
         .init_resource::<Prefs>()
         .add_systems(Startup, load_prefs)
-        .add_systems(Update, save_prefs.in_set(hush_net::HushSystems::Chat))
+        .add_systems(Update, save_prefs.in_set(crate::ChatSystems::Vault))
         .add_systems(Last, flush_store);
 }
 

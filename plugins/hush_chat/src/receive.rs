@@ -10,15 +10,14 @@ use std::collections::HashMap;
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
-use hush_core::crypto::AeadKey;
-use hush_core::payload::MessagePayload;
-use hush_core::policy::catchup::CatchupCursor;
+use hush_core::policy::thread_sync::Origin;
 use hush_core::wire::{ServerFrame, WireMessage};
-use hush_net::{Connection, FrameReceived, HushSystems};
-use uuid::Uuid;
+use hush_net::{Connection, FrameReceived};
+use hush_store::ThreadRecord;
 
-use crate::catchup::{CatchupSystems, IncomingBatch};
-use crate::model::{ChatMessage, MessageStatus};
+use crate::ChatSystems;
+use crate::catchup::IncomingBatch;
+use crate::model::ChatMessage;
 use crate::outbox::{Outbox, OutboxEvent};
 use crate::profile::{ProfileStore, StoreFailed};
 use crate::shared::StoredElsewhere;
@@ -26,17 +25,9 @@ use crate::threads::{Focused, Thread, ThreadKey, ThreadLog, ThreadSync, Threads,
 use crate::vault::Vault;
 
 pub(crate) fn plugin(app: &mut App) {
-    app.add_message::<MessageReceived>().add_systems(
-        Update,
-        ingest
-            .in_set(HushSystems::Chat)
-            .in_set(ReceiveSystems)
-            .after(CatchupSystems),
-    );
+    app.add_message::<MessageReceived>()
+        .add_systems(Update, ingest.in_set(ChatSystems::Receive));
 }
-
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ReceiveSystems;
 
 /// A message new to this profile was stored.
 #[derive(Message, Debug, Clone)]
@@ -47,50 +38,10 @@ pub struct MessageReceived {
     pub live: bool,
 }
 
-/// Decrypts a stored message for the log.
-pub fn decode(key: &AeadKey, m: &WireMessage, me: Uuid) -> ChatMessage {
-    let micros = hush_core::time::parse_iso_micros(&m.created_at).unwrap_or(i64::MIN);
-    match key.open_json::<MessagePayload>(&m.ciphertext, &m.iv) {
-        Ok(p) => ChatMessage {
-            id: m.id.clone(),
-            created_at: m.created_at.clone(),
-            micros,
-            sender_id: Some(p.sender_id),
-            mine: p.sender_id == me,
-            sender_name: p.sender_name,
-            content: p.content,
-            timestamp_ms: p.timestamp,
-            status: MessageStatus::Sent,
-        },
-        Err(e) => ChatMessage {
-            id: m.id.clone(),
-            created_at: m.created_at.clone(),
-            micros,
-            sender_id: None,
-            sender_name: String::new(),
-            content: String::new(),
-            timestamp_ms: micros.div_euclid(1000),
-            mine: false,
-            status: MessageStatus::Undecryptable(e.to_string()),
-        },
-    }
-}
-
 struct Group {
     thread: ThreadId,
     msgs: Vec<WireMessage>,
-    from: Source,
-}
-
-/// Where a group of messages comes from.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
-    /// This connection's socket.
-    Live,
-    /// A page of catch-up run `run`.
-    Catchup(u64),
-    /// Another tab, which stored them (in this store too, now).
-    Elsewhere,
+    from: Origin,
 }
 
 type ThreadItems<'a> = (
@@ -124,6 +75,7 @@ fn ingest(
         elsewhere.clear();
         return;
     };
+    let generation = conn.generation();
     // Live messages per thread, in arrival order.
     let mut groups: Vec<Group> = Vec::new();
     let mut live: HashMap<ThreadId, usize> = HashMap::new();
@@ -132,7 +84,7 @@ fn ingest(
             groups.push(Group {
                 thread: m.thread_id,
                 msgs: Vec::new(),
-                from: Source::Live,
+                from: Origin::Live { generation },
             });
             groups.len() - 1
         });
@@ -144,20 +96,8 @@ fn ingest(
             // [ext] The ack carries id and time: with our own blob that is
             // the stored message, whether or not the echo comes.
             ServerFrame::MessageSent(ack) => {
-                if let Some(e) = outbox.entry_by_client_id(&ack.client_message_id)
-                    && e.thread == ack.thread_id
-                {
-                    push_live(
-                        &mut groups,
-                        WireMessage {
-                            id: ack.id.clone(),
-                            thread_id: ack.thread_id,
-                            ciphertext: e.ciphertext.clone(),
-                            iv: e.iv.clone(),
-                            created_at: ack.created_at.clone(),
-                            client_message_id: Some(ack.client_message_id.clone()),
-                        },
-                    );
+                if let Some(m) = outbox.acked(ack) {
+                    push_live(&mut groups, m);
                 }
             }
             _ => {}
@@ -167,7 +107,7 @@ fn ingest(
         groups.push(Group {
             thread: b.thread,
             msgs: b.messages.clone(),
-            from: Source::Catchup(b.run),
+            from: Origin::Catchup { run: b.run },
         });
     }
     for e in elsewhere.read() {
@@ -177,18 +117,17 @@ fn ingest(
         for m in msgs {
             match groups
                 .iter_mut()
-                .find(|g| g.from == Source::Elsewhere && g.thread == m.thread_id)
+                .find(|g| g.from == Origin::Elsewhere && g.thread == m.thread_id)
             {
                 Some(g) => g.msgs.push(m.clone()),
                 None => groups.push(Group {
                     thread: m.thread_id,
                     msgs: vec![m.clone()],
-                    from: Source::Elsewhere,
+                    from: Origin::Elsewhere,
                 }),
             }
         }
     }
-    let generation = conn.generation();
     for g in groups {
         let Some(e) = threads.entity(g.thread) else {
             tracing::debug!(thread = %g.thread, "message for a thread without a contact; skipped");
@@ -200,50 +139,41 @@ fn ingest(
         // Which of our pending sends these messages complete.
         let mut completed: Vec<(u64, String)> = Vec::new();
         for m in &g.msgs {
-            if let Some(seq) = outbox.find(
-                g.thread,
-                m.client_message_id.as_deref(),
-                &m.ciphertext,
-                &m.iv,
-            ) && !completed.iter().any(|(s, _)| *s == seq)
+            if let Some(seq) = outbox.completed_by(m)
+                && !completed.iter().any(|(s, _)| *s == seq)
             {
                 completed.push((seq, m.id.clone()));
             }
         }
         // The cursor moves only over history known to be contiguous (this
         // client's own: another tab's messages say nothing about its gaps).
-        let advance = match g.from {
-            Source::Catchup(run) => run == sync.run && sync.run_gen.is_some(),
-            Source::Live => sync.caught_up_on == Some(generation),
-            Source::Elsewhere => false,
-        };
-        let mut record = sync.record.clone();
-        if advance {
-            let mut c = CatchupCursor::from_raw(record.cursor.as_deref());
-            for m in &g.msgs {
-                c.observe(&m.created_at);
-            }
-            record.cursor = c.raw().map(str::to_owned);
-        }
-        let changed = record != sync.record;
+        let cursor = sync
+            .machine
+            .cursor_after(g.from, g.msgs.iter().map(|m| m.created_at.as_str()));
+        let record = cursor.as_ref().map(|c| ThreadRecord {
+            cursor: Some(c.clone()),
+            ..sync.record()
+        });
         let seqs: Vec<u64> = completed.iter().map(|(s, _)| *s).collect();
         let stored = match g.from {
             // Stored already; the log tells what is new to this tab.
-            Source::Elsewhere => store
+            Origin::Elsewhere => store
                 .store_messages(&[], None, &seqs)
                 .map(|_| vec![true; g.msgs.len()]),
-            _ => store.store_messages(&g.msgs, changed.then_some(&record), &seqs),
+            _ => store.store_messages(&g.msgs, record.as_ref(), &seqs),
         };
         let news = match stored {
             Ok(n) => n,
             Err(err) => {
                 failed.write(StoreFailed::new("store messages", &err));
                 // Nothing was stored: fetch it again from the stored cursor.
-                sync.refetch_from_store(time.elapsed());
+                sync.machine.refetch_from_store(None, time.elapsed());
                 continue;
             }
         };
-        sync.record = record;
+        if let Some(c) = cursor {
+            sync.machine.set_cursor(c);
+        }
         for (seq, id) in completed {
             if outbox.complete(seq).is_some() {
                 outbox_events.write(OutboxEvent::Sent {
@@ -257,7 +187,7 @@ fn ingest(
             if !new {
                 continue;
             }
-            let msg = decode(&key.0, m, me);
+            let msg = ChatMessage::decrypt(&key.0, m, me);
             if log.insert(msg.clone()).is_none() {
                 continue;
             }
@@ -267,7 +197,7 @@ fn ingest(
             received.write(MessageReceived {
                 thread: thread.id,
                 message: msg,
-                live: g.from == Source::Live,
+                live: matches!(g.from, Origin::Live { .. }),
             });
         }
     }

@@ -3,32 +3,29 @@
 //! client asks which threads exist on the server; a missing one is created
 //! (with its sealed metadata) before its first message.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Duration;
-
 use bevy::prelude::*;
-use crossbeam_channel::{Receiver, Sender};
 use hush_core::ThreadId;
 use hush_core::crypto::AeadKey;
 use hush_core::http::{MAX_THREAD_QUERY, ThreadRow};
 use hush_core::payload::ThreadMetadata;
-use hush_core::policy::catchup::CatchupCursor;
+use hush_core::policy::thread_sync::ThreadSyncMachine;
 use hush_net::{
-    Api, ApiRequest, ApiResult, Connection, HushSystems, Session, SubscriptionIntent, Subscriptions,
+    ApiAppExt, ApiClient, ApiReply, ApiRequest, Connection, Session, SubscriptionIntent,
+    Subscriptions,
 };
 use hush_store::ThreadRecord;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-use crate::contacts::{ContactEvent, ContactSystems};
+use crate::contacts::ContactEvent;
 use crate::model::{ChatMessage, LocalEcho};
 use crate::profile::{ProfileStore, StoreFailed};
 use crate::vault::{Vault, VaultEvent};
-use crate::{now_ms, receive};
+use crate::{ChatSystems, now_ms};
 
 pub(crate) fn plugin(app: &mut App) {
-    let (tx, rx) = crossbeam_channel::unbounded();
     app.init_resource::<Threads>()
-        .insert_resource(ThreadReplies { tx, rx })
+        .add_api_replies::<ThreadCall>()
         .add_message::<EnsureThread>()
         .add_systems(
             Update,
@@ -42,14 +39,9 @@ pub(crate) fn plugin(app: &mut App) {
                 resync_after_rollback,
             )
                 .chain()
-                .in_set(HushSystems::Chat)
-                .in_set(ThreadSystems)
-                .after(ContactSystems),
+                .in_set(ChatSystems::Threads),
         );
 }
-
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ThreadSystems;
 
 /// Who the thread is with.
 #[derive(Component, Debug, Clone)]
@@ -109,31 +101,47 @@ impl ThreadLog {
     }
 }
 
-/// Catch-up progress of a thread on one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FetchState {
-    Idle,
-    InFlight,
-    Waiting { until: Duration },
-}
-
-/// What is persisted of the thread, and how far it is synced.
+/// What is persisted of the thread, and how far it is synced: the pure
+/// [`ThreadSyncMachine`] (catch-up runs, the cursor, the thread's existence
+/// on the server and when the outbox may send), which every chat system
+/// asks instead of keeping rules of its own.
 #[derive(Component, Debug)]
 pub struct ThreadSync {
-    pub record: ThreadRecord,
-    /// The connection generation the thread was caught up on.
-    pub caught_up_on: Option<u64>,
-    pub fetch: FetchState,
-    /// The current catch-up run (pages of an abandoned run are not trusted
-    /// to be contiguous with the stored cursor).
-    pub run: u64,
-    /// The generation the current run belongs to.
-    pub run_gen: Option<u64>,
-    /// Where the current run's next page starts.
-    pub fetch_cursor: CatchupCursor,
-    pub creating: bool,
-    /// Earliest virtual time to try creating the thread again.
-    pub create_after: Duration,
+    pub id: ThreadId,
+    pub peer: Uuid,
+    pub machine: ThreadSyncMachine,
+}
+
+impl ThreadSync {
+    fn new(record: ThreadRecord) -> Self {
+        ThreadSync {
+            id: record.id,
+            peer: record.peer,
+            machine: ThreadSyncMachine::new(record.cursor, record.on_server),
+        }
+    }
+
+    /// The record to store.
+    pub fn record(&self) -> ThreadRecord {
+        ThreadRecord {
+            id: self.id,
+            peer: self.peer,
+            cursor: self.machine.cursor().map(str::to_owned),
+            on_server: self.machine.on_server(),
+        }
+    }
+
+    /// Caught up on connection `generation`.
+    pub fn is_caught_up(&self, generation: u64) -> bool {
+        self.machine.is_caught_up(generation)
+    }
+
+    /// Stores the record after the machine changed it.
+    pub(crate) fn save(&self, store: &ProfileStore, failed: &mut MessageWriter<StoreFailed>) {
+        if let Err(e) = store.put_thread(&self.record()) {
+            failed.write(StoreFailed::new("save thread", &e));
+        }
+    }
 }
 
 /// Messages not yet read in a thread that is not focused.
@@ -170,31 +178,12 @@ impl Threads {
 #[derive(Message, Debug, Clone, Copy)]
 pub struct EnsureThread(pub ThreadId);
 
-enum Reply {
-    Query(ApiResult),
-    Create(ThreadId, ApiResult),
-}
-
-#[derive(Resource)]
-struct ThreadReplies {
-    tx: Sender<Reply>,
-    rx: Receiver<Reply>,
-}
-
-impl ThreadSync {
-    /// Forgets how far the thread was caught up: the stored cursor is the
-    /// truth again (a write failed or was rolled back). A page in flight is
-    /// abandoned (its run is over, so it cannot mark the thread caught up),
-    /// and catch-up starts over from the stored cursor after a pause, as a
-    /// full disk stays full for a while.
-    pub fn refetch_from_store(&mut self, now: Duration) {
-        self.caught_up_on = None;
-        self.run += 1;
-        self.run_gen = None;
-        self.fetch = FetchState::Waiting {
-            until: now + crate::catchup::RETRY,
-        };
-    }
+/// What a thread request was for.
+enum ThreadCall {
+    /// Which of these threads the server has.
+    Query,
+    /// Create this thread.
+    Create(ThreadId),
 }
 
 /// The thread records in the store, by id.
@@ -260,7 +249,10 @@ fn spawn_threads(
         let mut log = ThreadLog::default();
         match store.messages(t, None, usize::MAX) {
             Ok(msgs) => {
-                log.messages = msgs.iter().map(|m| receive::decode(&key, m, me)).collect();
+                log.messages = msgs
+                    .iter()
+                    .map(|m| ChatMessage::decrypt(&key, m, me))
+                    .collect();
                 log.revision = 1;
             }
             Err(e) => {
@@ -276,16 +268,7 @@ fn spawn_threads(
             },
             ThreadKey(key),
             log,
-            ThreadSync {
-                fetch_cursor: CatchupCursor::from_raw(record.cursor.as_deref()),
-                record,
-                caught_up_on: None,
-                fetch: FetchState::Idle,
-                run: 0,
-                run_gen: None,
-                creating: false,
-                create_after: Duration::ZERO,
-            },
+            ThreadSync::new(record),
             Unread::default(),
         ));
         threads.by_id.insert(t, e);
@@ -315,10 +298,10 @@ fn resync_after_rollback(
     };
     *seen = rollbacks;
     for mut sync in &mut q {
-        if let Some(r) = stored.get(&sync.record.id) {
-            sync.record = r.clone();
-        }
-        sync.refetch_from_store(time.elapsed());
+        let record = stored
+            .get(&sync.id)
+            .map(|r| (r.cursor.clone(), r.on_server));
+        sync.machine.refetch_from_store(record, time.elapsed());
     }
 }
 
@@ -347,8 +330,7 @@ fn query_threads_on_connect(
     conn: Res<Connection>,
     vault: Res<Vault>,
     session: Res<Session>,
-    api: Res<Api>,
-    replies: Res<ThreadReplies>,
+    api: ApiClient<ThreadCall>,
 ) {
     let generation = conn.generation();
     if !conn.is_connected() || !vault.is_unlocked() || threads.queried_on == Some(generation) {
@@ -359,23 +341,18 @@ fn query_threads_on_connect(
     let ids: Vec<ThreadId> = threads.by_id.keys().copied().collect();
     for chunk in ids.chunks(MAX_THREAD_QUERY) {
         let body = serde_json::json!({ "thread_ids": chunk }).to_string();
-        let tx = replies.tx.clone();
-        api.send(
+        api.request(
             ApiRequest::post("/api/threads/query", body).with_token(Some(token)),
-            move |r| {
-                let _ = tx.send(Reply::Query(r));
-            },
+            ThreadCall::Query,
         );
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn ensure_threads(
     threads: Res<Threads>,
     vault: Res<Vault>,
     session: Res<Session>,
-    api: Res<Api>,
-    replies: Res<ThreadReplies>,
+    api: ApiClient<ThreadCall>,
     time: Res<Time>,
     mut wanted: MessageReader<EnsureThread>,
     mut q: Query<(&Thread, &mut ThreadSync)>,
@@ -392,7 +369,7 @@ fn ensure_threads(
         let Ok((thread, mut sync)) = q.get_mut(e) else {
             continue;
         };
-        if sync.record.on_server || sync.creating || now < sync.create_after {
+        if !sync.machine.should_create(now) {
             continue;
         }
         let (Some(identity), Some(keys), Some(token)) =
@@ -409,20 +386,17 @@ fn ensure_threads(
         let sealed = keys.identity.seal_json(&meta);
         let body = serde_json::json!({ "id": t, "ciphertext": sealed.ciphertext, "iv": sealed.iv })
             .to_string();
-        sync.creating = true;
-        let (tx, t) = (replies.tx.clone(), *t);
-        api.send(
+        sync.machine.create_started();
+        api.request(
             ApiRequest::post("/api/threads", body).with_token(Some(token)),
-            move |r| {
-                let _ = tx.send(Reply::Create(t, r));
-            },
+            ThreadCall::Create(*t),
         );
     }
 }
 
 fn handle_thread_replies(
     threads: Res<Threads>,
-    replies: Res<ThreadReplies>,
+    mut replies: MessageReader<ApiReply<ThreadCall>>,
     store: Res<ProfileStore>,
     time: Res<Time>,
     mut q: Query<&mut ThreadSync>,
@@ -433,35 +407,33 @@ fn handle_thread_replies(
         |t: ThreadId, q: &mut Query<&mut ThreadSync>, failed: &mut MessageWriter<StoreFailed>| {
             let Some(e) = threads.entity(t) else { return };
             let Ok(mut sync) = q.get_mut(e) else { return };
-            sync.creating = false;
-            if !sync.record.on_server {
-                sync.record.on_server = true;
-                if let Err(e) = store.put_thread(&sync.record) {
-                    failed.write(StoreFailed::new("save thread", &e));
-                }
+            if sync.machine.exists_on_server() {
+                sync.save(&store, failed);
             }
         };
-    while let Ok(reply) = replies.rx.try_recv() {
-        match reply {
-            Reply::Query(Ok(resp)) if resp.is_success() => {
+    for ApiReply { tag, result } in replies.read() {
+        match (tag, result) {
+            (ThreadCall::Query, Ok(resp)) if resp.is_success() => {
                 match serde_json::from_str::<Vec<ThreadRow>>(&resp.body) {
                     Ok(rows) => rows.iter().for_each(|r| mark(r.id, &mut q, &mut failed)),
                     Err(e) => tracing::warn!("unreadable thread query answer: {e}"),
                 }
             }
-            Reply::Query(other) => {
-                tracing::warn!("thread query failed: {:?}", other.map(|r| r.status))
+            (ThreadCall::Query, other) => {
+                tracing::warn!(
+                    "thread query failed: {:?}",
+                    other.as_ref().map(|r| r.status)
+                )
             }
-            Reply::Create(t, Ok(resp)) if resp.status == 201 || resp.is_success() => {
-                mark(t, &mut q, &mut failed);
+            (ThreadCall::Create(t), Ok(resp)) if resp.status == 201 || resp.is_success() => {
+                mark(*t, &mut q, &mut failed);
             }
-            Reply::Create(t, other) => {
-                tracing::warn!(%t, "creating the thread failed: {:?}", other.map(|r| r.status));
-                if let Some(e) = threads.entity(t)
+            (ThreadCall::Create(t), other) => {
+                tracing::warn!(%t, "creating the thread failed: {:?}", other.as_ref().map(|r| r.status));
+                if let Some(e) = threads.entity(*t)
                     && let Ok(mut sync) = q.get_mut(e)
                 {
-                    sync.creating = false;
-                    sync.create_after = now + Duration::from_secs(5);
+                    sync.machine.create_failed(now);
                 }
             }
         }

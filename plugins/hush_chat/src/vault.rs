@@ -12,12 +12,11 @@ use crossbeam_channel::Receiver;
 use hush_core::crypto::{AeadKey, CryptoError, VaultKey};
 use hush_core::http::ApiFailure;
 use hush_core::payload::{LocalIdentity, NameError, validate_display_name};
-use hush_net::{
-    ConnectionIntent, HushSystems, SessionError, SessionEvent, SessionIntent, WakingSender,
-};
+use hush_net::{ConnectionIntent, SessionError, SessionEvent, SessionIntent, WakingSender};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use crate::ChatSystems;
 use crate::profile::{ProfileStore, StoreFailed};
 
 pub(crate) fn plugin(app: &mut App) {
@@ -44,14 +43,9 @@ pub(crate) fn plugin(app: &mut App) {
                 lock,
             )
                 .chain()
-                .in_set(HushSystems::Chat)
-                .in_set(VaultSystems),
+                .in_set(ChatSystems::Vault),
         );
 }
-
-/// The vault's systems run first in [`HushSystems::Chat`].
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct VaultSystems;
 
 /// Unlock with these words.
 #[derive(Message, Clone)]

@@ -1,96 +1,20 @@
-//! HTTP requests to the server, answered through a callback off the main
-//! thread (native: reqwest on the tokio runtime; web: fetch, later).
+//! HTTP requests to the server (native: reqwest on the tokio runtime; web:
+//! fetch), answered off the main thread.
 //!
-//! Callers keep their own crossbeam channel and send the result into it from
-//! the callback, then drain it in a system: the world is never touched off
-//! the main thread.
+//! The one path for replies: a module registers a reply type with
+//! [`ApiAppExt::add_api_replies`], asks with [`ApiClient::request`] and a tag
+//! saying what the request was for, and reads each answer as an
+//! [`ApiReply`] message, drained in `PreUpdate` ([`NetSystems::Receive`]).
+//! The world is never touched off the main thread.
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
-use zeroize::Zeroizing;
+use crossbeam_channel::{Receiver, Sender};
 
+use crate::NetSystems;
 use crate::config::NetConfig;
 use crate::platform;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-    Delete,
-}
-
-/// One request. `path` starts with `/api/…` or `/health`, query included.
-#[derive(Clone)]
-pub struct ApiRequest {
-    pub method: Method,
-    pub path: String,
-    pub body: Option<String>,
-    pub token: Option<Zeroizing<String>>,
-}
-
-impl std::fmt::Debug for ApiRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Bodies may hold the words and tokens are secret: neither is printed.
-        f.debug_struct("ApiRequest")
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ApiRequest {
-    pub fn get(path: impl Into<String>) -> Self {
-        ApiRequest {
-            method: Method::Get,
-            path: path.into(),
-            body: None,
-            token: None,
-        }
-    }
-
-    pub fn post(path: impl Into<String>, body: String) -> Self {
-        ApiRequest {
-            method: Method::Post,
-            path: path.into(),
-            body: Some(body),
-            token: None,
-        }
-    }
-
-    pub fn with_token(mut self, token: Option<&str>) -> Self {
-        self.token = token.map(|t| Zeroizing::new(t.to_owned()));
-        self
-    }
-}
-
-/// A response with any status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiResponse {
-    pub status: u16,
-    pub body: String,
-    /// `Retry-After`, seconds.
-    pub retry_after: Option<u64>,
-}
-
-impl ApiResponse {
-    pub fn is_success(&self) -> bool {
-        (200..300).contains(&self.status)
-    }
-}
-
-/// The request never got a response.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NetError {
-    #[error("network unreachable: {0}")]
-    Unreachable(String),
-    #[error("server unreachable: {0}")]
-    Connect(String),
-    #[error("request timed out")]
-    Timeout,
-    #[error("request failed: {0}")]
-    Other(String),
-}
-
-pub type ApiResult = Result<ApiResponse, NetError>;
+pub use crate::request::{ApiRequest, ApiResponse, ApiResult, Method, NetError};
 
 /// The HTTP client, a resource.
 #[derive(Resource, Clone)]
@@ -107,5 +31,64 @@ impl Api {
 
     pub fn server(&self) -> &crate::config::ServerUrl {
         &self.config.server
+    }
+}
+
+/// The answer to a request tagged `tag` (what the request was for).
+#[derive(Message, Debug)]
+pub struct ApiReply<T: Send + Sync + 'static> {
+    pub tag: T,
+    pub result: ApiResult,
+}
+
+/// Where answers of one reply type wait to be drained.
+#[derive(Resource)]
+pub struct ApiReplies<T: Send + Sync + 'static> {
+    tx: Sender<ApiReply<T>>,
+    rx: Receiver<ApiReply<T>>,
+}
+
+impl<T: Send + Sync + 'static> Default for ApiReplies<T> {
+    fn default() -> Self {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        ApiReplies { tx, rx }
+    }
+}
+
+/// Registers a reply type.
+pub trait ApiAppExt {
+    /// Answers to requests tagged `T` become [`ApiReply<T>`] messages.
+    fn add_api_replies<T: Send + Sync + 'static>(&mut self) -> &mut Self;
+}
+
+impl ApiAppExt for App {
+    fn add_api_replies<T: Send + Sync + 'static>(&mut self) -> &mut Self {
+        self.init_resource::<ApiReplies<T>>()
+            .add_message::<ApiReply<T>>()
+            .add_systems(PreUpdate, drain_replies::<T>.in_set(NetSystems::Receive))
+    }
+}
+
+fn drain_replies<T: Send + Sync + 'static>(
+    replies: Res<ApiReplies<T>>,
+    mut out: MessageWriter<ApiReply<T>>,
+) {
+    out.write_batch(replies.rx.try_iter());
+}
+
+/// Sends requests whose answers come back as [`ApiReply<T>`].
+#[derive(SystemParam)]
+pub struct ApiClient<'w, T: Send + Sync + 'static> {
+    api: Res<'w, Api>,
+    replies: Res<'w, ApiReplies<T>>,
+}
+
+impl<T: Send + Sync + 'static> ApiClient<'_, T> {
+    /// Sends `req`; its answer comes back with `tag`.
+    pub fn request(&self, req: ApiRequest, tag: T) {
+        let tx = self.replies.tx.clone();
+        self.api.send(req, move |result| {
+            let _ = tx.send(ApiReply { tag, result });
+        });
     }
 }

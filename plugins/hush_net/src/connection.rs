@@ -15,7 +15,7 @@ use hush_core::http::Health;
 use hush_core::policy::connection::{Action, ConnState, ConnectionMachine};
 use hush_core::wire::{ClientFrame, ServerFrame};
 
-use crate::HushSystems;
+use crate::NetSystems;
 use crate::config::NetConfig;
 use crate::platform::{OpenParams, Platform, SocketHandle};
 use crate::session::{Session, SessionEvent, TokenNeeded};
@@ -29,7 +29,7 @@ pub(crate) fn plugin(app: &mut App) {
         .add_message::<SendFrame>()
         .add_message::<NetworkStatus>()
         .add_message::<SetServer>()
-        .add_systems(PreUpdate, drain_transport.in_set(HushSystems::Receive))
+        .add_systems(PreUpdate, drain_transport.in_set(NetSystems::Receive))
         .add_systems(
             Update,
             (
@@ -40,10 +40,9 @@ pub(crate) fn plugin(app: &mut App) {
                 report_state,
             )
                 .chain()
-                .in_set(HushSystems::Connection)
-                .after(crate::session::SessionSystems),
+                .in_set(NetSystems::Connection),
         )
-        .add_systems(PostUpdate, send_frames.in_set(HushSystems::Send));
+        .add_systems(PostUpdate, send_frames.in_set(NetSystems::Send));
 }
 
 /// What the user or app wants of the connection.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod connection;
 pub mod kdf;
 pub mod platform;
+pub mod request;
 pub mod session;
 pub mod subscriptions;
 pub mod transport;
@@ -18,7 +19,9 @@ pub mod wake;
 
 use bevy::prelude::*;
 
-pub use api::{Api, ApiRequest, ApiResponse, ApiResult, NetError};
+pub use api::{
+    Api, ApiAppExt, ApiClient, ApiReplies, ApiReply, ApiRequest, ApiResponse, ApiResult, NetError,
+};
 pub use config::{NetConfig, ServerUrl};
 pub use connection::{
     Connection, ConnectionChanged, ConnectionIntent, FrameReceived, NetworkStatus, SendFrame,
@@ -31,19 +34,19 @@ pub use subscriptions::{
 };
 pub use wake::{NextUpdate, Wake, WakingSender};
 
-/// The order of hush's systems, set in one place.
+/// The order of the connection's systems, set in one place. Higher layers
+/// order their own phases after [`NetSystems::Subscriptions`].
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HushSystems {
-    /// `PreUpdate`: socket and HTTP results are drained into typed messages.
+pub enum NetSystems {
+    /// `PreUpdate`: the socket task's events (and, in a browser, the
+    /// network's online/offline changes) are drained into typed messages.
     Receive,
-    /// `Update`: the session (token) and the connection state machine.
+    /// `Update`: the session: the access token, signing in again.
+    Session,
+    /// `Update`: the connection state machine.
     Connection,
     /// `Update`: subscriptions follow the connection.
     Subscriptions,
-    /// `Update`: messaging — store incoming, catch-up, outbox (hush_chat).
-    Chat,
-    /// `Update`: after everything that changes the world, before the UI reads it.
-    Present,
     /// `PostUpdate`: outgoing frames are handed to the socket task.
     Send,
 }
@@ -70,10 +73,9 @@ impl Plugin for HushNetPlugin {
         .configure_sets(
             Update,
             (
-                HushSystems::Connection,
-                HushSystems::Subscriptions,
-                HushSystems::Chat,
-                HushSystems::Present,
+                NetSystems::Session,
+                NetSystems::Connection,
+                NetSystems::Subscriptions,
             )
                 .chain(),
         )

@@ -10,30 +10,25 @@
 use std::time::Duration;
 
 use bevy::prelude::*;
-use crossbeam_channel::{Receiver, Sender};
 use hush_core::http::{ApiFailure, AuthResponse};
 use zeroize::Zeroizing;
 
-use crate::HushSystems;
-use crate::api::{Api, ApiRequest, ApiResult, NetError};
+use crate::NetSystems;
+use crate::api::{ApiAppExt, ApiClient, ApiReply, ApiRequest, NetError};
 use crate::config::NetConfig;
 
 pub(crate) fn plugin(app: &mut App) {
-    app.add_message::<TokenNeeded>()
+    app.add_api_replies::<Op>()
+        .add_message::<TokenNeeded>()
         .add_message::<SessionEvent>()
         .add_message::<SessionIntent>()
         .add_systems(
             Update,
             (apply_session_intents, handle_replies, start_session_ops)
                 .chain()
-                .in_set(HushSystems::Connection)
-                .in_set(SessionSystems),
+                .in_set(NetSystems::Session),
         );
 }
-
-/// The session's systems, which run before the connection's in the same set.
-#[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SessionSystems;
 
 /// The connection needs a token; `stale` means the server refused the last one.
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +90,7 @@ enum Op {
 }
 
 /// The token and the credentials behind it, a resource.
-#[derive(Resource)]
+#[derive(Resource, Default)]
 pub struct Session {
     token: Option<Zeroizing<String>>,
     words: Option<Zeroizing<String>>,
@@ -111,27 +106,6 @@ pub struct Session {
     queued: Option<Op>,
     /// The last failure, for the UI.
     pub last_error: Option<SessionError>,
-    tx: Sender<(Op, ApiResult)>,
-    rx: Receiver<(Op, ApiResult)>,
-}
-
-impl Default for Session {
-    fn default() -> Self {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        Session {
-            token: None,
-            words: None,
-            kdf_salt: None,
-            refresh_at: None,
-            in_flight: None,
-            needed: false,
-            wait_until: None,
-            queued: None,
-            last_error: None,
-            tx,
-            rx,
-        }
-    }
 }
 
 impl Session {
@@ -194,13 +168,15 @@ fn handle_replies(
     mut s: ResMut<Session>,
     config: Res<NetConfig>,
     time: Res<Time>,
+    mut replies: MessageReader<ApiReply<Op>>,
     mut events: MessageWriter<SessionEvent>,
 ) {
     let now = time.elapsed();
-    while let Ok((op, result)) = s.rx.try_recv() {
+    for ApiReply { tag: op, result } in replies.read() {
+        let op = *op;
         s.in_flight = None;
         let outcome = match result {
-            Err(e) => Err((SessionError::Network(e), false)),
+            Err(e) => Err((SessionError::Network(e.clone()), false)),
             Ok(resp) if resp.is_success() => match serde_json::from_str::<AuthResponse>(&resp.body)
             {
                 Ok(a) => {
@@ -276,7 +252,7 @@ fn handle_replies(
 
 fn start_session_ops(
     mut s: ResMut<Session>,
-    api: Res<Api>,
+    api: ApiClient<Op>,
     time: Res<Time>,
     mut needed: MessageReader<TokenNeeded>,
     mut events: MessageWriter<SessionEvent>,
@@ -333,8 +309,5 @@ fn start_session_ops(
         Op::Refresh => ApiRequest::post("/api/auth/refresh", String::new()).with_token(s.token()),
     };
     s.in_flight = Some(op);
-    let tx = s.tx.clone();
-    api.send(req, move |r| {
-        let _ = tx.send((op, r));
-    });
+    api.request(req, op);
 }

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
-use hush_core::wire::{ClientFrame, ErrorCode, ServerFrame};
+use hush_core::policy::errors::Concern;
+use hush_core::wire::{ClientFrame, ServerFrame};
 
-use crate::HushSystems;
+use crate::NetSystems;
 use crate::connection::{Connection, FrameReceived, SendFrame};
 
 pub(crate) fn plugin(app: &mut App) {
@@ -26,7 +27,7 @@ pub(crate) fn plugin(app: &mut App) {
                 handle_subscription_frames,
             )
                 .chain()
-                .in_set(HushSystems::Subscriptions),
+                .in_set(NetSystems::Subscriptions),
         );
 }
 
@@ -232,21 +233,10 @@ fn handle_subscription_frames(
     for FrameReceived(f) in frames.read() {
         let (t, new_state) = match f {
             ServerFrame::Subscribed { thread_id } => (*thread_id, SubState::Subscribed),
-            ServerFrame::Error(e) => {
-                let subscription_error = matches!(
-                    e.code.as_deref().and_then(ErrorCode::parse),
-                    Some(ErrorCode::SubscriptionLimit | ErrorCode::InvalidThreadId)
-                );
-                let Some(t) = e
-                    .thread_id
-                    .as_deref()
-                    .and_then(|s| ThreadId::parse(s).ok())
-                    .filter(|_| subscription_error)
-                else {
-                    continue;
-                };
-                (t, SubState::Failed(e.message.clone()))
-            }
+            ServerFrame::Error(e) => match e.concerns() {
+                Concern::Subscription(t) => (t, SubState::Failed(e.message.clone())),
+                _ => continue,
+            },
             _ => continue,
         };
         let Some(e) = index.entity(t) else { continue };

@@ -36,7 +36,7 @@ fn net_app(url: &str, session: Session, tweak: impl FnOnce(&mut NetConfig)) -> A
         .add_plugins(HushNetPlugin { config })
         .insert_resource(session)
         .init_resource::<Inbox>()
-        .add_systems(Update, collect.in_set(HushSystems::Present));
+        .add_systems(Update, collect.after(NetSystems::Subscriptions));
     hush_testkit::unclamp_virtual_time(&mut app);
     app.update();
     app

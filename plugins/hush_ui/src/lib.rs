@@ -16,13 +16,13 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use hush_chat::threads::{Focused, Thread, ThreadLog, Unread};
 use hush_chat::{
-    AddContact, ContactEvent, CreateIdentity, Drafts, LockIntent, OutboxIntent, Prefs, SendIntent,
-    SetDraft, SetPrefs, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
+    AddContact, ChatSystems, ContactEvent, CreateIdentity, Drafts, LockIntent, OutboxIntent, Prefs,
+    SendIntent, SetDraft, SetPrefs, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
-    ConnState, Connection, ConnectionIntent, DisconnectReason, HushSystems, ServerUrl, Session,
-    SessionError, SetServer,
+    ConnState, Connection, ConnectionIntent, DisconnectReason, ServerUrl, Session, SessionError,
+    SetServer,
 };
 use zeroize::Zeroizing;
 
@@ -120,7 +120,7 @@ impl Plugin for HushUiPlugin {
                 Update,
                 (auto_unlock, follow_events, focus_a_thread, report_progress)
                     .chain()
-                    .in_set(HushSystems::Present),
+                    .in_set(ChatSystems::Present),
             )
             .add_systems(Last, report_frames);
     }

@@ -150,11 +150,9 @@ fn note_busy_work(
     conn: Res<hush_net::Connection>,
     mut next: ResMut<NextUpdate>,
 ) {
-    let sending = outbox.is_some_and(|o| !o.queue.is_empty());
-    let catching_up = conn.is_connected()
-        && threads
-            .iter()
-            .any(|s| s.caught_up_on != Some(conn.generation()));
+    let sending = outbox.is_some_and(|o| !o.is_empty());
+    let catching_up =
+        conn.is_connected() && threads.iter().any(|s| !s.is_caught_up(conn.generation()));
     if sending || catching_up {
         next.within(BUSY_WAIT);
     }

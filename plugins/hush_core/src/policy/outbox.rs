@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use super::backoff::BackoffPolicy;
 use crate::ids::ThreadId;
-use crate::wire::ErrorCode;
+use crate::wire::{ErrorCode, MessageSent, WireMessage};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OutboxPolicy {
@@ -89,6 +89,25 @@ pub struct Entry {
     pub state: EntryState,
 }
 
+impl Entry {
+    /// The message the server stored for this entry, by its [ext]
+    /// `message_sent` ack (which carries the id and time, not the blob):
+    /// this entry's own blob under them. `None` if the ack is another
+    /// thread's.
+    pub fn stored_as(&self, ack: &MessageSent) -> Option<WireMessage> {
+        (ack.thread_id == self.thread && ack.client_message_id == self.client_message_id).then(
+            || WireMessage {
+                id: ack.id.clone(),
+                thread_id: ack.thread_id,
+                ciphertext: self.ciphertext.clone(),
+                iv: self.iv.clone(),
+                created_at: ack.created_at.clone(),
+                client_message_id: Some(ack.client_message_id.clone()),
+            },
+        )
+    }
+}
+
 /// Whether a refusal can succeed if tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Retry {
@@ -127,15 +146,16 @@ pub fn send_refusal(code: Option<ErrorCode>, message: &str) -> Option<SendRefusa
     })
 }
 
+/// The queue of sends, in the order they were written.
 #[derive(Debug, Clone)]
-pub struct Outbox {
+pub struct SendQueue {
     pub policy: OutboxPolicy,
     entries: BTreeMap<u64, Entry>,
 }
 
-impl Outbox {
+impl SendQueue {
     pub fn new(policy: OutboxPolicy) -> Self {
-        Outbox {
+        SendQueue {
             policy,
             entries: BTreeMap::new(),
         }
@@ -221,24 +241,35 @@ impl Outbox {
         out
     }
 
-    /// [ext] `message_sent` for this client id: the send is done.
-    pub fn ack_by_client_id(&mut self, client_message_id: &str) -> Option<Entry> {
-        let seq = self
-            .entries
+    /// The entry with this `client_message_id`.
+    pub fn by_client_id(&self, client_message_id: &str) -> Option<&Entry> {
+        self.entries
             .values()
-            .find(|e| e.client_message_id == client_message_id)?
-            .seq;
-        self.entries.remove(&seq)
+            .find(|e| e.client_message_id == client_message_id)
     }
 
-    /// A stored message with this thread, ciphertext and IV (a stock server's
-    /// echo, or found in catch-up): the send is done, whatever its state.
-    pub fn ack_by_blob(&mut self, thread: ThreadId, ciphertext: &str, iv: &str) -> Option<Entry> {
-        let seq = self
-            .entries
+    /// The entry a message stored in `thread` completes: by its
+    /// `client_message_id` ([ext] acks and echoes), or by the very same blob
+    /// (a stock server's echo, or found in catch-up), whatever its state.
+    pub fn completed_by(
+        &self,
+        thread: ThreadId,
+        client_message_id: Option<&str>,
+        ciphertext: &str,
+        iv: &str,
+    ) -> Option<u64> {
+        self.entries
             .values()
-            .find(|e| e.thread == thread && e.iv == iv && e.ciphertext == ciphertext)?
-            .seq;
+            .find(|e| {
+                e.thread == thread
+                    && (client_message_id == Some(e.client_message_id.as_str())
+                        || (e.iv == iv && e.ciphertext == ciphertext))
+            })
+            .map(|e| e.seq)
+    }
+
+    /// Removes a delivered entry: the send is done.
+    pub fn remove(&mut self, seq: u64) -> Option<Entry> {
         self.entries.remove(&seq)
     }
 
@@ -402,17 +433,62 @@ mod tests {
         }
     }
 
-    fn outbox(entries: &[(u64, u8)]) -> Outbox {
-        let mut o = Outbox::new(OutboxPolicy::default());
+    fn outbox(entries: &[(u64, u8)]) -> SendQueue {
+        let mut o = SendQueue::new(OutboxPolicy::default());
         for &(seq, th) in entries {
             o.push(entry(seq, t(th)));
         }
         o
     }
 
+    /// An [ext] ack by client id: the send is done.
+    fn ack(o: &mut SendQueue, client_message_id: &str) -> Option<Entry> {
+        let seq = o.by_client_id(client_message_id)?.seq;
+        o.remove(seq)
+    }
+
+    #[test]
+    fn a_stored_message_completes_its_entry_by_client_id_or_blob_in_its_thread() {
+        let o = outbox(&[(1, 1), (2, 1), (3, 2)]);
+        assert_eq!(o.completed_by(t(1), Some("c2"), "x", "y"), Some(2));
+        assert_eq!(o.completed_by(t(1), None, "ct1", "iv1"), Some(1));
+        // Another thread's client id or blob completes nothing here.
+        assert_eq!(o.completed_by(t(1), Some("c3"), "x", "y"), None);
+        assert_eq!(o.completed_by(t(1), None, "ct3", "iv3"), None);
+        // The same ciphertext under another IV is another message.
+        assert_eq!(o.completed_by(t(1), None, "ct1", "iv2"), None);
+    }
+
+    #[test]
+    fn an_ack_stands_for_the_entrys_own_blob_under_the_servers_id_and_time() {
+        let e = entry(7, t(1));
+        let ack = MessageSent {
+            id: "m-1".into(),
+            thread_id: t(1),
+            client_message_id: "c7".into(),
+            created_at: "2026-01-01T00:00:01Z".into(),
+        };
+        let m = e.stored_as(&ack).unwrap();
+        assert_eq!((m.id.as_str(), m.thread_id), ("m-1", t(1)));
+        assert_eq!((m.ciphertext.as_str(), m.iv.as_str()), ("ct7", "iv7"));
+        assert_eq!(m.created_at, ack.created_at);
+        assert_eq!(m.client_message_id.as_deref(), Some("c7"));
+        // Not for another thread, nor for another send.
+        let other = MessageSent {
+            thread_id: t(2),
+            ..ack.clone()
+        };
+        assert_eq!(e.stored_as(&other), None);
+        let other = MessageSent {
+            client_message_id: "c8".into(),
+            ..ack
+        };
+        assert_eq!(e.stored_as(&other), None);
+    }
+
     #[test]
     fn a_window_sends_in_order_and_a_waiting_entry_holds_back_the_rest() {
-        let mut o = Outbox::new(OutboxPolicy {
+        let mut o = SendQueue::new(OutboxPolicy {
             window: 3,
             ..OutboxPolicy::default()
         });
@@ -426,13 +502,13 @@ mod tests {
             Vec::<u64>::new(),
             "the window is full"
         );
-        o.ack_by_client_id("c1").unwrap();
+        ack(&mut o, "c1").unwrap();
         assert_eq!(o.due(s(0), 1, |_| true), [4]);
         // 2 is refused transiently: it waits, and holds back 5 (3 and 4 are
         // already on their way).
         o.refused(2, "rate limited", Retry::Transient, s(0));
-        o.ack_by_client_id("c3").unwrap();
-        o.ack_by_client_id("c4").unwrap();
+        ack(&mut o, "c3").unwrap();
+        ack(&mut o, "c4").unwrap();
         assert_eq!(o.due(s(0), 1, |_| true), Vec::<u64>::new());
         assert_eq!(o.due(s(1), 1, |_| true), [2, 5]);
         // A lost connection sends everything again, in order.
@@ -445,12 +521,22 @@ mod tests {
         let mut o = outbox(&[(1, 1), (2, 1), (3, 2), (4, 1)]);
         assert_eq!(o.due(s(0), 1, |_| true), [1, 3]);
         assert!(o.due(s(0), 1, |_| true).is_empty());
-        assert!(o.ack_by_client_id("c1").is_some());
+        assert!(ack(&mut o, "c1").is_some());
         assert_eq!(o.due(s(0), 1, |_| true), [2]);
-        assert!(o.ack_by_blob(t(1), "ct2", "iv2").is_some());
-        assert!(o.ack_by_blob(t(2), "ct3", "iv-other").is_none());
         assert!(
-            o.ack_by_blob(t(1), "ct3", "iv3").is_none(),
+            o.completed_by(t(1), None, "ct2", "iv2")
+                .and_then(|seq| o.remove(seq))
+                .is_some()
+        );
+        assert!(
+            o.completed_by(t(2), None, "ct3", "iv-other")
+                .and_then(|seq| o.remove(seq))
+                .is_none()
+        );
+        assert!(
+            o.completed_by(t(1), None, "ct3", "iv3")
+                .and_then(|seq| o.remove(seq))
+                .is_none(),
             "thread must match"
         );
         assert_eq!(o.due(s(0), 1, |_| true), [4]);
@@ -496,7 +582,7 @@ mod tests {
         assert!(o.retry(1));
         assert_eq!(o.get(1).unwrap().attempts, 0);
         assert!(o.cancel(2).is_none(), "in flight cannot be cancelled");
-        o.ack_by_client_id("c2");
+        ack(&mut o, "c2");
         assert_eq!(o.due(now + s(11), 1, |_| true), [1]);
     }
 

@@ -13,7 +13,7 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::*;
 
-use crate::api::{ApiRequest, ApiResponse, ApiResult, Method, NetError};
+use crate::request::{ApiRequest, ApiResponse, ApiResult, Method, NetError};
 
 /// One REST request through reqwest (native: hyper; web: the browser's fetch).
 /// `send_err` and `body_err` say what a failure means on this platform.

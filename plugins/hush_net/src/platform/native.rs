@@ -19,8 +19,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
 use zeroize::Zeroizing;
 
-use crate::api::{ApiRequest, ApiResult, NetError};
 use crate::config::NetConfig;
+use crate::request::{ApiRequest, ApiResult, NetError};
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
 use crate::wake::{Wake, WakingSender};
 

@@ -19,9 +19,9 @@ use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 use zeroize::Zeroizing;
 
-use crate::api::{ApiRequest, ApiResult, NetError};
 use crate::config::NetConfig;
 use crate::connection::NetworkStatus;
+use crate::request::{ApiRequest, ApiResult, NetError};
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
 use crate::wake::{Wake, WakingSender};
 
@@ -49,7 +49,7 @@ pub fn add_runtime(app: &mut App) {
     }
     app.insert_resource(BrowserNetwork(rx)).add_systems(
         PreUpdate,
-        browser_network.in_set(crate::HushSystems::Receive),
+        browser_network.in_set(crate::NetSystems::Receive),
     );
 }
 
