@@ -164,3 +164,144 @@ fn read_page(thread: ThreadId, result: &ApiResult) -> Read {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hush_core::http::MAX_PAGE;
+    use hush_net::scripted::reply;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use crate::testing::*;
+
+    fn peer() -> Uuid {
+        Uuid::from_u128(0xbeef)
+    }
+
+    /// The `after` of the waiting history request, if one waits.
+    fn asked_after(h: &Harness) -> Option<String> {
+        h.net.pending().iter().find_map(|p| {
+            p.split("after=")
+                .nth(1)
+                .map(|a| a.split('&').next().unwrap().to_owned())
+        })
+    }
+
+    #[test]
+    fn nothing_is_fetched_before_the_subscription_is_answered() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.steps(3);
+        assert_eq!(asked_after(&h), None, "{:?}", h.net.pending());
+        h.subscribed(t);
+        assert!(asked_after(&h).is_some());
+    }
+
+    #[test]
+    fn full_pages_are_followed_from_the_last_row_until_a_short_one() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.subscribed(t);
+        assert_eq!(asked_after(&h).unwrap(), "1970-01-01T00%3A00%3A00Z");
+        let page: Vec<_> = (0..MAX_PAGE as u32)
+            .map(|i| h.sealed_from(peer(), t, &format!("m{i}"), &at(i), "x"))
+            .collect();
+        h.answer(|r| {
+            r.path
+                .contains("/api/messages/")
+                .then(|| reply(200, json!(page)))
+        });
+        assert!(
+            !h.sync(t).is_caught_up(h.conn().generation()),
+            "a full page means more"
+        );
+        let last = at(MAX_PAGE as u32 - 1).replace(':', "%3A");
+        assert_eq!(asked_after(&h).unwrap(), last);
+        let tail = vec![h.sealed_from(peer(), t, "mx", &at(MAX_PAGE as u32), "last")];
+        h.answer(|r| {
+            r.path
+                .contains("/api/messages/")
+                .then(|| reply(200, json!(tail)))
+        });
+        assert!(h.sync(t).is_caught_up(h.conn().generation()));
+        assert_eq!(h.log(t).messages.len(), MAX_PAGE + 1);
+        // The cursor is stored: the next run starts after the newest row.
+        assert_eq!(
+            h.sync(t).machine.cursor(),
+            Some(at(MAX_PAGE as u32).as_str())
+        );
+        assert_eq!(
+            h.store.threads().unwrap()[0].cursor.as_deref(),
+            Some(at(MAX_PAGE as u32).as_str())
+        );
+    }
+
+    #[test]
+    fn a_failed_page_is_asked_again_from_the_same_place_after_a_pause() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.subscribed(t);
+        h.answer(|r| {
+            r.path
+                .contains("/api/messages/")
+                .then(|| reply(500, json!({"error": "boom"})))
+        });
+        h.steps(3);
+        assert_eq!(asked_after(&h), None, "not at once");
+        h.advance(Duration::from_secs(6));
+        assert_eq!(asked_after(&h).unwrap(), "1970-01-01T00%3A00%3A00Z");
+    }
+
+    #[test]
+    fn a_missing_thread_on_the_server_is_nothing_to_catch_up_on() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.subscribed(t);
+        h.answer(|r| {
+            r.path
+                .contains("/api/messages/")
+                .then(|| reply(404, json!({"error": "Thread not found"})))
+        });
+        assert!(h.sync(t).is_caught_up(h.conn().generation()));
+        assert!(h.log(t).messages.is_empty());
+    }
+
+    #[test]
+    fn a_new_connection_catches_up_again_from_the_stored_cursor() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.subscribed(t);
+        let page = vec![h.sealed_from(peer(), t, "m1", &at(5), "hello")];
+        h.answer(|r| {
+            r.path
+                .contains("/api/messages/")
+                .then(|| reply(200, json!(page)))
+        });
+        assert!(h.sync(t).is_caught_up(h.conn().generation()));
+        h.reconnect();
+        assert!(!h.sync(t).is_caught_up(h.conn().generation()));
+        h.subscribed(t);
+        assert_eq!(asked_after(&h).unwrap(), at(5).replace(':', "%3A"));
+    }
+
+    #[test]
+    fn a_refused_subscription_still_gets_its_history() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.steps(2);
+        h.net.frame(error(
+            "too many subscriptions",
+            Some("subscription_limit"),
+            None,
+            Some(t),
+        ));
+        h.steps(2);
+        assert!(matches!(
+            h.subscription(t).state,
+            hush_net::SubState::Failed(_)
+        ));
+        assert!(asked_after(&h).is_some(), "history is fetched anyway");
+    }
+}

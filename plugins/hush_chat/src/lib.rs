@@ -19,6 +19,9 @@ pub mod shared;
 pub mod threads;
 pub mod vault;
 
+#[cfg(test)]
+mod testing;
+
 use std::sync::Arc;
 
 use bevy::app::PluginGroupBuilder;

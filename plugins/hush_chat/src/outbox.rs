@@ -757,4 +757,324 @@ mod tests {
         assert_eq!(z.allocate_seq(0), 7, "a clock at the epoch still works");
         assert_eq!(z.allocate_seq(-5), (1 << SEQ_LANE_BITS) + 7);
     }
+
+    /// The outbox against a scripted server (`crate::testing`).
+    mod behaviour {
+        use serde_json::json;
+        use uuid::Uuid;
+
+        use crate::MessageStatus;
+        use crate::testing::*;
+
+        fn peer() -> Uuid {
+            Uuid::from_u128(0xbeef)
+        }
+
+        #[test]
+        fn a_message_is_stored_before_it_goes_and_waits_for_catch_up() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.add_contact(peer(), "Bob");
+            h.send(peer(), "  hello  ");
+            // Queued and on disk (sealed), shown as queued, not on the wire:
+            // the thread is neither known on the server nor caught up.
+            assert_eq!(h.outbox().len(), 1);
+            assert_eq!(h.store.outbox().unwrap().len(), 1);
+            let echo = &h.log(t).pending[0];
+            assert_eq!(
+                (echo.content.as_str(), &echo.status),
+                ("hello", &MessageStatus::Queued)
+            );
+            assert!(h.sent_of("message").is_empty());
+        }
+
+        #[test]
+        fn the_ack_completes_the_send_and_the_message_is_stored_once() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "hello");
+            let sent = h.sent_of("message");
+            assert_eq!(sent.len(), 1);
+            let cmid = sent[0]["client_message_id"].as_str().unwrap().to_owned();
+            assert_eq!(h.log(t).pending[0].status, MessageStatus::Sending);
+            h.net.frame(ack_of(&sent[0], "m1", &at(1)));
+            h.steps(2);
+            assert!(h.outbox().is_empty());
+            assert!(h.store.outbox().unwrap().is_empty());
+            let log = h.log(t);
+            assert!(log.pending.is_empty());
+            assert_eq!(log.messages.len(), 1);
+            assert_eq!(
+                (
+                    log.messages[0].id.as_str(),
+                    log.messages[0].content.as_str()
+                ),
+                ("m1", "hello")
+            );
+            assert!(log.messages[0].mine);
+            // The echo that follows the ack shows nothing new.
+            h.net.frame(echo_of(&sent[0], "m1", &at(1)));
+            h.steps(2);
+            assert_eq!(h.log(t).messages.len(), 1);
+            assert_eq!(h.store.message_count(t).unwrap(), 1);
+            assert!(!cmid.is_empty());
+        }
+
+        #[test]
+        fn on_a_stock_server_the_echo_is_the_ack_and_sends_go_one_at_a_time() {
+            let mut h = Harness::unlocked_on("Ann", &[]);
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "one");
+            h.send(peer(), "two");
+            let sent = h.sent_of("message");
+            assert_eq!(sent.len(), 1, "stop-and-wait");
+            h.net.frame(echo_of(&sent[0], "m1", &at(1)));
+            h.steps(2);
+            let next = h.sent_of("message");
+            assert_eq!(next.len(), 1);
+            assert_ne!(next[0]["iv"], sent[0]["iv"]);
+            h.net.frame(echo_of(&next[0], "m2", &at(2)));
+            h.steps(2);
+            let contents: Vec<_> = h
+                .log(t)
+                .messages
+                .iter()
+                .map(|m| m.content.clone())
+                .collect();
+            assert_eq!(contents, ["one", "two"]);
+            assert!(h.outbox().is_empty());
+        }
+
+        #[test]
+        fn an_ext_server_gets_a_window_of_sends_in_order() {
+            let mut h = Harness::unlocked("Ann");
+            h.ready_thread(peer(), vec![]);
+            for i in 0..3 {
+                h.write(crate::SendIntent {
+                    to: peer(),
+                    text: format!("m{i}"),
+                });
+            }
+            h.steps(2);
+            let sent = h.sent_of("message");
+            assert_eq!(sent.len(), 3);
+            // In the order written (the queue keeps it; the seq rises).
+            let seqs: Vec<u64> = h.outbox().entries().map(|e| e.seq).collect();
+            assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+            let cmids: Vec<_> = h
+                .outbox()
+                .entries()
+                .map(|e| json!(e.client_message_id))
+                .collect();
+            let sent_cmids: Vec<_> = sent
+                .iter()
+                .map(|f| f["client_message_id"].clone())
+                .collect();
+            assert_eq!(cmids, sent_cmids);
+        }
+
+        #[test]
+        fn a_transient_refusal_waits_then_resends_the_same_blob() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "hello");
+            let sent = h.sent_of("message");
+            let cmid = sent[0]["client_message_id"].as_str().unwrap();
+            h.net.frame(error(
+                "slow down",
+                Some("rate_limited"),
+                Some(cmid),
+                Some(t),
+            ));
+            h.steps(2);
+            assert_eq!(h.log(t).pending[0].status, MessageStatus::Queued);
+            assert!(h.sent_of("message").is_empty(), "not at once");
+            h.advance(std::time::Duration::from_secs(2));
+            h.steps(2);
+            let again = h.sent_of("message");
+            assert_eq!(again.len(), 1);
+            assert_eq!(
+                (
+                    &again[0]["client_message_id"],
+                    &again[0]["iv"],
+                    &again[0]["ciphertext"]
+                ),
+                (
+                    &sent[0]["client_message_id"],
+                    &sent[0]["iv"],
+                    &sent[0]["ciphertext"]
+                )
+            );
+        }
+
+        #[test]
+        fn a_permanent_refusal_fails_the_entry_visibly_and_keeps_it() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "hello");
+            let sent = h.sent_of("message");
+            let cmid = sent[0]["client_message_id"].as_str().unwrap();
+            h.net.frame(error(
+                "too big",
+                Some("payload_too_large"),
+                Some(cmid),
+                Some(t),
+            ));
+            h.steps(2);
+            assert!(matches!(
+                h.log(t).pending[0].status,
+                MessageStatus::Failed(_)
+            ));
+            // Kept (on disk too), never dropped; nothing more goes out.
+            assert_eq!(h.store.outbox().unwrap().len(), 1);
+            h.advance(std::time::Duration::from_secs(120));
+            assert!(h.sent_of("message").is_empty());
+        }
+
+        #[test]
+        fn retry_sends_a_failed_entry_again_and_cancel_removes_it() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "hello");
+            let sent = h.sent_of("message");
+            let cmid = sent[0]["client_message_id"].as_str().unwrap();
+            h.net.frame(error(
+                "too big",
+                Some("payload_too_large"),
+                Some(cmid),
+                Some(t),
+            ));
+            h.steps(2);
+            let seq = h.log(t).pending[0].seq;
+            h.write(crate::OutboxIntent::Retry(seq));
+            h.steps(2);
+            assert_eq!(h.sent_of("message").len(), 1, "a fresh round");
+            h.net.frame(error(
+                "too big",
+                Some("payload_too_large"),
+                Some(cmid),
+                Some(t),
+            ));
+            h.steps(2);
+            h.write(crate::OutboxIntent::Cancel(seq));
+            h.steps(2);
+            assert!(h.log(t).pending.is_empty());
+            assert!(h.outbox().is_empty());
+            assert!(h.store.outbox().unwrap().is_empty());
+        }
+
+        #[test]
+        fn a_thread_missing_on_the_server_is_created_again() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.ready_thread(peer(), vec![]);
+            assert!(h.sync(t).machine.on_server());
+            h.send(peer(), "hello");
+            let sent = h.sent_of("message");
+            let cmid = sent[0]["client_message_id"].as_str().unwrap();
+            h.net.frame(error(
+                "Thread not found",
+                Some("thread_not_found"),
+                Some(cmid),
+                Some(t),
+            ));
+            h.steps(3);
+            assert!(!h.sync(t).machine.on_server());
+            assert!(!h.store.threads().unwrap()[0].on_server, "stored too");
+            assert!(
+                h.net.pending().iter().any(|p| p == "Post /api/threads"),
+                "{:?}",
+                h.net.pending()
+            );
+        }
+
+        #[test]
+        fn a_stock_servers_refusal_is_the_oldest_sends() {
+            let mut h = Harness::unlocked_on("Ann", &[]);
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "hello");
+            assert_eq!(h.sent_of("message").len(), 1);
+            h.net.frame(error("Thread not found", None, None, None));
+            h.steps(3);
+            assert!(!h.sync(t).machine.on_server());
+            assert_eq!(h.log(t).pending[0].status, MessageStatus::Queued);
+        }
+
+        #[test]
+        fn a_lost_connection_sends_what_was_in_flight_again_with_no_attempt_counted() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "hello");
+            let sent = h.sent_of("message");
+            h.reconnect();
+            assert_eq!(h.log(t).pending[0].status, MessageStatus::Queued);
+            h.subscribed(t);
+            // Caught up again on the new connection before anything goes.
+            assert!(h.sent_of("message").is_empty());
+            h.answer(|r| {
+                r.path
+                    .starts_with("/api/messages/")
+                    .then(|| hush_net::scripted::reply(200, json!([])))
+            });
+            h.steps(2);
+            let again = h.sent_of("message");
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0]["client_message_id"], sent[0]["client_message_id"]);
+            assert_eq!(h.outbox().entries().next().unwrap().attempts, 0);
+        }
+
+        #[test]
+        fn without_idempotency_a_timed_out_send_is_looked_for_before_it_goes_again() {
+            let mut h = Harness::unlocked_on("Ann", &[]);
+            let t = h.ready_thread(peer(), vec![]);
+            h.send(peer(), "hello");
+            let sent = h.sent_of("message");
+            // No echo within the send timeout: the history is asked again.
+            h.advance(std::time::Duration::from_secs(11));
+            h.steps(2);
+            assert!(h.sent_of("message").is_empty(), "not resent blindly");
+            let stored = serde_json::json!([{
+                "id": "m1", "thread_id": t, "ciphertext": sent[0]["ciphertext"],
+                "iv": sent[0]["iv"], "created_at": at(1)
+            }]);
+            let n = h.answer(|r| {
+                r.path
+                    .starts_with("/api/messages/")
+                    .then(|| hush_net::scripted::reply(200, stored.clone()))
+            });
+            assert_eq!(n, 1);
+            h.steps(2);
+            // It had arrived: done, once, and not sent again.
+            assert!(h.outbox().is_empty());
+            assert_eq!(h.log(t).messages.len(), 1);
+            h.advance(std::time::Duration::from_secs(30));
+            assert!(h.sent_of("message").is_empty());
+        }
+
+        #[test]
+        fn sends_that_cannot_be_queued_say_why() {
+            let mut h = Harness::unlocked("Ann");
+            h.add_contact(peer(), "Bob");
+            let mut rejected = Vec::new();
+            for (to, text) in [(peer(), "   "), (Uuid::from_u128(9), "hi")] {
+                h.write(crate::SendIntent {
+                    to,
+                    text: text.into(),
+                });
+                h.step();
+                let events = h
+                    .app
+                    .world()
+                    .resource::<bevy::prelude::Messages<crate::OutboxEvent>>();
+                rejected.extend(
+                    events
+                        .iter_current_update_messages()
+                        .filter_map(|e| match e {
+                            crate::OutboxEvent::Rejected { reason } => Some(reason.clone()),
+                            _ => None,
+                        }),
+                );
+            }
+            assert_eq!(rejected, ["the message is empty", "not a contact"]);
+            assert!(h.outbox().is_empty());
+        }
+    }
 }

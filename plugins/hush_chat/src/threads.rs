@@ -447,3 +447,98 @@ fn clear_unread_of_focused(mut q: Query<&mut Unread, With<Focused>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hush_net::scripted::reply;
+    use serde_json::json;
+    use uuid::Uuid;
+
+    use crate::testing::*;
+
+    fn peer() -> Uuid {
+        Uuid::from_u128(0xbeef)
+    }
+
+    #[test]
+    fn the_first_send_creates_a_missing_thread_once_with_sealed_metadata() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.subscribed(t);
+        h.send(peer(), "hello");
+        h.steps(3);
+        let creates: Vec<_> = h
+            .net
+            .pending()
+            .into_iter()
+            .filter(|p| p == "Post /api/threads")
+            .collect();
+        assert_eq!(creates.len(), 1, "one create at a time");
+        let mut body = None;
+        h.answer(|r| {
+            (r.path == "/api/threads").then(|| {
+                body = r.body.clone();
+                reply(201, thread_row(t))
+            })
+        });
+        let body: serde_json::Value = serde_json::from_str(&body.unwrap()).unwrap();
+        assert_eq!(body["id"], json!(t));
+        assert!(
+            body["ciphertext"]
+                .as_str()
+                .is_some_and(|c| !c.contains("Ann"))
+        );
+        assert!(h.sync(t).machine.on_server());
+        assert!(h.store.threads().unwrap()[0].on_server, "stored");
+    }
+
+    #[test]
+    fn a_failed_create_is_tried_again_after_a_pause() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.write(super::EnsureThread(t));
+        h.steps(2);
+        h.answer(|r| (r.path == "/api/threads").then(|| reply(500, json!({}))));
+        h.write(super::EnsureThread(t));
+        h.steps(2);
+        assert!(
+            h.net.pending().is_empty()
+                || !h.net.pending().contains(&"Post /api/threads".to_owned())
+        );
+        h.advance(Duration::from_secs(6));
+        h.write(super::EnsureThread(t));
+        h.steps(2);
+        assert!(h.net.pending().contains(&"Post /api/threads".to_owned()));
+    }
+
+    #[test]
+    fn threads_the_server_lists_on_connect_are_not_created_again() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(peer(), "Bob");
+        h.reconnect();
+        let n = h.answer(|r| {
+            (r.path == "/api/threads/query").then(|| reply(200, json!([thread_row(t)])))
+        });
+        assert_eq!(n, 1, "the query on connect names the thread");
+        assert!(h.sync(t).machine.on_server());
+        h.write(super::EnsureThread(t));
+        h.steps(2);
+        assert!(!h.net.pending().contains(&"Post /api/threads".to_owned()));
+    }
+
+    #[test]
+    fn a_lock_takes_the_threads_plaintext_out_of_the_world() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.ready_thread(peer(), vec![]);
+        let m = h.sealed_from(peer(), t, "m1", &at(1), "secret");
+        h.net.frame(hush_core::wire::ServerFrame::Message(m));
+        h.steps(2);
+        h.write(crate::LockIntent);
+        h.steps(3);
+        let mut q = h.app.world_mut().query::<&super::ThreadLog>();
+        assert_eq!(q.iter(h.app.world()).count(), 0);
+        assert!(h.world().resource::<super::Threads>().entity(t).is_none());
+    }
+}

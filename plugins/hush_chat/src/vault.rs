@@ -16,6 +16,8 @@ use hush_net::{ConnectionIntent, SessionError, SessionEvent, SessionIntent, Waki
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
+use hush_net::kdf::Kdf;
+
 use crate::ChatSystems;
 use crate::profile::{ProfileStore, StoreFailed};
 
@@ -29,6 +31,7 @@ pub(crate) fn plugin(app: &mut App) {
         .unwrap_or_default()
         .sender(tx);
     app.insert_resource(Vault::new(tx, rx))
+        .init_resource::<Kdf>()
         .add_message::<UnlockIntent>()
         .add_message::<LockIntent>()
         .add_message::<CreateIdentity>()
@@ -177,13 +180,14 @@ impl Vault {
         Some(self.keys.as_ref()?.vault.thread_key(&me, peer))
     }
 
-    fn derive(&mut self, salt: &str) {
+    fn derive(&mut self, kdf: Kdf, salt: &str) {
         let Some(words) = self.words.clone() else {
             return;
         };
         self.deriving = Some(salt.to_owned());
         let (tx, salt) = (self.tx.clone(), salt.to_owned());
         hush_net::kdf::derive_vault_key(
+            kdf,
             words,
             salt.clone(),
             Box::new(move |r| {
@@ -206,6 +210,7 @@ impl Vault {
 
 fn start_unlock(
     mut vault: ResMut<Vault>,
+    kdf: Res<Kdf>,
     store: Res<ProfileStore>,
     mut intents: MessageReader<UnlockIntent>,
     mut session: MessageWriter<SessionIntent>,
@@ -229,7 +234,7 @@ fn start_unlock(
             // Unlocked here before: derive now, so it works offline too.
             Ok(p) => {
                 if let Some(salt) = p.kdf_salt {
-                    vault.derive(&salt);
+                    vault.derive(*kdf, &salt);
                 }
             }
             Err(e) => {
@@ -241,6 +246,7 @@ fn start_unlock(
 
 fn follow_session(
     mut vault: ResMut<Vault>,
+    kdf: Res<Kdf>,
     mut events: MessageReader<SessionEvent>,
     mut out: MessageWriter<VaultEvent>,
 ) {
@@ -253,7 +259,7 @@ fn follow_session(
                     && vault.deriving.as_deref() != Some(kdf_salt)
                     && vault.keys.as_ref().is_none_or(|k| k.salt != *kdf_salt)
                 {
-                    vault.derive(kdf_salt);
+                    vault.derive(*kdf, kdf_salt);
                 }
             }
             SessionEvent::Failed { error, fatal } => {

@@ -60,6 +60,38 @@ fn client(dir: &std::path::Path, name: &str, url: &str, seed: u64) -> (Client, A
     (c, store)
 }
 
+/// What a client that did not settle is waiting for, for the failure message.
+fn where_it_stands(c: &mut Client) -> String {
+    let w = c.app.world_mut();
+    let conn = w.resource::<hush_net::Connection>();
+    let generation = conn.generation();
+    let mut out = format!(
+        "connection {:?} (generation {generation}, last failure {:?})",
+        conn.state(),
+        conn.last_failure
+    );
+    let session = w.resource::<hush_net::Session>();
+    out += &format!(
+        ", session token {} busy {} error {:?}",
+        session.token().is_some(),
+        session.busy(),
+        session.last_error
+    );
+    out += &format!(", outbox {}", w.resource::<hush_chat::Outbox>().len());
+    let mut q = w.query::<(&hush_chat::ThreadSync, &hush_net::Subscription)>();
+    for (s, sub) in q.iter(w) {
+        out += &format!(
+            ", thread caught up {} fetch {:?} run {} on server {} subscription {:?}",
+            s.is_caught_up(generation),
+            s.machine.fetch(),
+            s.machine.run(),
+            s.machine.on_server(),
+            sub.state
+        );
+    }
+    out
+}
+
 fn check(log: &ThreadLog, n: usize, who: &str) {
     for sender in ["A", "B"] {
         let seq: Vec<usize> = log
@@ -69,10 +101,20 @@ fn check(log: &ThreadLog, n: usize, who: &str) {
             .map(|s| s.parse().unwrap())
             .collect();
         assert_eq!(seq.len(), n, "{who} has {} of {sender}'s {n}", seq.len());
-        assert!(
-            seq.iter().enumerate().all(|(i, v)| i == *v),
-            "{who}: {sender}'s messages out of order or duplicated"
-        );
+        if let Some(i) = seq.iter().enumerate().position(|(i, v)| i != *v) {
+            let near = &log.messages[..];
+            let around: Vec<String> = near
+                .iter()
+                .filter(|m| m.content.starts_with(&format!("{sender} ")))
+                .skip(i.saturating_sub(3))
+                .take(7)
+                .map(|m| format!("{} @{} #{}", m.content, m.created_at, m.id))
+                .collect();
+            panic!(
+                "{who}: {sender}'s messages out of order or duplicated from #{i}: {:?}",
+                around
+            );
+        }
     }
     assert!(log.pending.is_empty(), "{who} still has pending sends");
 }
@@ -174,11 +216,14 @@ fn two_thousand_messages_through_fifty_faults_arrive_exactly_once_in_order() {
         }
         assert!(
             Instant::now() < deadline,
-            "not settled after 300 s: A has {} (+{} pending), B has {} (+{} pending); faults: {faults:?}",
+            "not settled after 300 s: A has {} (+{} pending), B has {} (+{} pending); \
+             A: {}; B: {}; faults: {faults:?}",
             log(&a, idb).messages.len(),
             log(&a, idb).pending.len(),
             log(&b, ida).messages.len(),
-            log(&b, ida).pending.len()
+            log(&b, ida).pending.len(),
+            where_it_stands(&mut a),
+            where_it_stands(&mut b),
         );
     }
     // Let late duplicates, if any, show up before checking.

@@ -26,7 +26,10 @@ pub struct Api {
 impl Api {
     /// Sends `req`; `done` runs off the main thread with the outcome.
     pub fn send(&self, req: ApiRequest, done: impl FnOnce(ApiResult) + Send + 'static) {
-        self.client.send(&self.config, req, Box::new(done));
+        match &self.config.scripted {
+            Some(net) => net.request(req, Box::new(done)),
+            None => self.client.send(&self.config, req, Box::new(done)),
+        }
     }
 
     pub fn server(&self) -> &crate::config::ServerUrl {

@@ -99,6 +99,9 @@ pub struct NetConfig {
     pub jitter_seed: Option<u64>,
     /// How long an HTTP request may take.
     pub http_timeout: Duration,
+    /// A network played by a test instead of real sockets and HTTP
+    /// ([`crate::scripted`]).
+    pub scripted: Option<crate::scripted::ScriptedNet>,
 }
 
 impl NetConfig {
@@ -110,6 +113,7 @@ impl NetConfig {
             refresh_margin: Duration::from_secs(300),
             jitter_seed: None,
             http_timeout: Duration::from_secs(20),
+            scripted: None,
         }
     }
 }

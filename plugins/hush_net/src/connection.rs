@@ -101,7 +101,7 @@ pub struct ConnectionStats {
 #[derive(Resource)]
 pub struct Connection {
     machine: ConnectionMachine,
-    socket: Option<(u64, SocketHandle)>,
+    socket: Option<(u64, Socket)>,
     health: Arc<Mutex<Option<Health>>>,
     /// `/health` of the server of the live connection: its [ext] features.
     pub server: Option<Health>,
@@ -261,17 +261,36 @@ impl Exec<'_, '_> {
             return;
         };
         self.conn.stats.attempts += 1;
-        let handle = self.platform.open_socket(
-            OpenParams {
-                config: self.config.clone(),
-                token: zeroize::Zeroizing::new(token.to_owned()),
-                generation,
-                health: self.conn.health.clone(),
-                http: self.platform.http.clone(),
-            },
-            self.conn.events_tx.clone(),
-        );
-        self.conn.socket = Some((generation, handle));
+        let events = self.conn.events_tx.clone();
+        let socket = match &self.config.scripted {
+            Some(net) => Socket::Scripted(net.open_socket(generation, events)),
+            None => Socket::Platform(self.platform.open_socket(
+                OpenParams {
+                    config: self.config.clone(),
+                    token: zeroize::Zeroizing::new(token.to_owned()),
+                    generation,
+                    health: self.conn.health.clone(),
+                    http: self.platform.http.clone(),
+                },
+                events,
+            )),
+        };
+        self.conn.socket = Some((generation, socket));
+    }
+}
+
+/// The live socket's outgoing side: the platform's task, or a test's script.
+enum Socket {
+    Platform(SocketHandle),
+    Scripted(Sender<Outgoing>),
+}
+
+impl Socket {
+    fn send(&self, o: Outgoing) -> bool {
+        match self {
+            Socket::Platform(h) => h.send(o),
+            Socket::Scripted(tx) => tx.send(o).is_ok(),
+        }
     }
 }
 

@@ -12,10 +12,36 @@ use zeroize::Zeroizing;
 /// What receives the key.
 pub type Derived = Box<dyn FnOnce(Result<VaultKey, CryptoError>) + Send + 'static>;
 
+/// How the vault key is derived from the words and the salt, a resource:
+/// Argon2id ([`VaultKey::derive`]) unless a test puts in a fast stand-in
+/// (Argon2id's 64 MiB take about a second; a test of what happens after an
+/// unlock has no need of it).
+#[derive(bevy::prelude::Resource, Clone, Copy)]
+pub struct Kdf(pub fn(&str, &str) -> Result<VaultKey, CryptoError>);
+
+impl Default for Kdf {
+    fn default() -> Self {
+        Kdf(VaultKey::derive)
+    }
+}
+
+impl Kdf {
+    fn is_argon2id(&self) -> bool {
+        std::ptr::fn_addr_eq(
+            self.0,
+            VaultKey::derive as fn(&str, &str) -> Result<VaultKey, CryptoError>,
+        )
+    }
+}
+
 /// Derives the key of `words` with the vault's base64 salt, and hands it to
 /// `done` (on the compute pool natively; on the page's event loop in a
-/// browser).
-pub fn derive_vault_key(words: Zeroizing<String>, kdf_salt_b64: String, done: Derived) {
+/// browser). A stand-in [`Kdf`] runs at once, on the caller's thread.
+pub fn derive_vault_key(kdf: Kdf, words: Zeroizing<String>, kdf_salt_b64: String, done: Derived) {
+    if !kdf.is_argon2id() {
+        done((kdf.0)(&words, &kdf_salt_b64));
+        return;
+    }
     #[cfg(not(target_arch = "wasm32"))]
     bevy::tasks::AsyncComputeTaskPool::get()
         .spawn(async move { done(VaultKey::derive(&words, &kdf_salt_b64)) })

@@ -12,6 +12,7 @@ pub mod connection;
 pub mod kdf;
 pub mod platform;
 pub mod request;
+pub mod scripted;
 pub mod session;
 pub mod subscriptions;
 pub mod transport;
