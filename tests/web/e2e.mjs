@@ -306,9 +306,13 @@ await shot("queued-after-reload");
 // Seed scenario 2, two tabs on one profile, both live. The first holds the
 // profile's lock and sends the outbox; the second shows it and adds to it.
 const pages = { first: { page, lines } };
+// A tab brought to the front resumes drawing only after a frame or two
+// under software GL: a click and keys sent at once could land before it
+// (CI once lost the first word of "from the sending tab" that way).
 async function use(name) {
   ({ page, lines } = pages[name]);
   await page.bringToFront();
+  await page.waitForTimeout(600);
 }
 async function open(name, { gated } = {}) {
   const p = await context.newPage();
