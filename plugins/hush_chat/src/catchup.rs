@@ -170,15 +170,9 @@ mod tests {
     use std::time::Duration;
 
     use hush_core::http::MAX_PAGE;
-    use hush_net::scripted::reply;
     use serde_json::json;
-    use uuid::Uuid;
 
     use crate::testing::*;
-
-    fn peer() -> Uuid {
-        Uuid::from_u128(0xbeef)
-    }
 
     /// The `after` of the waiting history request, if one waits.
     fn asked_after(h: &Harness) -> Option<String> {
@@ -192,7 +186,7 @@ mod tests {
     #[test]
     fn nothing_is_fetched_before_the_subscription_is_answered() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.steps(3);
         assert_eq!(asked_after(&h), None, "{:?}", h.net.pending());
         h.subscribed(t);
@@ -202,29 +196,21 @@ mod tests {
     #[test]
     fn full_pages_are_followed_from_the_last_row_until_a_short_one() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.subscribed(t);
         assert_eq!(asked_after(&h).unwrap(), "1970-01-01T00%3A00%3A00Z");
         let page: Vec<_> = (0..MAX_PAGE as u32)
-            .map(|i| h.sealed_from(peer(), t, &format!("m{i}"), &at(i), "x"))
+            .map(|i| h.sealed_from(PEER, t, &format!("m{i}"), &at(i), "x"))
             .collect();
-        h.answer(|r| {
-            r.path
-                .contains("/api/messages/")
-                .then(|| reply(200, json!(page)))
-        });
+        h.answer_history(200, json!(page));
         assert!(
             !h.sync(t).is_caught_up(h.conn().generation()),
             "a full page means more"
         );
         let last = at(MAX_PAGE as u32 - 1).replace(':', "%3A");
         assert_eq!(asked_after(&h).unwrap(), last);
-        let tail = vec![h.sealed_from(peer(), t, "mx", &at(MAX_PAGE as u32), "last")];
-        h.answer(|r| {
-            r.path
-                .contains("/api/messages/")
-                .then(|| reply(200, json!(tail)))
-        });
+        let tail = vec![h.sealed_from(PEER, t, "mx", &at(MAX_PAGE as u32), "last")];
+        h.answer_history(200, json!(tail));
         assert!(h.sync(t).is_caught_up(h.conn().generation()));
         assert_eq!(h.log(t).messages.len(), MAX_PAGE + 1);
         // The cursor is stored: the next run starts after the newest row.
@@ -241,13 +227,9 @@ mod tests {
     #[test]
     fn a_failed_page_is_asked_again_from_the_same_place_after_a_pause() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.subscribed(t);
-        h.answer(|r| {
-            r.path
-                .contains("/api/messages/")
-                .then(|| reply(500, json!({"error": "boom"})))
-        });
+        h.answer_history(500, json!({"error": "boom"}));
         h.steps(3);
         assert_eq!(asked_after(&h), None, "not at once");
         h.advance(Duration::from_secs(6));
@@ -257,13 +239,9 @@ mod tests {
     #[test]
     fn a_missing_thread_on_the_server_is_nothing_to_catch_up_on() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.subscribed(t);
-        h.answer(|r| {
-            r.path
-                .contains("/api/messages/")
-                .then(|| reply(404, json!({"error": "Thread not found"})))
-        });
+        h.answer_history(404, json!({"error": "Thread not found"}));
         assert!(h.sync(t).is_caught_up(h.conn().generation()));
         assert!(h.log(t).messages.is_empty());
     }
@@ -271,14 +249,10 @@ mod tests {
     #[test]
     fn a_new_connection_catches_up_again_from_the_stored_cursor() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.subscribed(t);
-        let page = vec![h.sealed_from(peer(), t, "m1", &at(5), "hello")];
-        h.answer(|r| {
-            r.path
-                .contains("/api/messages/")
-                .then(|| reply(200, json!(page)))
-        });
+        let page = vec![h.sealed_from(PEER, t, "m1", &at(5), "hello")];
+        h.answer_history(200, json!(page));
         assert!(h.sync(t).is_caught_up(h.conn().generation()));
         h.reconnect();
         assert!(!h.sync(t).is_caught_up(h.conn().generation()));
@@ -289,7 +263,7 @@ mod tests {
     #[test]
     fn a_refused_subscription_still_gets_its_history() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.steps(2);
         h.net.frame(error(
             "too many subscriptions",

@@ -766,15 +766,11 @@ mod tests {
         use crate::MessageStatus;
         use crate::testing::*;
 
-        fn peer() -> Uuid {
-            Uuid::from_u128(0xbeef)
-        }
-
         #[test]
         fn a_message_is_stored_before_it_goes_and_waits_for_catch_up() {
             let mut h = Harness::unlocked("Ann");
-            let t = h.add_contact(peer(), "Bob");
-            h.send(peer(), "  hello  ");
+            let t = h.add_contact(PEER, "Bob");
+            h.send(PEER, "  hello  ");
             // Queued and on disk (sealed), shown as queued, not on the wire:
             // the thread is neither known on the server nor caught up.
             assert_eq!(h.outbox().len(), 1);
@@ -790,8 +786,8 @@ mod tests {
         #[test]
         fn the_ack_completes_the_send_and_the_message_is_stored_once() {
             let mut h = Harness::unlocked("Ann");
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "hello");
+            let t = h.ready_thread(PEER, vec![]);
+            h.send(PEER, "hello");
             let sent = h.sent_of("message");
             assert_eq!(sent.len(), 1);
             let cmid = sent[0]["client_message_id"].as_str().unwrap().to_owned();
@@ -822,9 +818,9 @@ mod tests {
         #[test]
         fn on_a_stock_server_the_echo_is_the_ack_and_sends_go_one_at_a_time() {
             let mut h = Harness::unlocked_on("Ann", &[]);
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "one");
-            h.send(peer(), "two");
+            let t = h.ready_thread(PEER, vec![]);
+            h.send(PEER, "one");
+            h.send(PEER, "two");
             let sent = h.sent_of("message");
             assert_eq!(sent.len(), 1, "stop-and-wait");
             h.net.frame(echo_of(&sent[0], "m1", &at(1)));
@@ -847,10 +843,10 @@ mod tests {
         #[test]
         fn an_ext_server_gets_a_window_of_sends_in_order() {
             let mut h = Harness::unlocked("Ann");
-            h.ready_thread(peer(), vec![]);
+            h.ready_thread(PEER, vec![]);
             for i in 0..3 {
                 h.write(crate::SendIntent {
-                    to: peer(),
+                    to: PEER,
                     text: format!("m{i}"),
                 });
             }
@@ -875,17 +871,9 @@ mod tests {
         #[test]
         fn a_transient_refusal_waits_then_resends_the_same_blob() {
             let mut h = Harness::unlocked("Ann");
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "hello");
-            let sent = h.sent_of("message");
-            let cmid = sent[0]["client_message_id"].as_str().unwrap();
-            h.net.frame(error(
-                "slow down",
-                Some("rate_limited"),
-                Some(cmid),
-                Some(t),
-            ));
-            h.steps(2);
+            let t = h.ready_thread(PEER, vec![]);
+            let sent = h.send_one("hello");
+            h.refuse(&sent, "slow down", "rate_limited");
             assert_eq!(h.log(t).pending[0].status, MessageStatus::Queued);
             assert!(h.sent_of("message").is_empty(), "not at once");
             h.advance(std::time::Duration::from_secs(2));
@@ -898,28 +886,16 @@ mod tests {
                     &again[0]["iv"],
                     &again[0]["ciphertext"]
                 ),
-                (
-                    &sent[0]["client_message_id"],
-                    &sent[0]["iv"],
-                    &sent[0]["ciphertext"]
-                )
+                (&sent["client_message_id"], &sent["iv"], &sent["ciphertext"])
             );
         }
 
         #[test]
         fn a_permanent_refusal_fails_the_entry_visibly_and_keeps_it() {
             let mut h = Harness::unlocked("Ann");
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "hello");
-            let sent = h.sent_of("message");
-            let cmid = sent[0]["client_message_id"].as_str().unwrap();
-            h.net.frame(error(
-                "too big",
-                Some("payload_too_large"),
-                Some(cmid),
-                Some(t),
-            ));
-            h.steps(2);
+            let t = h.ready_thread(PEER, vec![]);
+            let sent = h.send_one("hello");
+            h.refuse(&sent, "too big", "payload_too_large");
             assert!(matches!(
                 h.log(t).pending[0].status,
                 MessageStatus::Failed(_)
@@ -933,28 +909,14 @@ mod tests {
         #[test]
         fn retry_sends_a_failed_entry_again_and_cancel_removes_it() {
             let mut h = Harness::unlocked("Ann");
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "hello");
-            let sent = h.sent_of("message");
-            let cmid = sent[0]["client_message_id"].as_str().unwrap();
-            h.net.frame(error(
-                "too big",
-                Some("payload_too_large"),
-                Some(cmid),
-                Some(t),
-            ));
-            h.steps(2);
+            let t = h.ready_thread(PEER, vec![]);
+            let sent = h.send_one("hello");
+            h.refuse(&sent, "too big", "payload_too_large");
             let seq = h.log(t).pending[0].seq;
             h.write(crate::OutboxIntent::Retry(seq));
             h.steps(2);
             assert_eq!(h.sent_of("message").len(), 1, "a fresh round");
-            h.net.frame(error(
-                "too big",
-                Some("payload_too_large"),
-                Some(cmid),
-                Some(t),
-            ));
-            h.steps(2);
+            h.refuse(&sent, "too big", "payload_too_large");
             h.write(crate::OutboxIntent::Cancel(seq));
             h.steps(2);
             assert!(h.log(t).pending.is_empty());
@@ -965,18 +927,11 @@ mod tests {
         #[test]
         fn a_thread_missing_on_the_server_is_created_again() {
             let mut h = Harness::unlocked("Ann");
-            let t = h.ready_thread(peer(), vec![]);
+            let t = h.ready_thread(PEER, vec![]);
             assert!(h.sync(t).machine.on_server());
-            h.send(peer(), "hello");
-            let sent = h.sent_of("message");
-            let cmid = sent[0]["client_message_id"].as_str().unwrap();
-            h.net.frame(error(
-                "Thread not found",
-                Some("thread_not_found"),
-                Some(cmid),
-                Some(t),
-            ));
-            h.steps(3);
+            let sent = h.send_one("hello");
+            h.refuse(&sent, "Thread not found", "thread_not_found");
+            h.step();
             assert!(!h.sync(t).machine.on_server());
             assert!(!h.store.threads().unwrap()[0].on_server, "stored too");
             assert!(
@@ -989,8 +944,8 @@ mod tests {
         #[test]
         fn a_stock_servers_refusal_is_the_oldest_sends() {
             let mut h = Harness::unlocked_on("Ann", &[]);
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "hello");
+            let t = h.ready_thread(PEER, vec![]);
+            h.send(PEER, "hello");
             assert_eq!(h.sent_of("message").len(), 1);
             h.net.frame(error("Thread not found", None, None, None));
             h.steps(3);
@@ -1001,19 +956,15 @@ mod tests {
         #[test]
         fn a_lost_connection_sends_what_was_in_flight_again_with_no_attempt_counted() {
             let mut h = Harness::unlocked("Ann");
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "hello");
+            let t = h.ready_thread(PEER, vec![]);
+            h.send(PEER, "hello");
             let sent = h.sent_of("message");
             h.reconnect();
             assert_eq!(h.log(t).pending[0].status, MessageStatus::Queued);
             h.subscribed(t);
             // Caught up again on the new connection before anything goes.
             assert!(h.sent_of("message").is_empty());
-            h.answer(|r| {
-                r.path
-                    .starts_with("/api/messages/")
-                    .then(|| hush_net::scripted::reply(200, json!([])))
-            });
+            h.answer_history(200, json!([]));
             h.steps(2);
             let again = h.sent_of("message");
             assert_eq!(again.len(), 1);
@@ -1024,8 +975,8 @@ mod tests {
         #[test]
         fn without_idempotency_a_timed_out_send_is_looked_for_before_it_goes_again() {
             let mut h = Harness::unlocked_on("Ann", &[]);
-            let t = h.ready_thread(peer(), vec![]);
-            h.send(peer(), "hello");
+            let t = h.ready_thread(PEER, vec![]);
+            h.send(PEER, "hello");
             let sent = h.sent_of("message");
             // No echo within the send timeout: the history is asked again.
             h.advance(std::time::Duration::from_secs(11));
@@ -1035,11 +986,7 @@ mod tests {
                 "id": "m1", "thread_id": t, "ciphertext": sent[0]["ciphertext"],
                 "iv": sent[0]["iv"], "created_at": at(1)
             }]);
-            let n = h.answer(|r| {
-                r.path
-                    .starts_with("/api/messages/")
-                    .then(|| hush_net::scripted::reply(200, stored.clone()))
-            });
+            let n = h.answer_history(200, stored);
             assert_eq!(n, 1);
             h.steps(2);
             // It had arrived: done, once, and not sent again.
@@ -1052,9 +999,9 @@ mod tests {
         #[test]
         fn sends_that_cannot_be_queued_say_why() {
             let mut h = Harness::unlocked("Ann");
-            h.add_contact(peer(), "Bob");
+            h.add_contact(PEER, "Bob");
             let mut rejected = Vec::new();
-            for (to, text) in [(peer(), "   "), (Uuid::from_u128(9), "hi")] {
+            for (to, text) in [(PEER, "   "), (Uuid::from_u128(9), "hi")] {
                 h.write(crate::SendIntent {
                     to,
                     text: text.into(),

@@ -211,22 +211,18 @@ mod tests {
     use crate::MessageStatus;
     use crate::testing::*;
 
-    fn peer() -> Uuid {
-        Uuid::from_u128(0xbeef)
-    }
-
     #[test]
     fn a_live_message_is_stored_decrypted_and_counted_unread() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.ready_thread(peer(), vec![]);
-        let m = h.sealed_from(peer(), t, "m1", &at(1), "hi Ann");
+        let t = h.ready_thread(PEER, vec![]);
+        let m = h.sealed_from(PEER, t, "m1", &at(1), "hi Ann");
         h.net.frame(ServerFrame::Message(m));
         h.steps(2);
         let log = h.log(t);
         assert_eq!(log.messages.len(), 1);
         assert_eq!(log.messages[0].content, "hi Ann");
         assert!(!log.messages[0].mine);
-        assert_eq!(log.messages[0].sender_id, Some(peer()));
+        assert_eq!(log.messages[0].sender_id, Some(PEER));
         assert_eq!(h.store.message_count(t).unwrap(), 1);
         let e = h.world().resource::<crate::Threads>().entity(t).unwrap();
         assert_eq!(h.world().get::<crate::Unread>(e).unwrap().0, 1);
@@ -237,19 +233,15 @@ mod tests {
     #[test]
     fn the_same_message_live_and_in_a_page_shows_once() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.subscribed(t);
-        let m = h.sealed_from(peer(), t, "m1", &at(1), "once");
+        let m = h.sealed_from(PEER, t, "m1", &at(1), "once");
         // Live before catch-up ended: stored, but the cursor waits.
         h.net.frame(ServerFrame::Message(m.clone()));
         h.steps(2);
         assert_eq!(h.sync(t).machine.cursor(), None);
         let page = serde_json::json!([m]);
-        h.answer(|r| {
-            r.path
-                .contains("/api/messages/")
-                .then(|| hush_net::scripted::reply(200, page.clone()))
-        });
+        h.answer_history(200, page);
         assert_eq!(h.log(t).messages.len(), 1);
         assert_eq!(h.store.message_count(t).unwrap(), 1);
         assert_eq!(h.sync(t).machine.cursor(), Some(at(1).as_str()));
@@ -258,8 +250,8 @@ mod tests {
     #[test]
     fn a_message_that_does_not_open_is_kept_marked() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.ready_thread(peer(), vec![]);
-        let mut m = h.sealed_from(peer(), t, "m1", &at(1), "x");
+        let t = h.ready_thread(PEER, vec![]);
+        let mut m = h.sealed_from(PEER, t, "m1", &at(1), "x");
         m.ciphertext = "AAAAAAAAAAAAAAAAAAAAAAAAAAAA".into();
         h.net.frame(ServerFrame::Message(m));
         h.steps(2);
@@ -275,9 +267,9 @@ mod tests {
     #[test]
     fn messages_are_shown_in_server_order_whatever_order_they_come_in() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.ready_thread(peer(), vec![]);
+        let t = h.ready_thread(PEER, vec![]);
         for (id, n) in [("m3", 3), ("m1", 1), ("m2", 2)] {
-            let m = h.sealed_from(peer(), t, id, &at(n), id);
+            let m = h.sealed_from(PEER, t, id, &at(n), id);
             h.net.frame(ServerFrame::Message(m));
         }
         h.steps(2);
@@ -288,7 +280,7 @@ mod tests {
     #[test]
     fn a_message_for_a_thread_without_a_contact_is_not_stored() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.ready_thread(peer(), vec![]);
+        let t = h.ready_thread(PEER, vec![]);
         let stranger = Uuid::from_u128(0x5);
         let other = hush_core::ThreadId::for_pair(&h.me(), &stranger);
         let m = h.sealed_from(stranger, other, "s1", &at(1), "hello?");

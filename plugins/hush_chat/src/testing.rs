@@ -25,6 +25,9 @@ use crate::{
     Threads, UnlockIntent, Vault, VaultState,
 };
 
+/// The contact most tests talk to.
+pub const PEER: Uuid = Uuid::from_u128(0xbeef);
+
 /// Virtual time of one update.
 pub const TICK: Duration = Duration::from_millis(10);
 
@@ -256,6 +259,31 @@ impl Harness {
             .into_iter()
             .filter(|f| f["type"] == kind)
             .collect()
+    }
+
+    /// Answers the waiting history request with this status and body.
+    pub fn answer_history(&mut self, status: u16, body: Value) -> usize {
+        self.answer(|r| {
+            r.path
+                .starts_with("/api/messages/")
+                .then(|| reply(status, body.clone()))
+        })
+    }
+
+    /// Sends `text` to [`PEER`]; the one message frame that went out.
+    pub fn send_one(&mut self, text: &str) -> Value {
+        self.send(PEER, text);
+        let mut sent = self.sent_of("message");
+        assert_eq!(sent.len(), 1, "one message frame");
+        sent.remove(0)
+    }
+
+    /// The server refuses a sent frame with this [ext] code.
+    pub fn refuse(&mut self, sent: &Value, message: &str, code: &str) {
+        let t = ThreadId::parse(sent["thread_id"].as_str().unwrap()).unwrap();
+        let cmid = sent["client_message_id"].as_str();
+        self.net.frame(error(message, Some(code), cmid, Some(t)));
+        self.steps(2);
     }
 
     pub fn send(&mut self, to: Uuid, text: &str) {

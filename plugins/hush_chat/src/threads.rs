@@ -454,20 +454,15 @@ mod tests {
 
     use hush_net::scripted::reply;
     use serde_json::json;
-    use uuid::Uuid;
 
     use crate::testing::*;
-
-    fn peer() -> Uuid {
-        Uuid::from_u128(0xbeef)
-    }
 
     #[test]
     fn the_first_send_creates_a_missing_thread_once_with_sealed_metadata() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.subscribed(t);
-        h.send(peer(), "hello");
+        h.send(PEER, "hello");
         h.steps(3);
         let creates: Vec<_> = h
             .net
@@ -497,7 +492,7 @@ mod tests {
     #[test]
     fn a_failed_create_is_tried_again_after_a_pause() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.write(super::EnsureThread(t));
         h.steps(2);
         h.answer(|r| (r.path == "/api/threads").then(|| reply(500, json!({}))));
@@ -516,7 +511,7 @@ mod tests {
     #[test]
     fn threads_the_server_lists_on_connect_are_not_created_again() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.add_contact(peer(), "Bob");
+        let t = h.add_contact(PEER, "Bob");
         h.reconnect();
         let n = h.answer(|r| {
             (r.path == "/api/threads/query").then(|| reply(200, json!([thread_row(t)])))
@@ -531,8 +526,8 @@ mod tests {
     #[test]
     fn a_lock_takes_the_threads_plaintext_out_of_the_world() {
         let mut h = Harness::unlocked("Ann");
-        let t = h.ready_thread(peer(), vec![]);
-        let m = h.sealed_from(peer(), t, "m1", &at(1), "secret");
+        let t = h.ready_thread(PEER, vec![]);
+        let m = h.sealed_from(PEER, t, "m1", &at(1), "secret");
         h.net.frame(hush_core::wire::ServerFrame::Message(m));
         h.steps(2);
         h.write(crate::LockIntent);
