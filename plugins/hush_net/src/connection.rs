@@ -208,16 +208,18 @@ impl Connection {
     }
 }
 
-/// Carries out the machine's decisions.
-struct Exec<'a, 'w> {
-    conn: &'a mut Connection,
-    session: &'a Session,
-    platform: &'a Platform,
-    config: &'a NetConfig,
-    token_needed: &'a mut MessageWriter<'w, TokenNeeded>,
+/// The connection and what carrying out the machine's decisions needs: every
+/// system that feeds the machine takes this, and hands it the [`Action`]s.
+#[derive(bevy::ecs::system::SystemParam)]
+struct Driver<'w> {
+    conn: ResMut<'w, Connection>,
+    session: Res<'w, Session>,
+    platform: Res<'w, Platform>,
+    config: Res<'w, NetConfig>,
+    token_needed: MessageWriter<'w, TokenNeeded>,
 }
 
-impl Exec<'_, '_> {
+impl Driver<'_> {
     fn run(&mut self, actions: Vec<Action>) {
         for a in actions {
             match a {
@@ -295,18 +297,10 @@ impl Socket {
 }
 
 /// PreUpdate: socket events become machine inputs and typed frames.
-fn drain_transport(
-    mut conn: ResMut<Connection>,
-    session: Res<Session>,
-    platform: Res<Platform>,
-    config: Res<NetConfig>,
-    time: Res<Time>,
-    mut frames: MessageWriter<FrameReceived>,
-    mut token_needed: MessageWriter<TokenNeeded>,
-) {
+fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWriter<FrameReceived>) {
     let now = time.elapsed();
-    let conn = &mut *conn;
-    while let Ok(ev) = conn.events_rx.try_recv() {
+    while let Ok(ev) = driver.conn.events_rx.try_recv() {
+        let conn = &mut *driver.conn;
         let current = ev.generation == conn.machine.generation();
         let actions = match ev.kind {
             TransportEventKind::Opened(health) => {
@@ -365,14 +359,7 @@ fn drain_transport(
                 conn.machine.closed(ev.generation, &kind, now)
             }
         };
-        Exec {
-            conn,
-            session: &session,
-            platform: &platform,
-            config: &config,
-            token_needed: &mut token_needed,
-        }
-        .run(actions);
+        driver.run(actions);
     }
 }
 
@@ -405,20 +392,15 @@ fn apply_server_change(
 }
 
 /// Update: intents, network status and token news go to the machine.
-#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn apply_intents(
-    mut conn: ResMut<Connection>,
-    session: Res<Session>,
-    platform: Res<Platform>,
-    config: Res<NetConfig>,
+    mut driver: Driver,
     time: Res<Time>,
     mut intents: MessageReader<ConnectionIntent>,
     mut network: MessageReader<NetworkStatus>,
     mut session_events: MessageReader<SessionEvent>,
-    mut token_needed: MessageWriter<TokenNeeded>,
 ) {
     let now = time.elapsed();
-    let conn = &mut *conn;
+    let conn = &mut *driver.conn;
     let mut actions = Vec::new();
     for n in network.read() {
         conn.offline_inferred = false;
@@ -443,14 +425,7 @@ fn apply_intents(
             ConnectionIntent::RetryNow => conn.machine.retry_now(now),
         });
     }
-    Exec {
-        conn,
-        session: &session,
-        platform: &platform,
-        config: &config,
-        token_needed: &mut token_needed,
-    }
-    .run(actions);
+    driver.run(actions);
 }
 
 /// Why an attempt ended, in words a person can act on.
@@ -471,25 +446,10 @@ pub fn describe_close(kind: &hush_core::policy::connection::CloseKind) -> String
 }
 
 /// Update: the machine's timers (backoff, connect timeout, heartbeat).
-fn tick_connection(
-    mut conn: ResMut<Connection>,
-    session: Res<Session>,
-    platform: Res<Platform>,
-    config: Res<NetConfig>,
-    time: Res<Time>,
-    mut token_needed: MessageWriter<TokenNeeded>,
-    mut next: ResMut<NextUpdate>,
-) {
-    let conn = &mut *conn;
-    let actions = conn.machine.tick(time.elapsed());
-    Exec {
-        conn,
-        session: &session,
-        platform: &platform,
-        config: &config,
-        token_needed: &mut token_needed,
-    }
-    .run(actions);
+fn tick_connection(mut driver: Driver, time: Res<Time>, mut next: ResMut<NextUpdate>) {
+    let actions = driver.conn.machine.tick(time.elapsed());
+    driver.run(actions);
+    let conn = &*driver.conn;
     if let Some(at) = conn.machine.next_deadline() {
         next.at(at, time.elapsed());
     }

@@ -13,7 +13,24 @@ mod web;
 #[cfg(target_arch = "wasm32")]
 pub use web::*;
 
+use std::sync::{Arc, Mutex};
+
+use hush_core::http::Health;
+use zeroize::Zeroizing;
+
+use crate::config::NetConfig;
 use crate::request::{ApiRequest, ApiResponse, ApiResult, Method, NetError};
+
+/// What an open socket needs, on either platform.
+pub struct OpenParams {
+    pub config: NetConfig,
+    pub token: Zeroizing<String>,
+    pub generation: u64,
+    /// `/health` of this server, once known (shared across attempts).
+    pub health: Arc<Mutex<Option<Health>>>,
+    /// The platform's HTTP client (for `/health`).
+    pub http: HttpClient,
+}
 
 /// One REST request through reqwest (native: hyper; web: the browser's fetch).
 /// `send_err` and `body_err` say what a failure means on this platform.

@@ -2,7 +2,6 @@
 //! tokio-tungstenite, HTTP via reqwest, TLS via native-tls.
 
 use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bevy::prelude::*;
@@ -17,8 +16,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Message};
-use zeroize::Zeroizing;
 
+use super::OpenParams;
 use crate::config::NetConfig;
 use crate::request::{ApiRequest, ApiResult, NetError};
 use crate::transport::{Outgoing, TransportEvent, TransportEventKind};
@@ -182,17 +181,6 @@ fn map_reqwest(e: reqwest::Error) -> NetError {
         _ if e.is_connect() => NetError::Connect("could not connect".into()),
         _ => NetError::Other(e.to_string()),
     }
-}
-
-/// What an open socket needs.
-pub struct OpenParams {
-    pub config: NetConfig,
-    pub token: Zeroizing<String>,
-    pub generation: u64,
-    /// `/health` of this server, once known (shared across attempts).
-    pub health: Arc<Mutex<Option<Health>>>,
-    /// The platform's HTTP client (for `/health`).
-    pub http: HttpClient,
 }
 
 /// The live socket's outgoing queue.

@@ -7,7 +7,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use bevy::prelude::*;
 use crossbeam_channel::{Receiver, Sender};
@@ -17,8 +16,8 @@ use hush_core::wire::{FrameParseError, ServerFrame};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
-use zeroize::Zeroizing;
 
+use super::OpenParams;
 use crate::config::NetConfig;
 use crate::connection::NetworkStatus;
 use crate::request::{ApiRequest, ApiResult, NetError};
@@ -124,16 +123,6 @@ async fn execute(client: &reqwest::Client, url: &str, req: ApiRequest) -> ApiRes
         |_| NetError::Other("the response body failed".into()),
     )
     .await
-}
-
-/// What an open socket needs.
-pub struct OpenParams {
-    pub config: NetConfig,
-    pub token: Zeroizing<String>,
-    pub generation: u64,
-    pub health: Arc<Mutex<Option<Health>>>,
-    /// The platform's HTTP client (for `/health`).
-    pub http: HttpClient,
 }
 
 struct Live {
