@@ -10,6 +10,7 @@
 mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 mod redb_store;
+mod same_message;
 #[cfg(target_arch = "wasm32")]
 mod web;
 
@@ -29,12 +30,24 @@ pub use web::{RemoteChange, WebStore};
 pub enum StoreError {
     #[error("this profile is open in another hush process")]
     Locked,
-    #[error("storage I/O failed: {0}")]
-    Io(String),
+    /// The backend failed (its own error is the source).
+    #[error("storage I/O failed: {source}")]
+    Io {
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
     #[error("the store is corrupt: {0}")]
     Corrupt(String),
     #[error("the disk is full")]
     DiskFull,
+}
+
+impl StoreError {
+    /// A backend failure: an error of the backend, or words saying what failed.
+    pub fn io(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        StoreError::Io {
+            source: source.into(),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -134,12 +147,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores the messages not stored yet and, in the same transaction, the
     /// thread record if given (its cursor) and the removal of the outbox
-    /// entries in `completed`. Returns, per message, whether it was new.
-    ///
-    /// A message is not new if its server id is stored, or if the thread
-    /// already holds the very same blob (same IV and ciphertext) under
-    /// another id: a stock server stores a resend twice, and a random IV
-    /// makes equal blobs the same message.
+    /// entries in `completed`. Returns, per message, whether it was new
+    /// (the rule is in `same_message.rs`).
     fn store_messages(
         &self,
         msgs: &[StoredMessage],
@@ -175,18 +184,14 @@ pub trait Store: Send + Sync + 'static {
     /// Where the consumer of this profile's messages (`hush listen`) has got
     /// to in each thread: the last message it was handed.
     fn delivered(&self) -> Result<Vec<(ThreadId, MessageKey)>> {
-        Err(StoreError::Io(
-            "this store keeps no delivery positions".into(),
-        ))
+        Err(StoreError::io("this store keeps no delivery positions"))
     }
 
     /// Records delivery positions, durably (with every relaxed commit before
     /// them): the messages up to a position were handed over.
     fn set_delivered(&self, positions: &[(ThreadId, MessageKey)]) -> Result<()> {
         let _ = positions;
-        Err(StoreError::Io(
-            "this store keeps no delivery positions".into(),
-        ))
+        Err(StoreError::io("this store keeps no delivery positions"))
     }
 
     /// Unsent drafts, one per thread, sealed with the vault's drafts key.

@@ -7,6 +7,7 @@ use hush_core::ThreadId;
 use hush_core::crypto::Sealed;
 use uuid::Uuid;
 
+use crate::same_message::{Arrival, MessageIndex, arrival};
 use crate::{
     MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoredMessage, ThreadRecord, message_key,
 };
@@ -22,6 +23,24 @@ struct Inner {
     outbox: BTreeMap<u64, OutboxEntry>,
     delivered: BTreeMap<ThreadId, MessageKey>,
     drafts: BTreeMap<ThreadId, Sealed>,
+}
+
+impl MessageIndex for Inner {
+    fn has_id(&self, thread: ThreadId, id: &str) -> Result<bool> {
+        Ok(self.ids.contains_key(&(thread, id.to_owned())))
+    }
+
+    fn id_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
+        Ok(self.ivs.get(&(thread, iv.to_owned())).cloned())
+    }
+
+    fn message(&self, thread: ThreadId, id: &str) -> Result<Option<StoredMessage>> {
+        Ok(self
+            .ids
+            .get(&(thread, id.to_owned()))
+            .and_then(|k| self.messages.get(&thread)?.get(k))
+            .cloned())
+    }
 }
 
 #[derive(Default)]
@@ -117,27 +136,15 @@ impl Store for MemoryStore {
         let inner = &mut *g;
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
-            let idk = (m.thread_id, m.id.clone());
-            if inner.ids.contains_key(&idk) {
+            let Arrival::New { index_iv } = arrival(&*inner, m)? else {
                 out.push(false);
                 continue;
-            }
-            let same_blob = inner
-                .ivs
-                .get(&(m.thread_id, m.iv.clone()))
-                .and_then(|id| inner.ids.get(&(m.thread_id, id.clone())))
-                .and_then(|k| inner.messages.get(&m.thread_id)?.get(k))
-                .is_some_and(|prev| prev.ciphertext == m.ciphertext);
-            if same_blob {
-                out.push(false);
-                continue;
-            }
+            };
             let k = message_key(m);
-            inner.ids.insert(idk, k.clone());
-            inner
-                .ivs
-                .entry((m.thread_id, m.iv.clone()))
-                .or_insert_with(|| m.id.clone());
+            inner.ids.insert((m.thread_id, m.id.clone()), k.clone());
+            if index_iv {
+                inner.ivs.insert((m.thread_id, m.iv.clone()), m.id.clone());
+            }
             inner
                 .messages
                 .entry(m.thread_id)

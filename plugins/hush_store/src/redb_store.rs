@@ -35,6 +35,7 @@ use redb::{
 };
 use uuid::Uuid;
 
+use crate::same_message::{Arrival, MessageIndex, arrival};
 use crate::{
     MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoreError, StoredMessage, ThreadRecord,
     message_key,
@@ -54,6 +55,41 @@ const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered");
 /// Thread id → the thread's sealed draft (JSON).
 const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
+
+/// The message tables of one write, as the same-message rule reads them.
+struct Tables<'a, 't> {
+    messages: &'a redb::Table<'t, (&'static str, i64, &'static str), &'static [u8]>,
+    ids: &'a redb::Table<'t, (&'static str, &'static str), i64>,
+    ivs: &'a redb::Table<'t, (&'static str, &'static str), &'static str>,
+}
+
+impl MessageIndex for Tables<'_, '_> {
+    fn has_id(&self, thread: ThreadId, id: &str) -> Result<bool> {
+        let tid = thread.to_string();
+        Ok(self.ids.get((tid.as_str(), id)).map_err(io_err)?.is_some())
+    }
+
+    fn id_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
+        let tid = thread.to_string();
+        Ok(self
+            .ivs
+            .get((tid.as_str(), iv))
+            .map_err(io_err)?
+            .map(|v| v.value().to_owned()))
+    }
+
+    fn message(&self, thread: ThreadId, id: &str) -> Result<Option<StoredMessage>> {
+        let tid = thread.to_string();
+        let Some(micros) = self.ids.get((tid.as_str(), id)).map_err(io_err)? else {
+            return Ok(None);
+        };
+        self.messages
+            .get((tid.as_str(), micros.value(), id))
+            .map_err(io_err)?
+            .map(|v| dec(v.value()))
+            .transpose()
+    }
+}
 
 /// redb's page cache per open profile.
 pub const CACHE_BYTES: usize = 16 << 20;
@@ -99,7 +135,7 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 
 /// The error for a store file that went away under a running process.
 fn deleted(path: &Path) -> StoreError {
-    StoreError::Io(format!(
+    StoreError::io(format!(
         "the store file {} was deleted or moved while in use; restart hush",
         path.display()
     ))
@@ -119,15 +155,14 @@ fn io_err(e: impl Into<redb::Error>) -> StoreError {
     match e.into() {
         redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::DiskFull,
         other => {
-            let s = other.to_string();
-            let lower = s.to_lowercase();
+            let lower = other.to_string().to_lowercase();
             if lower.contains("no space left")
                 || lower.contains("storage full")
                 || lower.contains("disk full")
             {
                 StoreError::DiskFull
             } else {
-                StoreError::Io(s)
+                StoreError::io(other)
             }
         }
     }
@@ -220,7 +255,7 @@ impl RedbStore {
         let db = std::panic::catch_unwind(|| open_db(path))
             .map_err(|p| damaged(path, &panic_text(&*p)))?
             .map_err(|e| match e {
-                StoreError::Io(m) => damaged(path, &m),
+                StoreError::Io { source } => damaged(path, &source.to_string()),
                 other => other,
             })?;
         Ok(RedbStore {
@@ -257,7 +292,7 @@ impl RedbStore {
         }
         let g = self.db.read().unwrap_or_else(|p| p.into_inner());
         let Some(db) = g.as_ref() else {
-            return Err(StoreError::Io("the store could not be reopened".into()));
+            return Err(StoreError::io("the store could not be reopened"));
         };
         // redb panics on some damaged pages: contain it at this boundary.
         let r = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(db))) {
@@ -268,7 +303,7 @@ impl RedbStore {
                 return Err(damaged(&self.path, &why));
             }
         };
-        if matches!(r, Err(StoreError::DiskFull | StoreError::Io(_))) {
+        if matches!(r, Err(StoreError::DiskFull | StoreError::Io { .. })) {
             self.broken.store(true, Ordering::Release);
         }
         // A record that does not decode: the file is damaged, and the error
@@ -532,41 +567,20 @@ impl Store for RedbStore {
                 let mut ids = w.open_table(MESSAGE_IDS).map_err(io_err)?;
                 let mut ivs = w.open_table(MESSAGE_IVS).map_err(io_err)?;
                 for m in msgs {
-                    let tid = m.thread_id.to_string();
-                    if ids
-                        .get((tid.as_str(), m.id.as_str()))
-                        .map_err(io_err)?
-                        .is_some()
-                    {
+                    let index = Tables {
+                        messages: &messages,
+                        ids: &ids,
+                        ivs: &ivs,
+                    };
+                    let Arrival::New { index_iv } = arrival(&index, m)? else {
                         out.push(false);
                         continue;
-                    }
-                    let prev_id = ivs
-                        .get((tid.as_str(), m.iv.as_str()))
-                        .map_err(io_err)?
-                        .map(|v| v.value().to_owned());
-                    if let Some(prev_id) = &prev_id {
-                        let micros = ids
-                            .get((tid.as_str(), prev_id.as_str()))
-                            .map_err(io_err)?
-                            .map(|v| v.value());
-                        let prev: Option<StoredMessage> = match micros {
-                            Some(micros) => messages
-                                .get((tid.as_str(), micros, prev_id.as_str()))
-                                .map_err(io_err)?
-                                .map(|v| dec(v.value()))
-                                .transpose()?,
-                            None => None,
-                        };
-                        if prev.is_some_and(|p| p.ciphertext == m.ciphertext) {
-                            out.push(false);
-                            continue;
-                        }
-                    }
+                    };
+                    let tid = m.thread_id.to_string();
                     let k = message_key(m);
                     ids.insert((tid.as_str(), m.id.as_str()), k.micros)
                         .map_err(io_err)?;
-                    if prev_id.is_none() {
+                    if index_iv {
                         ivs.insert((tid.as_str(), m.iv.as_str()), m.id.as_str())
                             .map_err(io_err)?;
                     }

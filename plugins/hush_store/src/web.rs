@@ -89,7 +89,7 @@ thread_local! {
 }
 
 fn js_err(e: JsValue) -> StoreError {
-    StoreError::Io(format!("IndexedDB: {e:?}"))
+    StoreError::io(format!("IndexedDB: {e:?}"))
 }
 
 /// Awaits an IndexedDB request.
@@ -148,10 +148,10 @@ async fn committed(tx: &web_sys::IdbTransaction) -> std::result::Result<(), JsVa
 
 async fn open_db(name: &str) -> Result<IdbDatabase> {
     let factory = web_sys::window()
-        .ok_or_else(|| StoreError::Io("no window".into()))?
+        .ok_or_else(|| StoreError::io("no window"))?
         .indexed_db()
         .map_err(js_err)?
-        .ok_or_else(|| StoreError::Io("IndexedDB is not available".into()))?;
+        .ok_or_else(|| StoreError::io("IndexedDB is not available"))?;
     let req: IdbOpenDbRequest = factory.open_with_u32(name, 1).map_err(js_err)?;
     let upgrade = Closure::<dyn FnMut(web_sys::IdbVersionChangeEvent)>::new(
         move |e: web_sys::IdbVersionChangeEvent| {
