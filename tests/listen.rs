@@ -19,12 +19,10 @@ use uuid::Uuid;
 
 /// Posts sealed messages from `from` into `thread` over REST, as a peer would.
 struct Poster {
-    url: String,
-    token: String,
+    rest: hush_testkit::rest::Rest,
     thread: String,
     key: hush_core::crypto::AeadKey,
     from: Uuid,
-    client: reqwest::blocking::Client,
 }
 
 impl Poster {
@@ -32,12 +30,10 @@ impl Poster {
         let (a, b) = (Uuid::parse_str(a).unwrap(), Uuid::parse_str(b).unwrap());
         let vault = VaultKey::derive(WORDS, &relay.kdf_salt()).unwrap();
         Poster {
-            url: relay.url(),
-            token: relay.token(),
+            rest: relay.rest(),
             thread: thread.to_owned(),
             key: vault.thread_key(&a, &b),
             from: a,
-            client: reqwest::blocking::Client::new(),
         }
     }
 
@@ -49,19 +45,7 @@ impl Poster {
             content: content.into(),
             timestamp: 0,
         });
-        let body = serde_json::json!({
-            "thread_id": self.thread, "ciphertext": s.ciphertext, "iv": s.iv,
-        });
-        let r = self
-            .client
-            .post(format!("{}/api/messages", self.url))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
-        let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap();
+        let v = self.rest.post_message(&self.thread, &s.ciphertext, &s.iv);
         v["id"].as_str().unwrap().to_owned()
     }
 }

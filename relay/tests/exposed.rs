@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{IV, WORDS, Ws, listening_url, sign_in, thread};
+use common::{IV, WORDS, Ws, create_thread_at, listening_url, sign_in, thread};
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -171,14 +171,7 @@ async fn a_subscriber_that_never_reads_is_closed_before_it_costs_memory() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let token = sign_in(&http, &relay.base).await;
     let t = thread(3);
-    let r = http
-        .post(format!("{}/api/threads", relay.base))
-        .bearer_auth(&token)
-        .json(&json!({ "id": t, "ciphertext": "bWV0YQ==", "iv": IV }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    create_thread_at(&http, &relay.base, &token, &t).await;
     // The largest ciphertext the relay takes (1 MiB).
     let big = base64_of(hush_core::http::DEFAULT_MAX_CIPHERTEXT);
     let mut sender = Ws::connect(&format!("ws://{addr}/ws?token={token}"), None).await;

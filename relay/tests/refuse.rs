@@ -7,8 +7,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{IV, WORDS, listening_url, sign_in};
-use serde_json::json;
+use common::{WORDS, listening_url, sign_in};
 
 fn relay(dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hush-relay"));
@@ -40,14 +39,7 @@ async fn history_without_a_vault_is_refused_and_no_words_are_printed() {
     let base = listening_url(&mut child);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let token = &sign_in(&http, &base).await;
-    let r = http
-        .post(format!("{base}/api/threads"))
-        .bearer_auth(token)
-        .json(&json!({ "id": common::thread(1), "ciphertext": "bWV0YQ==", "iv": IV }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    common::create_thread_at(&http, &base, token, &common::thread(1)).await;
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait().unwrap();
     // The vault row is gone, as in a copy without its -wal file.

@@ -291,17 +291,7 @@ fn the_protocol_vector_message_decrypts_through_the_whole_stack() {
         })
         .unwrap();
     let t = ThreadId::parse("90b3f6e0-fe98-88c0-51f3-0305c43f6b8a").unwrap();
-    let c = reqwest::blocking::Client::new();
-    let r = c
-        .post(format!("{}/api/threads", relay.url()))
-        .bearer_auth(relay.token())
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"id":"{t}","ciphertext":"AAAA","iv":"AAECAwQFBgcICQoL"}}"#
-        ))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    relay.rest().create_thread(t);
     rest_post(&relay, t, CIPHERTEXT, "AAECAwQFBgcICQoL");
     let mut b = Client::new(&relay.url(), store, None).unwrap();
     assert!(b.unlock(&words()).unwrap());

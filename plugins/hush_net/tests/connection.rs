@@ -79,28 +79,9 @@ fn subscription(app: &App, t: ThreadId) -> SubState {
 
 /// Creates the thread and posts one message over REST (the relay broadcasts it).
 fn post(relay: &RelayFixture, t: ThreadId, ct: &str) {
-    let c = reqwest::blocking::Client::new();
-    let tok = relay.token();
-    let r = c
-        .post(format!("{}/api/threads", relay.url()))
-        .bearer_auth(&tok)
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"id":"{t}","ciphertext":"AAAA","iv":"AAECAwQFBgcICQoL"}}"#
-        ))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let r = c
-        .post(format!("{}/api/messages", relay.url()))
-        .bearer_auth(&tok)
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"thread_id":"{t}","ciphertext":"{ct}","iv":"AAECAwQFBgcICQoL"}}"#
-        ))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    let rest = relay.rest();
+    rest.create_thread(t);
+    rest.post_message(t, ct, hush_testkit::rest::IV);
 }
 
 fn got_message(app: &App, ct: &str) -> bool {
@@ -524,17 +505,7 @@ fn subscriptions_are_counted_per_view() {
         Duration::from_millis(3),
     );
     assert_eq!(subscription(&app, t), SubState::Idle);
-    let c = reqwest::blocking::Client::new();
-    let r = c
-        .post(format!("{}/api/messages", relay.url()))
-        .bearer_auth(relay.token())
-        .header("content-type", "application/json")
-        .body(format!(
-            r#"{{"thread_id":"{t}","ciphertext":"AAAE","iv":"AAECAwQFBgcICQoL"}}"#
-        ))
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
+    relay.rest().post_message(t, "AAAE", hush_testkit::rest::IV);
     advance(
         &mut app,
         Duration::from_millis(500),

@@ -7,6 +7,7 @@ pub mod app;
 pub mod disk;
 pub mod proxy;
 pub mod relay;
+pub mod rest;
 pub mod tls;
 
 pub use app::{advance, run_until, step_app, unclamp_virtual_time};

@@ -152,15 +152,7 @@ impl TestRelay {
 
     /// Creates a thread (any sealed-looking blob will do for the server).
     pub async fn create_thread(&self, token: &str, id: &str) -> Value {
-        let (s, v) = self
-            .post(
-                "/api/threads",
-                Some(token),
-                json!({ "id": id, "ciphertext": "bWV0YQ==", "iv": IV }),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-        v
+        create_thread_at(&self.http, &self.base, token, id).await
     }
 
     pub async fn ws_query(&self, token: &str) -> Ws {
@@ -300,6 +292,22 @@ pub fn listening_url(child: &mut std::process::Child) -> String {
         .strip_prefix("listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
         .to_owned()
+}
+
+/// Creates thread `id` on the relay at `base` (any sealed-looking blob will
+/// do for the server) and returns the created thread.
+pub async fn create_thread_at(http: &reqwest::Client, base: &str, token: &str, id: &str) -> Value {
+    let r = http
+        .post(format!("{base}/api/threads"))
+        .bearer_auth(token)
+        .json(&json!({ "id": id, "ciphertext": "bWV0YQ==", "iv": IV }))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, 201, "{v}");
+    v
 }
 
 /// A token for the test words from the relay at `base`.

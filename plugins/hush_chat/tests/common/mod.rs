@@ -82,17 +82,7 @@ pub fn run_both(
 }
 
 pub fn rest_count(relay: &RelayFixture, t: ThreadId) -> u64 {
-    let v: serde_json::Value = serde_json::from_str(
-        &reqwest::blocking::Client::new()
-            .get(format!("{}/api/messages/{t}/count", relay.url()))
-            .bearer_auth(relay.token())
-            .send()
-            .unwrap()
-            .text()
-            .unwrap(),
-    )
-    .unwrap();
-    v["count"].as_u64().unwrap()
+    relay.rest().message_count(t)
 }
 
 pub fn rest_post(
@@ -101,16 +91,7 @@ pub fn rest_post(
     ciphertext: &str,
     iv: &str,
 ) -> serde_json::Value {
-    let body = serde_json::json!({ "thread_id": t, "ciphertext": ciphertext, "iv": iv });
-    let r = reqwest::blocking::Client::new()
-        .post(format!("{}/api/messages", relay.url()))
-        .bearer_auth(relay.token())
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    serde_json::from_str(&r.text().unwrap()).unwrap()
+    relay.rest().post_message(t, ciphertext, iv)
 }
 
 pub fn thread_of(a: &Client, b: &Client) -> ThreadId {
