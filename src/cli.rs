@@ -301,7 +301,7 @@ fn settings(
     notifications: Option<OnOff>,
     text: Option<ShownHidden>,
 ) -> Result<String, String> {
-    let store = headless::open_profile(data_dir, profile)?;
+    let store = headless::open_profile(data_dir, profile).map_err(|e| e.to_string())?;
     let mut meta = store.profile().map_err(|e| e.to_string())?;
     if let Some(n) = notifications {
         meta.prefs.notifications_off = n == OnOff::Off;

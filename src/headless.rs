@@ -32,16 +32,18 @@ pub enum Exit {
 pub type CmdResult = Result<(), (Exit, String)>;
 
 fn fail(f: Failure) -> (Exit, String) {
-    match f {
-        Failure::Auth(s) => (Exit::Auth, s),
-        Failure::Timeout(s) => (Exit::Timeout, s),
-        Failure::Other(s) => (Exit::Error, s),
-    }
+    let exit = match &f {
+        _ if f.is_auth() => Exit::Auth,
+        Failure::Timeout { .. } => Exit::Timeout,
+        _ => Exit::Error,
+    };
+    (exit, f.to_string())
 }
 
 fn open(opts: &Options) -> Result<Client, (Exit, String)> {
-    let store = open_profile(&opts.data_dir, &opts.profile).map_err(|e| (Exit::Error, e))?;
-    Client::new(&opts.server, store, opts.ca_cert.clone()).map_err(|e| (Exit::Usage, e))
+    let store =
+        open_profile(&opts.data_dir, &opts.profile).map_err(|e| (Exit::Error, e.to_string()))?;
+    Client::new(&opts.server, store, opts.ca_cert.clone()).map_err(|e| (Exit::Usage, e.to_string()))
 }
 
 pub struct Options {
@@ -52,33 +54,45 @@ pub struct Options {
     pub words: Zeroizing<String>,
 }
 
+/// Why a profile's store did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("invalid profile name {0:?}: use letters, digits, - and _")]
+    BadName(String),
+    #[error("profile {0:?} is open in another hush process (close it, or use --profile)")]
+    InUse(String),
+    #[error("cannot open profile {name:?} at {}: {source}", .path.display())]
+    Open {
+        name: String,
+        path: PathBuf,
+        source: StoreError,
+    },
+}
+
 /// `DATA/profiles/NAME/store.redb`; names are `[A-Za-z0-9_-]{1,64}`.
-pub fn profile_store_path(data_dir: &Path, profile: &str) -> Result<PathBuf, String> {
+pub fn profile_store_path(data_dir: &Path, profile: &str) -> Result<PathBuf, ProfileError> {
     let ok = !profile.is_empty()
         && profile.len() <= 64
         && profile
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !ok {
-        return Err(format!(
-            "invalid profile name {profile:?}: use letters, digits, - and _"
-        ));
+        return Err(ProfileError::BadName(profile.to_owned()));
     }
     Ok(data_dir.join("profiles").join(profile).join("store.redb"))
 }
 
 /// Opens a profile's store with a clear error when another process has it.
-pub fn open_profile(data_dir: &Path, profile: &str) -> Result<Arc<dyn Store>, String> {
+pub fn open_profile(data_dir: &Path, profile: &str) -> Result<Arc<dyn Store>, ProfileError> {
     let path = profile_store_path(data_dir, profile)?;
     match RedbStore::open(&path) {
         Ok(s) => Ok(Arc::new(s)),
-        Err(StoreError::Locked) => Err(format!(
-            "profile {profile:?} is open in another hush process (close it, or use --profile)"
-        )),
-        Err(e) => Err(format!(
-            "cannot open profile {profile:?} at {}: {e}",
-            path.display()
-        )),
+        Err(StoreError::Locked) => Err(ProfileError::InUse(profile.to_owned())),
+        Err(source) => Err(ProfileError::Open {
+            name: profile.to_owned(),
+            path,
+            source,
+        }),
     }
 }
 

@@ -60,7 +60,7 @@ impl Salvage {
 }
 
 pub fn repair(data_dir: &Path, profile: &str, force: bool) -> CmdResult {
-    let path = profile_store_path(data_dir, profile).map_err(|e| (Exit::Usage, e))?;
+    let path = profile_store_path(data_dir, profile).map_err(|e| (Exit::Usage, e.to_string()))?;
     if !path.exists() {
         return Err((
             Exit::Error,

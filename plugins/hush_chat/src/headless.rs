@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use hush_net::{NetConfig, ServerUrl};
+use hush_net::{NetConfig, ServerUrl, UrlError};
 use hush_store::Store;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::contacts::Contact;
+use crate::contacts::{Contact, ContactError};
 use crate::threads::ThreadKey;
 use crate::{
     AddContact, ChatSystems, ContactEvent, HushClientPlugins, MessageReceived, OutboxEvent,
@@ -19,20 +19,28 @@ use crate::{
 };
 
 /// Why a headless step did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
-    /// The words were refused.
-    Auth(String),
-    /// It did not finish in time.
-    Timeout(String),
-    Other(String),
+    /// The vault did not unlock (`WrongWords`: the words were refused), or
+    /// the identity could not be created.
+    #[error(transparent)]
+    Unlock(#[from] UnlockError),
+    #[error("this profile has no identity yet: run `hush identity --name NAME` first")]
+    NoIdentity,
+    #[error(transparent)]
+    Contact(#[from] ContactError),
+    /// It did not finish in time; `why` is the last error seen, if any.
+    #[error("{what} took too long{}", .why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
+    Timeout {
+        what: &'static str,
+        why: Option<String>,
+    },
 }
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Auth(s) | Failure::Timeout(s) | Failure::Other(s) => f.write_str(s),
-        }
+impl Failure {
+    /// The words were refused (not a fault of the machine or the network).
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Failure::Unlock(UnlockError::WrongWords { .. }))
     }
 }
 
@@ -68,8 +76,8 @@ pub fn build_app(
     server: &str,
     store: Arc<dyn Store>,
     ca_cert: Option<Vec<u8>>,
-) -> Result<App, String> {
-    let url = ServerUrl::parse(server).map_err(|e| e.to_string())?;
+) -> Result<App, UrlError> {
+    let url = ServerUrl::parse(server)?;
     let mut config = NetConfig::new(url);
     config.ca_cert_pem = ca_cert;
     Ok(build_app_with(config, store))
@@ -106,7 +114,7 @@ impl Client {
         server: &str,
         store: Arc<dyn Store>,
         ca_cert: Option<Vec<u8>>,
-    ) -> Result<Client, String> {
+    ) -> Result<Client, UrlError> {
         Ok(Client {
             app: build_app(server, store, ca_cert)?,
         })
@@ -164,25 +172,27 @@ impl Client {
             ) && !c.seen().vault.is_empty()
         });
         if !done {
-            let note = self
+            let why = self
                 .app
                 .world()
                 .resource::<hush_net::Session>()
                 .last_error
                 .as_ref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default();
-            return Err(Failure::Timeout(format!("unlocking took too long{note}")));
+                .map(|e| e.to_string());
+            return Err(Failure::Timeout {
+                what: "unlocking",
+                why,
+            });
         }
         let state = self.vault().state.clone();
         match state {
             VaultState::Unlocked => Ok(true),
             VaultState::NeedsIdentity => Ok(false),
-            _ => Err(match self.vault().error.clone() {
-                Some(e @ UnlockError::WrongWords { .. }) => Failure::Auth(e.to_string()),
-                Some(e) => Failure::Other(e.to_string()),
-                None => Failure::Other("unlock failed".into()),
-            }),
+            _ => {
+                Err(Failure::Unlock(self.vault().error.clone().unwrap_or_else(
+                    || UnlockError::Other("unlock failed".into()),
+                )))
+            }
         }
     }
 
@@ -191,9 +201,7 @@ impl Client {
         if self.unlock(words)? {
             Ok(())
         } else {
-            Err(Failure::Other(
-                "this profile has no identity yet: run `hush identity --name NAME` first".into(),
-            ))
+            Err(Failure::NoIdentity)
         }
     }
 
@@ -210,15 +218,15 @@ impl Client {
         if self.vault().is_unlocked() {
             Ok(())
         } else {
-            Err(Failure::Other(
+            Err(Failure::Unlock(
                 self.seen()
                     .vault
                     .iter()
                     .find_map(|e| match e {
-                        VaultEvent::Failed(e) => Some(e.to_string()),
+                        VaultEvent::Failed(e) => Some(e.clone()),
                         _ => None,
                     })
-                    .unwrap_or_else(|| "creating the identity failed".into()),
+                    .unwrap_or_else(|| UnlockError::Other("creating the identity failed".into())),
             ))
         }
     }
@@ -239,15 +247,18 @@ impl Client {
         self.run_until(Duration::from_secs(10), |c| {
             out = c.seen().contacts.iter().find_map(|e| match e {
                 ContactEvent::Added { contact, new: true } => Some(Ok(contact.clone())),
-                ContactEvent::Rejected { error, .. } => Some(Err(error.to_string())),
+                ContactEvent::Rejected { error, .. } => Some(Err(error.clone())),
                 _ => None,
             });
             out.is_some()
         });
         match out {
             Some(Ok(c)) => Ok(c),
-            Some(Err(e)) => Err(Failure::Other(e)),
-            None => Err(Failure::Timeout("adding the contact did not finish".into())),
+            Some(Err(e)) => Err(Failure::Contact(e)),
+            None => Err(Failure::Timeout {
+                what: "adding the contact",
+                why: None,
+            }),
         }
     }
 
