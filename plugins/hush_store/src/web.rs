@@ -77,6 +77,8 @@ struct Inbox {
 /// write queue and channel (browser objects are not `Send`, so they live
 /// here, keyed by the store's instance number).
 struct Open {
+    /// The database's name, to open it again after the browser closed it.
+    name: String,
     db: IdbDatabase,
     channel: Option<BroadcastChannel>,
 }
@@ -202,11 +204,18 @@ async fn flush(id: u32) {
         .await;
         match result {
             Ok(()) => {
-                PENDING.with(|p| p.borrow_mut().entry(id).or_default().failure = None);
+                let was = PENDING.with(|p| p.borrow_mut().entry(id).or_default().failure.take());
+                if was.is_some() {
+                    web_sys_log("hush: IndexedDB writes resumed; nothing was lost");
+                }
                 announce(id, &ops);
             }
             Err(e) => {
                 let why = describe(&e);
+                // A write that failed on a full disk can make the browser
+                // close the connection: every later transaction is then
+                // refused at once. Such a store is opened again below.
+                let closed = error_name(&e) == "InvalidStateError";
                 web_sys_log(&format!(
                     "hush: IndexedDB write failed ({why}); trying again"
                 ));
@@ -221,6 +230,9 @@ async fn flush(id: u32) {
                     q.failure = Some(why);
                 });
                 gloo_timers::future::TimeoutFuture::new(RETRY_MS).await;
+                if closed {
+                    reopen(id).await;
+                }
             }
         }
     }
@@ -345,19 +357,45 @@ fn listen(id: u32, db: &str) -> Option<BroadcastChannel> {
     Some(ch)
 }
 
-/// A failed write in words: a full quota says so.
-fn describe(e: &JsValue) -> String {
-    let name = js_sys::Reflect::get(e, &JsValue::from_str("name"))
+/// Opens store `id`'s database again, after the browser closed it. If that
+/// fails too (the disk is still full), the next failed write tries again.
+async fn reopen(id: u32) {
+    let Some(name) = OPEN.with(|o| o.borrow().get(&id).map(|o| o.name.clone())) else {
+        return;
+    };
+    match open_db(&name).await {
+        Ok(db) => OPEN.with(|o| {
+            if let Some(open) = o.borrow_mut().get_mut(&id) {
+                open.db = db;
+            }
+        }),
+        Err(e) => web_sys_log(&format!("hush: IndexedDB could not be opened again ({e})")),
+    }
+}
+
+fn error_name(e: &JsValue) -> String {
+    js_sys::Reflect::get(e, &JsValue::from_str("name"))
         .ok()
         .and_then(|n| n.as_string())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// A failed write in words: a full quota says so.
+fn describe(e: &JsValue) -> String {
+    let name = error_name(e);
     if name == "QuotaExceededError" {
         "the browser's storage for this site is full".into()
+    } else if name == "InvalidStateError" {
+        "the browser closed this site's storage after a write failed (is the disk full?)".into()
     } else {
         let msg = js_sys::Reflect::get(e, &JsValue::from_str("message"))
             .ok()
             .and_then(|m| m.as_string())
             .unwrap_or_default();
+        if msg.contains("NO_SPACE") {
+            // Chromium: "IO error: …: FILE_ERROR_NO_SPACE".
+            return "the disk is full".into();
+        }
         format!("IndexedDB: {name} {msg}").trim().to_owned()
     }
 }
@@ -434,7 +472,16 @@ impl WebStore {
             }
         }
         mem.store_messages(&messages, None, &[])?;
-        OPEN.with(|o| o.borrow_mut().insert(id, Open { db, channel }));
+        OPEN.with(|o| {
+            o.borrow_mut().insert(
+                id,
+                Open {
+                    name: name.clone(),
+                    db,
+                    channel,
+                },
+            )
+        });
         Ok(WebStore { id, mem })
     }
 
