@@ -31,6 +31,9 @@ pub enum Exit {
 
 pub type CmdResult = Result<(), (Exit, String)>;
 
+/// The longest `listen` sleeps with nothing arriving and no timer due.
+const IDLE_WAIT: Duration = Duration::from_secs(30);
+
 fn fail(f: Failure) -> (Exit, String) {
     let exit = match &f {
         _ if f.is_auth() => Exit::Auth,
@@ -242,7 +245,17 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
     // First what earlier runs stored but never handed over, then what comes.
     let mut dirty: HashSet<ThreadId> = positions.keys().copied().collect();
     let ended = loop {
-        c.step();
+        // Asleep until something arrives or a timer is due; lines a reader
+        // has not taken yet are looked at again soon.
+        let mut wait = if ledger.in_flight() > 0 {
+            Duration::from_millis(20)
+        } else {
+            IDLE_WAIT
+        };
+        if let Some(t) = timeout {
+            wait = wait.min(t.saturating_sub(started.elapsed()));
+        }
+        c.step_for(wait);
         reached_server |= c
             .app
             .world()

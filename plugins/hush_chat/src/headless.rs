@@ -12,6 +12,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::contacts::{Contact, ContactError};
+use crate::pacing::Parker;
 use crate::threads::ThreadKey;
 use crate::{
     AddContact, ChatSystems, ContactEvent, HushClientPlugins, MessageReceived, OutboxEvent,
@@ -107,7 +108,11 @@ pub fn single_threaded(app: &mut App) {
 /// A client app being driven.
 pub struct Client {
     pub app: App,
+    parker: Parker,
 }
+
+/// The longest [`Client::run_until`] sleeps between looks at its condition.
+pub const IDLE_STEP: Duration = Duration::from_millis(250);
 
 impl Client {
     pub fn new(
@@ -115,22 +120,32 @@ impl Client {
         store: Arc<dyn Store>,
         ca_cert: Option<Vec<u8>>,
     ) -> Result<Client, UrlError> {
-        Ok(Client {
-            app: build_app(server, store, ca_cert)?,
-        })
+        Ok(Client::of(build_app(server, store, ca_cert)?))
     }
 
     /// A client with its own connection settings (timers, TLS trust).
     pub fn with_config(config: NetConfig, store: Arc<dyn Store>) -> Client {
-        Client {
-            app: build_app_with(config, store),
-        }
+        Client::of(build_app_with(config, store))
     }
 
-    /// One update, then a millisecond for the sockets.
+    fn of(app: App) -> Client {
+        let parker = Parker::install(&app);
+        Client { app, parker }
+    }
+
+    /// One update, then at most a millisecond for the sockets: for a driver
+    /// that steps several clients in turn (tests, benchmarks). A loop of one
+    /// client sleeps longer with [`Self::step_for`] or [`Self::run_until`].
     pub fn step(&mut self) {
+        self.step_for(Duration::from_millis(1));
+    }
+
+    /// One update, then a sleep until something arrives (a frame, a reply,
+    /// a derived key), the world's next timer is due, or `limit` has passed.
+    /// An idle client wakes only for its own timers: no polling.
+    pub fn step_for(&mut self, limit: Duration) {
         self.app.update();
-        std::thread::sleep(Duration::from_millis(1));
+        self.parker.park(self.app.world_mut(), limit);
     }
 
     pub fn vault(&self) -> &Vault {
@@ -149,7 +164,7 @@ impl Client {
     ) -> bool {
         let end = Instant::now() + timeout;
         loop {
-            self.step();
+            self.step_for(end.saturating_duration_since(Instant::now()).min(IDLE_STEP));
             if pred(self) {
                 return true;
             }

@@ -13,6 +13,7 @@ pub mod drafts;
 pub mod headless;
 pub mod model;
 pub mod outbox;
+pub mod pacing;
 pub mod profile;
 pub mod receive;
 pub mod shared;
@@ -91,6 +92,7 @@ impl Plugin for HushChatPlugin {
                 catchup::plugin,
                 receive::plugin,
                 outbox::plugin,
+                pacing::plugin,
             ));
     }
 }

@@ -3,7 +3,8 @@
 //! (hush_net's [`Wake`]: a socket frame, an HTTP reply, a derived key), when
 //! the world's next timer is due ([`NextUpdate`]: a retry, a ping, a store
 //! flush), when egui asks to repaint (now or after a delay, e.g. a countdown),
-//! and once more after any update that left messages for the next one.
+//! and once more after any update that left messages for the next one (the
+//! last two kinds are `hush_chat::pacing`'s, shared with headless loops).
 //!
 //! Bevy's winit runner does the sleeping (`UpdateMode::Reactive`); this
 //! plugin only sets how long it may sleep at the end of every update.
@@ -22,9 +23,7 @@ use hush_net::{NextUpdate, Wake};
 /// cost of a timer somebody forgot.
 pub const IDLE_WAIT: Duration = Duration::from_secs(30);
 
-/// While messages wait in the outbox or a thread is still catching up, their
-/// timers (send timeouts, retries) are looked at this often.
-pub const BUSY_WAIT: Duration = Duration::from_secs(1);
+pub use hush_chat::pacing::BUSY_WAIT;
 
 /// Makes a window app reactive. Needs `WinitPlugin` (DefaultPlugins), and
 /// the net and chat plugins before it.
@@ -44,11 +43,6 @@ pub fn plugin(app: &mut App) {
     app.world().resource::<Wake>().set(move || {
         let _ = proxy.send_event(WinitUserEvent::WakeUp);
     });
-    // Virtual time is clamped to 250 ms a step by default: after a sleep of
-    // seconds every protocol timer would run late by the difference.
-    app.world_mut()
-        .resource_mut::<Time<Virtual>>()
-        .set_max_delta(Duration::from_secs(24 * 3600));
     app.insert_resource(WinitSettings {
         focused_mode: UpdateMode::reactive(IDLE_WAIT),
         unfocused_mode: UpdateMode::reactive_low_power(IDLE_WAIT),
@@ -63,33 +57,13 @@ pub fn plugin(app: &mut App) {
     )
     .add_systems(
         Last,
-        (note_busy_work, note_egui_repaints, schedule_next_update).chain(),
+        (note_egui_repaints, schedule_next_update)
+            .chain()
+            .after(hush_chat::pacing::PacingSystems),
     );
-    activity::<hush_net::FrameReceived>(app);
-    activity::<hush_net::ConnectionChanged>(app);
-    activity::<hush_net::ConnectionIntent>(app);
-    activity::<hush_net::SetServer>(app);
-    activity::<hush_net::NetworkStatus>(app);
-    activity::<hush_net::SessionEvent>(app);
-    activity::<hush_net::SessionIntent>(app);
-    activity::<hush_net::SubscriptionChanged>(app);
-    activity::<hush_net::SubscriptionIntent>(app);
-    activity::<hush_chat::UnlockIntent>(app);
-    activity::<hush_chat::LockIntent>(app);
-    activity::<hush_chat::CreateIdentity>(app);
-    activity::<hush_chat::VaultEvent>(app);
-    activity::<hush_chat::AddContact>(app);
-    activity::<hush_chat::ContactEvent>(app);
-    activity::<hush_chat::SendIntent>(app);
-    activity::<hush_chat::OutboxIntent>(app);
-    activity::<hush_chat::OutboxEvent>(app);
-    activity::<hush_chat::MessageReceived>(app);
-    activity::<hush_chat::StoreFailed>(app);
-    activity::<hush_chat::threads::EnsureThread>(app);
-    activity::<hush_chat::catchup::IncomingBatch>(app);
     // A new size is laid out in the update after the one that saw it: draw
     // that one too (a browser canvas that followed its page stayed stale).
-    activity::<bevy::window::WindowResized>(app);
+    hush_chat::pacing::activity::<bevy::window::WindowResized>(app);
 }
 
 /// bevy_egui adds a `ModifiersChanged` event to every frame's input, changed
@@ -141,40 +115,6 @@ fn note_egui_repaints(
             }
         });
     }
-}
-
-/// Queued sends and unfinished catch-ups have timers of their own.
-fn note_busy_work(
-    outbox: Option<Res<hush_chat::Outbox>>,
-    threads: Query<&hush_chat::ThreadSync>,
-    conn: Res<hush_net::Connection>,
-    mut next: ResMut<NextUpdate>,
-) {
-    let sending = outbox.is_some_and(|o| !o.is_empty());
-    let catching_up =
-        conn.is_connected() && threads.iter().any(|s| !s.is_caught_up(conn.generation()));
-    if sending || catching_up {
-        next.within(BUSY_WAIT);
-    }
-}
-
-/// An update that wrote messages of type `M` runs one more right after, for
-/// the systems that read them next time.
-fn activity<M: Message>(app: &mut App) {
-    app.add_systems(
-        Last,
-        (|messages: Option<Res<Messages<M>>>,
-          mut seen: Local<bevy::ecs::message::MessageCursor<M>>,
-          mut next: ResMut<NextUpdate>| {
-            // Every message once, also those written between two updates
-            // (winit's window events), which the buffer swap at the start of
-            // the update has already moved out of "this update's" messages.
-            if messages.is_some_and(|m| seen.read(&m).count() > 0) {
-                next.soon();
-            }
-        })
-        .before(schedule_next_update),
-    );
 }
 
 /// How long the loop may sleep: until the first of the world's timers, egui's
