@@ -7,6 +7,9 @@
 //!
 //! Needs Xvfb and the release `hush` binary beside this one
 //! (`cargo build --release`); without them it says so and measures nothing.
+//!
+//! The `idle-listen` scenario is the same for the headless `hush listen`:
+//! its CPU and thread wake-ups while connected with nothing arriving.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -105,19 +108,8 @@ impl Window {
         false
     }
 
-    /// CPU seconds (user + system) the process has used.
     fn cpu(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // The fields after the command name, which is in parentheses.
-        let rest = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-            .sum();
-        // SAFETY: sysconf has no preconditions.
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+        process_cpu(self.child.id())
     }
 
     /// CPU per second and frames per second over `secs` of nothing.
@@ -135,6 +127,39 @@ impl Window {
         );
         ((c1 - c0) / dt, (f1 - f0) as f64 / dt)
     }
+}
+
+/// CPU seconds (user + system, every thread) process `pid` has used.
+fn process_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// How many times the threads of process `pid` have been woken (voluntary
+/// and involuntary context switches, summed over its threads).
+fn process_wakeups(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 impl Drop for Window {
@@ -321,6 +346,95 @@ pub fn idle() -> Report {
             "continuous_cpu_per_s": ccpu, "continuous_frames_per_s": cfps,
             "arrival_shown_ms": arrival_ms.map(|a| a.0),
             "arrival_send_ack_ms": arrival_ms.map(|a| a.1),
+        }),
+    }
+}
+
+/// The `idle-listen` scenario: `hush listen` connected, with nothing
+/// arriving, for [`IDLE_SECS`]: its CPU and how often its threads wake, then
+/// how long a message that arrives takes to be printed.
+pub fn idle_listen() -> Report {
+    let Some(hush) = hush_bin() else {
+        return Report {
+            summary: "NOT RUN: no hush binary beside hush-bench (cargo build --release)".into(),
+            json: json!({ "not_run": "no hush binary" }),
+        };
+    };
+    let relay = RelayFixture::start();
+    let server = relay.url();
+    let data = tempfile::tempdir().unwrap();
+    let run = |profile: &str, args: &[&str]| cli(&hush, &server, data.path(), profile, args);
+    let ada = user_id(&run("ada", &["identity", "--name", "Ada"]));
+    let grace = user_id(&run("grace", &["identity", "--name", "Grace"]));
+    run("ada", &["contacts", "add", &grace, "Grace"]);
+    run("grace", &["contacts", "add", &ada, "Ada"]);
+    let mut child = Command::new(&hush)
+        .args(["--server", &server, "--profile", "ada", "--data-dir"])
+        .arg(data.path())
+        .arg("listen")
+        .env("HUSH_WORDS", WORDS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("hush listen");
+    let pid = child.id();
+    let lines = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let out = BufReader::new(child.stdout.take().expect("piped"));
+    let l = lines.clone();
+    std::thread::spawn(move || {
+        for _ in out.lines().map_while(Result::ok) {
+            l.lock().unwrap().push(Instant::now());
+        }
+    });
+    let printed = |n: usize, within: Duration| {
+        let end = Instant::now() + within;
+        while Instant::now() < end {
+            if let Some(at) = lines.lock().unwrap().get(n - 1) {
+                return Some(*at);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    };
+    // Connected and subscribed once the first message is printed.
+    run("grace", &["send", &ada, "are you listening?"]);
+    let ready = printed(1, Duration::from_secs(60)).is_some();
+    std::thread::sleep(Duration::from_secs(2));
+    let (c0, w0, t0) = (process_cpu(pid), process_wakeups(pid), Instant::now());
+    std::thread::sleep(Duration::from_secs(IDLE_SECS));
+    let dt = t0.elapsed().as_secs_f64();
+    let cpu = (process_cpu(pid) - c0) / dt;
+    let wakeups = (process_wakeups(pid) - w0) as f64 / dt;
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    // A message arriving while idle is printed at once, not at a poll.
+    let sent = Instant::now();
+    run("grace", &["send", &ada, "still there?"]);
+    let acked = sent.elapsed();
+    let arrival = printed(2, Duration::from_secs(10)).map(|at| at.duration_since(sent));
+    let _ = child.kill();
+    let _ = child.wait();
+    Report {
+        summary: format!(
+            "`hush listen`, connected, {IDLE_SECS} s with nothing arriving{}: {:.2} % of a core, \
+             {wakeups:.1} thread wake-ups a second over {threads} threads; a message arriving \
+             while idle: {}",
+            if ready {
+                ""
+            } else {
+                " (NEVER CONNECTED: not a valid measurement)"
+            },
+            cpu * 100.0,
+            arrival.map_or("never printed".to_owned(), |a| format!(
+                "printed {:.0} ms after `hush send` started (which took {:.0} ms to its ack)",
+                a.as_secs_f64() * 1000.0,
+                acked.as_secs_f64() * 1000.0
+            )),
+        ),
+        json: json!({
+            "idle_secs": IDLE_SECS, "connected": ready,
+            "cpu_per_s": cpu, "wakeups_per_s": wakeups, "threads": threads,
+            "arrival_ms": arrival.map(|a| a.as_secs_f64() * 1000.0),
+            "send_ack_ms": acked.as_secs_f64() * 1000.0,
         }),
     }
 }

@@ -2,7 +2,7 @@
 //! summary line (and a JSON object with `--json`), side by side with a
 //! baseline measured in the same run where one makes sense.
 //!
-//!   cargo run --release -p hush-bench -- [all|inbound|latency|recovery|memory|frame|startup|idle|bundle]... [--json]
+//!   cargo run --release -p hush-bench -- [all|inbound|latency|recovery|memory|frame|startup|idle|idle-listen|bundle]... [--json]
 //!
 //! Everything runs on loopback against a real hush-relay (rate limits off),
 //! with real redb stores in temp dirs.

@@ -44,7 +44,15 @@ pub fn main() {
         return;
     }
     let all = [
-        "inbound", "latency", "recovery", "memory", "frame", "startup", "idle", "bundle",
+        "inbound",
+        "latency",
+        "recovery",
+        "memory",
+        "frame",
+        "startup",
+        "idle",
+        "idle-listen",
+        "bundle",
     ];
     let chosen: Vec<&str> = if picked.is_empty() || picked == ["all"] {
         all.to_vec()
@@ -61,6 +69,7 @@ pub fn main() {
             "frame" => frame(100_000),
             "startup" => startup(),
             "idle" => crate::idle::idle(),
+            "idle-listen" => crate::idle::idle_listen(),
             "bundle" => bundle(),
             "store" => store_costs(2000),
             other => {
