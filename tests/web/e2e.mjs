@@ -11,33 +11,10 @@
 // new tab sends both once; two live tabs show each other's messages and
 // contacts, and when the sending tab closes the other sends.
 //
-// env: HUSH_E2E_URL (relay serving web/dist), HUSH_BIN (native hush),
-//      HUSH_DATA (the native peer's data dir), HUSH_WORDS, HUSH_E2E_OUT (screenshots)
 import { chromium } from "playwright-core";
-import { spawnSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { URL, WORDS, OUT, fail, hush, driver, testName } from "./driver.mjs";
 
-const URL = process.env.HUSH_E2E_URL;
-const BIN = process.env.HUSH_BIN;
-const DATA = process.env.HUSH_DATA;
-const WORDS = process.env.HUSH_WORDS;
-const OUT = process.env.HUSH_E2E_OUT || "web-e2e";
-mkdirSync(OUT, { recursive: true });
-
-function fail(msg) {
-  console.error("web e2e FAIL:", msg);
-  process.exit(1);
-}
-
-function hush(...args) {
-  const r = spawnSync(BIN, ["--server", URL, "--data-dir", DATA, "--profile", "peer", ...args], {
-    encoding: "utf8",
-    env: { ...process.env, HUSH_LOG: "warn" },
-    timeout: 90_000,
-  });
-  if (r.status !== 0) fail(`hush ${args.join(" ")}: exit ${r.status}\n${r.stderr}`);
-  return r.stdout;
-}
+testName("web e2e");
 
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
@@ -69,73 +46,7 @@ function watch(p, into) {
 const firstPage = page;
 watch(page, () => (page === firstPage ? lines : pages.first.lines));
 
-async function waitLine(re, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const hit = lines.find((l) => re.test(l));
-    if (hit) return hit;
-    await page.waitForTimeout(100);
-  }
-  await page.screenshot({ path: `${OUT}/timeout.png` });
-  fail(`timed out waiting for ${what ?? re}; console:\n${lines.slice(-30).join("\n")}`);
-}
-
-async function shot(name) {
-  await page.waitForTimeout(800);
-  await page.screenshot({ path: `${OUT}/${name}.png` });
-}
-
-// Enter once the typed text has been taken in.
-async function enter() {
-  await page.waitForTimeout(400);
-  await page.keyboard.press("Enter");
-  await page.waitForTimeout(300);
-}
-
-// Software-rendered frames are slow: give the click a few frames to land
-// before typing, or the first keys go to the field that had focus.
-async function clickAt(x, y) {
-  await page.mouse.click(x, y);
-  await page.waitForTimeout(600);
-}
-
-// A click on a text field, made sure of: egui gives the page's text agent
-// the focus once it edits text, and puts it at the text cursor, so that is
-// waited for (at the clicked height), and the click made again if it did
-// not land. egui hit-tests against the layout of the frame
-// before, and an auto-sized panel is not clickable in its first frame: a
-// click in the first frames of a new screen or a tab just brought to the
-// front (slow under software GL) can miss. Each miss is counted and printed.
-let missedClicks = 0;
-async function clickField(x, y, what) {
-  for (let attempt = 1; attempt <= 4; attempt++) {
-    await page.mouse.click(x, y);
-    const end = Date.now() + 1500;
-    while (Date.now() < end) {
-      const focused = await page.evaluate((y) => {
-        const a = document.activeElement;
-        return a?.id === "hush-text-agent" && Math.abs(parseFloat(a.style.top) - y) <= 36;
-      }, y);
-      if (focused) {
-        await page.waitForTimeout(300);
-        return;
-      }
-      await page.waitForTimeout(50);
-    }
-    missedClicks++;
-    console.log(`  the click on ${what} did not focus it (attempt ${attempt}); clicking again`);
-  }
-  await page.screenshot({ path: `${OUT}/missed-click.png` });
-  fail(`a click on ${what} never focused it`);
-}
-
-async function unlock() {
-  await waitLine(/^vault locked/, 180_000, "the app to start");
-  await shot("unlock");
-  await clickField(640, 169, "the words field");
-  await page.keyboard.type(WORDS, { delay: 5 });
-  await enter();
-}
+const { waitLine, shot, enter, clickAt, clickField, unlock, missedClicks } = driver(() => ({ page, lines }));
 
 const t0 = Date.now();
 const peerId = JSON.parse(hush("identity", "--name", "Native Peer")).user_id;
@@ -277,11 +188,25 @@ await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: 
 await page.evaluate(() => navigator.clipboard.writeText(" (pasted)"));
 await page.waitForTimeout(600);
 await page.keyboard.press("ControlOrMeta+V");
+await page.waitForTimeout(600);
+// And a paste from the context menu: no keys, only the `paste` event the
+// browser fires at the focused element, with the clipboard's text. (The
+// menu itself is the browser's and cannot be driven headless; what the page
+// receives from it is this event.) Pasted once, not twice.
+const menuPaste = await page.evaluate(() => {
+  const data = new DataTransfer();
+  data.setData("text/plain", " (menu)");
+  const e = new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+  document.activeElement.dispatchEvent(e);
+  return { target: document.activeElement.id, handled: e.defaultPrevented };
+});
+if (menuPaste.target !== "hush-text-agent" || !menuPaste.handled)
+  fail(`the context-menu paste was not taken by the page: ${JSON.stringify(menuPaste)}`);
 await enter();
 await waitLine(/^shown 2/, 60_000, "the typed-without-keys message");
 const ime = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
-if (ime.content !== "héllo ✓ 你好 🙂 日本 (pasted)") fail(`insertText/IME/paste: the native peer got ${JSON.stringify(ime.content)}`);
-console.log(`web e2e: insertText, an IME composition and a paste arrived intact: ${JSON.stringify(ime.content)}`);
+if (ime.content !== "héllo ✓ 你好 🙂 日本 (pasted) (menu)") fail(`insertText/IME/paste: the native peer got ${JSON.stringify(ime.content)}`);
+console.log(`web e2e: insertText, an IME composition, a Ctrl+V paste and a context-menu paste arrived intact: ${JSON.stringify(ime.content)}`);
 // Its glyphs: the fallback fonts are fetched now that a text needs them
 // (the first load above fetched none).
 const fontsFetched = async () => Object.keys(encodings).filter((u) => /fallback-/.test(u));
@@ -477,5 +402,5 @@ await hidpiBrowser.close();
 console.log(`web e2e: HiDPI: devicePixelRatio ${ratio.dpr}, canvas pixels per CSS pixel ${ratio.ratio.toFixed(2)}`);
 if (ratio.dpr !== 2 || Math.abs(ratio.ratio - 2) > 0.05) fail(`the canvas renders at ${ratio.ratio}x on a ${ratio.dpr}x screen`);
 await browser.close();
-console.log(`web e2e: clicks on a text field made again because the first did not focus it: ${missedClicks}`);
+console.log(`web e2e: clicks on a text field made again because the first did not focus it: ${missedClicks()}`);
 console.log(`web e2e ok in ${((Date.now() - t0) / 1000).toFixed(0)} s: unlock without holding the page's thread, identity, contact, both directions, insertText, IME and paste, idle without draws, history and outbox across reloads, two tabs on one profile, narrow layout, HiDPI`);

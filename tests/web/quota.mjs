@@ -6,36 +6,14 @@
 // it held must reach IndexedDB: a reload with the network blocked (so
 // nothing can be fetched again) still shows all of them.
 //
-// env: HUSH_E2E_URL (relay serving web/dist), HUSH_BIN (native hush),
-//      HUSH_DATA (the native peer's data dir), HUSH_WORDS, HUSH_E2E_OUT (screenshots)
 import { chromium } from "playwright-core";
-import { spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { URL, OUT, fail, hush, peerReads, driver, testName } from "./driver.mjs";
 
-const URL = process.env.HUSH_E2E_URL;
-const BIN = process.env.HUSH_BIN;
-const DATA = process.env.HUSH_DATA;
-const WORDS = process.env.HUSH_WORDS;
-const OUT = process.env.HUSH_E2E_OUT || "web-e2e";
+testName("web quota");
 const DISK_MB = 48;
-mkdirSync(OUT, { recursive: true });
-
-function fail(msg) {
-  console.error("web quota FAIL:", msg);
-  process.exit(1);
-}
-
-function hush(...args) {
-  const r = spawnSync(BIN, ["--server", URL, "--data-dir", DATA, "--profile", "peer", ...args], {
-    encoding: "utf8",
-    env: { ...process.env, HUSH_LOG: "warn" },
-    timeout: 90_000,
-  });
-  if (r.status !== 0) fail(`hush ${args.join(" ")}: exit ${r.status}\n${r.stderr}`);
-  return r.stdout;
-}
 
 // The tiny disk: Chromium runs in a private mount namespace where a tmpfs
 // is mounted over `mountpoint` (tests/web/chromium-on-tiny-disk), with its
@@ -101,68 +79,12 @@ page.on("console", (m) => {
 page.on("pageerror", (e) => console.log("  page error:", String(e).slice(0, 300)));
 page.on("crash", () => fail("the page crashed"));
 
-async function waitLine(re, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    const hit = lines.find((l) => re.test(l));
-    if (hit) return hit;
-    await page.waitForTimeout(100);
-  }
-  await page.screenshot({ path: `${OUT}/quota-timeout.png` }).catch(() => {});
-  fail(`timed out waiting for ${what ?? re}; console:\n${lines.slice(-30).join("\n")}`);
-}
-
-// A click on a text field, made sure of: egui gives the page's text agent
-// the focus once it edits text, and puts it at the text cursor, so that is
-// waited for (at the clicked height), and the click made again if it did
-// not land. egui hit-tests against the layout of the frame
-// before, and an auto-sized panel is not clickable in its first frame: a
-// click in the first frames of a new screen or a tab just brought to the
-// front (slow under software GL) can miss. Each miss is counted and printed.
-let missedClicks = 0;
-async function clickField(x, y, what) {
-  for (let attempt = 1; attempt <= 4; attempt++) {
-    await page.mouse.click(x, y);
-    const end = Date.now() + 1500;
-    while (Date.now() < end) {
-      const focused = await page.evaluate((y) => {
-        const a = document.activeElement;
-        return a?.id === "hush-text-agent" && Math.abs(parseFloat(a.style.top) - y) <= 36;
-      }, y);
-      if (focused) {
-        await page.waitForTimeout(300);
-        return;
-      }
-      await page.waitForTimeout(50);
-    }
-    missedClicks++;
-    console.log(`  the click on ${what} did not focus it (attempt ${attempt}); clicking again`);
-  }
-  await page.screenshot({ path: `${OUT}/missed-click.png` });
-  fail(`a click on ${what} never focused it`);
-}
-
-async function enter() {
-  await page.waitForTimeout(400);
-  await page.keyboard.press("Enter");
-  await page.waitForTimeout(300);
-}
-
-async function unlock() {
-  await waitLine(/^vault locked/, 180_000, "the app to start");
-  await clickField(640, 169, "the words field");
-  await page.keyboard.type(WORDS, { delay: 5 });
-  await enter();
-}
+const { waitLine, enter, clickField, unlock, missedClicks } = driver(() => ({ page, lines }));
 
 async function say(text) {
   await clickField(660, 770, "the composer");
   await page.keyboard.type(text, { delay: 5 });
   await enter();
-}
-
-function peerReads(n) {
-  return hush("listen", "--count", String(n), "--timeout", "60").trim().split("\n").map((l) => JSON.parse(l));
 }
 
 const peerId = JSON.parse(hush("identity", "--name", "Native Peer")).user_id;
@@ -216,6 +138,6 @@ await waitLine(/^shown 3/, 30_000, "all three messages from IndexedDB after the 
 await page.waitForTimeout(1500);
 await page.screenshot({ path: `${OUT}/quota-reloaded.png` });
 console.log("web quota: a message sent and one received while the disk was full were kept; after room was made both were in IndexedDB");
-console.log(`web quota: clicks on a text field made again because the first did not focus it: ${missedClicks}`);
+console.log(`web quota: clicks on a text field made again because the first did not focus it: ${missedClicks()}`);
 await context.close();
 rmSync(mountpoint, { recursive: true, force: true });
