@@ -410,6 +410,7 @@ fn accept_sends(
     conn: Res<Connection>,
     mut events: MessageWriter<OutboxEvent>,
 ) {
+    let mut accepted = Vec::new();
     for SendIntent { to, text } in intents.read() {
         let reject = |reason: &str| OutboxEvent::Rejected {
             reason: reason.to_owned(),
@@ -458,20 +459,32 @@ fn accept_sends(
             attempts: 0,
             state: EntryState::Queued,
         };
-        // Persisted before it can go on the wire.
-        if let Err(e) = store.put_outbox(&stored(&entry, ts)) {
-            events.write(reject(&format!("could not save the message: {e}")));
-            continue;
+        accepted.push((entry, content.to_owned(), ts));
+    }
+    if accepted.is_empty() {
+        return;
+    }
+    // Persisted before any can go on the wire: every send of this update in
+    // one durable commit (a group commit), so a burst costs one fsync.
+    let records: Vec<OutboxEntry> = accepted.iter().map(|(e, _, ts)| stored(e, *ts)).collect();
+    if let Err(e) = store.put_outboxes(&records) {
+        for _ in &accepted {
+            events.write(OutboxEvent::Rejected {
+                reason: format!("could not save the message: {e}"),
+            });
         }
-        outbox.texts.insert(entry.seq, (content.to_owned(), ts));
+        return;
+    }
+    for (entry, content, ts) in accepted {
+        outbox.texts.insert(entry.seq, (content, ts));
         events.write(OutboxEvent::Queued {
-            thread: t,
+            thread: entry.thread,
             seq: entry.seq,
             client_message_id: entry.client_message_id.clone(),
         });
         outbox.queue.push(entry);
-        outbox.revision += 1;
     }
+    outbox.revision += 1;
 }
 
 /// What a refusal means for the entry, and whether the thread is missing.
@@ -838,6 +851,26 @@ mod tests {
                 .collect();
             assert_eq!(contents, ["one", "two"]);
             assert!(h.outbox().is_empty());
+        }
+
+        #[test]
+        fn the_sends_of_one_update_are_saved_in_one_commit() {
+            let mut h = Harness::unlocked("Ann");
+            let t = h.ready_thread(PEER, vec![]);
+            let before = h.memory.as_ref().unwrap().outbox_writes();
+            for i in 0..5 {
+                h.write(crate::SendIntent {
+                    to: PEER,
+                    text: format!("m{i}"),
+                });
+            }
+            h.steps(2);
+            assert_eq!(h.store.outbox().unwrap().len(), 5);
+            assert_eq!(h.memory.as_ref().unwrap().outbox_writes() - before, 1);
+            assert_eq!(h.log(t).pending.len(), 5);
+            // One more, in an update of its own: one more commit.
+            h.send(PEER, "m5");
+            assert_eq!(h.memory.as_ref().unwrap().outbox_writes() - before, 2);
         }
 
         #[test]

@@ -44,12 +44,17 @@ pub struct Harness {
     pub app: App,
     pub net: ScriptedNet,
     pub store: Arc<dyn Store>,
+    /// The same store, when it is the default in-memory one.
+    pub memory: Option<Arc<MemoryStore>>,
 }
 
 impl Harness {
     /// A locked client on a fresh store.
     pub fn new() -> Self {
-        Self::with_store(Arc::new(MemoryStore::new()))
+        let memory = Arc::new(MemoryStore::new());
+        let mut h = Self::with_store(memory.clone());
+        h.memory = Some(memory);
+        h
     }
 
     pub fn with_store(store: Arc<dyn Store>) -> Self {
@@ -70,7 +75,12 @@ impl Harness {
             .resource_mut::<Time<Virtual>>()
             .set_max_delta(Duration::from_secs(24 * 3600));
         app.update();
-        Harness { app, net, store }
+        Harness {
+            app,
+            net,
+            store,
+            memory: None,
+        }
     }
 
     pub fn step(&mut self) {

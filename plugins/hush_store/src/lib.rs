@@ -178,7 +178,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// The outbox in `seq` order.
     fn outbox(&self) -> Result<Vec<OutboxEntry>>;
-    fn put_outbox(&self, e: &OutboxEntry) -> Result<()>;
+    /// Keeps outbox entries, all in one durable write: every send accepted
+    /// in one update costs one commit (one fsync), however many there are.
+    fn put_outboxes(&self, entries: &[OutboxEntry]) -> Result<()>;
+    /// Keeps one outbox entry, durably.
+    fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
+        self.put_outboxes(std::slice::from_ref(e))
+    }
     fn remove_outbox(&self, seq: u64) -> Result<()>;
 
     /// Where the consumer of this profile's messages (`hush listen`) has got

@@ -46,11 +46,20 @@ impl MessageIndex for Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    /// Writes of the outbox so far: each is one durable commit on disk.
+    outbox_writes: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How many times the outbox was written (`put_outboxes` calls): what a
+    /// real backend pays one durable commit for each.
+    pub fn outbox_writes(&self) -> u64 {
+        self.outbox_writes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -214,8 +223,13 @@ impl Store for MemoryStore {
         Ok(self.lock().outbox.values().cloned().collect())
     }
 
-    fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
-        self.lock().outbox.insert(e.seq, e.clone());
+    fn put_outboxes(&self, entries: &[OutboxEntry]) -> Result<()> {
+        self.outbox_writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut inner = self.lock();
+        for e in entries {
+            inner.outbox.insert(e.seq, e.clone());
+        }
         Ok(())
     }
 

@@ -701,10 +701,12 @@ impl Store for RedbStore {
         self.read(|r| values(r, OUTBOX))
     }
 
-    fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
+    fn put_outboxes(&self, entries: &[OutboxEntry]) -> Result<()> {
         self.write_durable(|w| {
             let mut t = w.open_table(OUTBOX).map_err(io_err)?;
-            t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
+            for e in entries {
+                t.insert(e.seq, enc(e).as_slice()).map_err(io_err)?;
+            }
             Ok(())
         })
     }

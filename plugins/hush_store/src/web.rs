@@ -656,9 +656,9 @@ impl Store for WebStore {
         self.mem.outbox()
     }
 
-    fn put_outbox(&self, e: &OutboxEntry) -> Result<()> {
-        self.mem.put_outbox(e)?;
-        self.queue([Op::Put(outbox_key(e.seq), enc(e))]);
+    fn put_outboxes(&self, entries: &[OutboxEntry]) -> Result<()> {
+        self.mem.put_outboxes(entries)?;
+        self.queue(entries.iter().map(|e| Op::Put(outbox_key(e.seq), enc(e))));
         Ok(())
     }
 
