@@ -11,6 +11,8 @@
 mod idle;
 #[cfg(not(target_arch = "wasm32"))]
 mod scenarios;
+#[cfg(not(target_arch = "wasm32"))]
+mod slow_disk;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {

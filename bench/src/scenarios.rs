@@ -118,6 +118,7 @@ fn chat_client(url: &str, dir: &std::path::Path, name: &str) -> Client {
     } else {
         Arc::new(RedbStore::open(&dir.join(format!("{name}.redb"))).expect("store"))
     };
+    let store = crate::slow_disk::SlowDisk::from_env(store);
     let mut c = Client::new(url, store, None).expect("client");
     c.unlock_as(&words(), name).expect("unlock");
     c
