@@ -57,6 +57,28 @@ pub fn return_large_frees() {
     }
 }
 
+/// Hands the heap's free memory back to the system soon after a WebSocket
+/// ends: what a connection's queues and frames held is freed into glibc's
+/// arenas, which keep it (the relay's RSS stayed 16 MB over its start after
+/// a subscriber that never read was closed). Closes within 200 ms of each
+/// other share one `malloc_trim`, which runs off the async threads.
+pub fn trim_after_close() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static SCHEDULED: AtomicBool = AtomicBool::new(false);
+        if SCHEDULED.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            SCHEDULED.store(false, Ordering::Release);
+            // SAFETY: malloc_trim only returns free memory to the system.
+            let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        });
+    }
+}
+
 /// Serves `app` on `listener` until `stop`, over TLS when `tls` is given
 /// (the handshake has the header timeout too).
 pub async fn run(

@@ -357,6 +357,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     st.hub.unregister(id, &subs);
     let _ = writer.await;
     tracing::debug!(ip = %addr.ip(), conn = id, "websocket closed");
+    crate::serve::trim_after_close();
 }
 
 /// The payload bytes of a read frame (what a burst holds of it).
