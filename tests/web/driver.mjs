@@ -14,6 +14,19 @@ export const WORDS = process.env.HUSH_WORDS;
 export const OUT = process.env.HUSH_E2E_OUT || "web-e2e";
 mkdirSync(OUT, { recursive: true });
 
+/// How the tests start Debian's Chromium: headless, software GL, nothing
+/// fetched in the background.
+export const CHROMIUM = "/usr/bin/chromium";
+export const CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--use-angle=swiftshader",
+  "--enable-unsafe-swiftshader",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+];
+
 let name = "web test";
 /// Names the test in its failure lines.
 export function testName(n) {

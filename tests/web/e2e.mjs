@@ -12,23 +12,11 @@
 // contacts, and when the sending tab closes the other sends.
 //
 import { chromium } from "playwright-core";
-import { URL, WORDS, OUT, fail, hush, driver, testName } from "./driver.mjs";
+import { URL, WORDS, OUT, CHROMIUM, CHROMIUM_ARGS, fail, hush, driver, testName } from "./driver.mjs";
 
 testName("web e2e");
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
 // The page the helpers below drive; `lines` is its console.
 let page = await context.newPage();
@@ -382,11 +370,9 @@ await shot("narrow-list");
 // device-pixel sizes of 1x to a ResizeObserver, which no real HiDPI screen
 // does; a forced device scale factor behaves like one.
 const hidpiBrowser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
+  executablePath: CHROMIUM,
   headless: true,
-  args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--no-first-run", "--force-device-scale-factor=2"],
+  args: [...CHROMIUM_ARGS, "--force-device-scale-factor=2"],
 });
 const hidpi = await hidpiBrowser.newContext({ viewport: { width: 400, height: 600 }, deviceScaleFactor: 2 });
 const hp = await hidpi.newPage();

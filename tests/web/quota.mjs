@@ -10,7 +10,7 @@ import { chromium } from "playwright-core";
 import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statfsSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { URL, OUT, fail, hush, peerReads, driver, testName } from "./driver.mjs";
+import { URL, OUT, CHROMIUM_ARGS, fail, hush, peerReads, driver, testName } from "./driver.mjs";
 
 testName("web quota");
 const DISK_MB = 48;
@@ -57,15 +57,8 @@ const context = await chromium.launchPersistentContext(profile, {
   env: { ...process.env, HUSH_DISK: mountpoint, HUSH_DISK_MB: String(DISK_MB) },
   headless: true,
   viewport: { width: 1280, height: 800 },
-  args: [
-    "--no-sandbox",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
+  // The wrapper execs CHROMIUM with these.
+  args: CHROMIUM_ARGS,
 });
 disk = findDisk();
 if (!statfsSync(disk) || statfsSync(disk).blocks * statfsSync(disk).bsize > DISK_MB * 1.1e6)
