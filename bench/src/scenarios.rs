@@ -25,8 +25,41 @@ pub struct Report {
     pub json: Value,
 }
 
+const USAGE: &str = "\
+hush-bench: hush's benchmarks, each against a real hush-relay on loopback.
+
+usage: hush-bench [SCENARIO...] [--json]
+
+scenarios (all of them when none is named):
+  inbound      messages a client takes in per second, beside a bare WebSocket client
+  latency      send intent to decrypted in the peer at 1 000 msg/s, beside the relay hop
+  recovery     a relay restart with a client in backoff: reconnect, catch-up, lost, duplicated
+  memory       a headless client's resident memory holding a 100 000-message thread
+  frame        one egui pass of the chat screen with a 100 000-message thread
+  startup      cold start to connected, Argon2id alone, a full unlock
+  idle         the real window idle under Xvfb (needs the release `hush` beside this)
+  idle-listen  an idle `hush listen`: CPU and thread wake-ups
+  bundle       the browser bundle's sizes, raw and as sent (needs web/dist)
+  store        (diagnostic, not in `all`) one redb commit's cost, durable and relaxed
+
+--json       one JSON object per scenario instead of a summary line
+
+environment:
+  HUSH_BENCH_FSYNC_MS=N          every durable commit of the clients' stores sleeps N ms (a slow disk)
+  HUSH_BENCH_FSYNC_PER_ENTRY=1   with it: one fsync per queued message (the cost before group commits)
+  HUSH_BENCH_STORE=memory        the in-memory store instead of redb (a diagnostic)
+";
+
 pub fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{USAGE}");
+        return;
+    }
+    if let Some(bad) = args.iter().find(|a| a.starts_with('-') && *a != "--json") {
+        eprintln!("hush-bench: unknown option {bad}\n\n{USAGE}");
+        std::process::exit(2);
+    }
     let as_json = args.iter().any(|a| a == "--json");
     let picked: Vec<&str> = args
         .iter()
