@@ -223,7 +223,7 @@ pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -
     for t in store.threads().map_err(|e| stored("read the threads", e))? {
         if let std::collections::hash_map::Entry::Vacant(slot) = positions.entry(t.id) {
             let newest = store
-                .latest_messages(t.id, 1)
+                .messages_before(t.id, None, 1)
                 .map_err(|e| stored("read the messages", e))?
                 .pop()
                 .map(|m| message_key(&m));

@@ -82,8 +82,13 @@ impl Store for SlowDisk {
     ) -> Result<Vec<StoredMessage>> {
         self.inner.messages(thread, after, limit)
     }
-    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
-        self.inner.latest_messages(thread, limit)
+    fn messages_before(
+        &self,
+        thread: ThreadId,
+        before: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        self.inner.messages_before(thread, before, limit)
     }
     fn message_count(&self, thread: ThreadId) -> Result<u64> {
         self.inner.message_count(thread)

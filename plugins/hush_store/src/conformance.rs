@@ -109,11 +109,21 @@ pub fn run(s: &dyn Store) {
         page.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
         ["m2b", "m3"]
     );
-    let latest = s.latest_messages(a, 2).unwrap();
-    assert_eq!(
-        latest.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
-        ["m4", "m1-other"]
+    let ids_of = |v: Vec<StoredMessage>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let latest = s.messages_before(a, None, 2).unwrap();
+    assert_eq!(ids_of(latest), ["m4", "m1-other"]);
+    // Paging back from the oldest shown: exclusive, oldest first, to the start.
+    let older = s.messages_before(a, Some(&message_key(&m3)), 2).unwrap();
+    assert_eq!(ids_of(older), ["m2a", "m2b"]);
+    let oldest = s.messages_before(a, Some(&message_key(&m2a)), 5).unwrap();
+    assert_eq!(ids_of(oldest), ["m1"]);
+    assert!(
+        s.messages_before(a, Some(&message_key(&m1)), 5)
+            .unwrap()
+            .is_empty()
     );
+    assert!(s.messages_before(a, None, 0).unwrap().is_empty());
+    assert!(s.messages_before(tid(3), None, 5).unwrap().is_empty());
     assert_eq!(s.message_count(a).unwrap(), 6);
     assert_eq!(s.message_count(b).unwrap(), 1);
     assert_eq!(s.message_count(tid(3)).unwrap(), 0);

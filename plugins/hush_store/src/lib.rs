@@ -165,8 +165,15 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<StoredMessage>>;
 
-    /// A thread's newest `limit` messages, oldest first.
-    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>>;
+    /// A thread's messages before `before` (exclusive; `None`: the newest),
+    /// at most `limit`, oldest first: how a view pages back through history
+    /// without reading all of it.
+    fn messages_before(
+        &self,
+        thread: ThreadId,
+        before: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>>;
 
     fn message_count(&self, thread: ThreadId) -> Result<u64>;
 

@@ -193,12 +193,21 @@ impl Store for MemoryStore {
         Ok(it.take(limit).cloned().collect())
     }
 
-    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
+    fn messages_before(
+        &self,
+        thread: ThreadId,
+        before: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>> {
         let g = self.lock();
         let Some(map) = g.messages.get(&thread) else {
             return Ok(Vec::new());
         };
-        let mut v: Vec<StoredMessage> = map.values().rev().take(limit).cloned().collect();
+        let it: Box<dyn DoubleEndedIterator<Item = &StoredMessage>> = match before {
+            Some(b) => Box::new(map.range(..b.clone()).map(|(_, v)| v)),
+            None => Box::new(map.values()),
+        };
+        let mut v: Vec<StoredMessage> = it.rev().take(limit).cloned().collect();
         v.reverse();
         Ok(v)
     }

@@ -642,16 +642,26 @@ impl Store for RedbStore {
         })
     }
 
-    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
+    fn messages_before(
+        &self,
+        thread: ThreadId,
+        before: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>> {
         let tid = thread.to_string();
         self.read(|r| {
             let t = r.open_table(MESSAGES).map_err(io_err)?;
             let mut out = Vec::new();
-            for row in t
-                .range((tid.as_str(), i64::MIN, "")..(tid.as_str(), i64::MAX, "\u{10FFFF}"))
-                .map_err(io_err)?
-                .rev()
-            {
+            if limit == 0 {
+                return Ok(out);
+            }
+            let start = (tid.as_str(), i64::MIN, "");
+            let range = match before {
+                Some(b) => t.range(start..(tid.as_str(), b.micros, b.id.as_str())),
+                None => t.range(start..(tid.as_str(), i64::MAX, "\u{10FFFF}")),
+            }
+            .map_err(io_err)?;
+            for row in range.rev() {
                 let (_, v) = row.map_err(io_err)?;
                 out.push(dec(v.value())?);
                 if out.len() >= limit {

@@ -636,8 +636,13 @@ impl Store for WebStore {
         self.mem.messages(thread, after, limit)
     }
 
-    fn latest_messages(&self, thread: ThreadId, limit: usize) -> Result<Vec<StoredMessage>> {
-        self.mem.latest_messages(thread, limit)
+    fn messages_before(
+        &self,
+        thread: ThreadId,
+        before: Option<&MessageKey>,
+        limit: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        self.mem.messages_before(thread, before, limit)
     }
 
     fn message_count(&self, thread: ThreadId) -> Result<u64> {
