@@ -11,6 +11,7 @@ pub mod contacts;
 pub mod drafts;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod headless;
+pub mod history;
 pub mod model;
 pub mod outbox;
 pub mod pacing;
@@ -32,6 +33,7 @@ use hush_store::Store;
 
 pub use contacts::{AddContact, ContactEvent, Contacts};
 pub use drafts::{Drafts, SetDraft};
+pub use history::LoadOlder;
 pub use model::{ChatMessage, LocalEcho, MessageStatus};
 pub use outbox::{Outbox, OutboxEvent, OutboxIntent, SendIntent};
 pub use profile::{Prefs, ProfileStore, SetPrefs, StoreFailed};
@@ -89,6 +91,7 @@ impl Plugin for HushChatPlugin {
                 contacts::plugin,
                 drafts::plugin,
                 threads::plugin,
+                history::plugin,
                 catchup::plugin,
                 receive::plugin,
                 outbox::plugin,

@@ -188,7 +188,7 @@ fn ingest(
                 continue;
             }
             let msg = ChatMessage::decrypt(&key.0, m, me);
-            if log.insert(msg.clone()).is_none() {
+            if !log.insert(msg.clone()) {
                 continue;
             }
             if !msg.mine && !focused {

@@ -127,11 +127,24 @@ impl Harness {
     /// The same, on a server with only these features (none: a stock server).
     pub fn unlocked_on(name: &str, server_features: &[&str]) -> Self {
         let mut h = Self::new();
-        h.write(UnlockIntent {
-            words: Zeroizing::new("the words".into()),
+        h.unlock();
+        assert_eq!(h.vault().state, VaultState::NeedsIdentity);
+        h.write(CreateIdentity {
+            display_name: name.into(),
         });
         h.steps(2);
-        let answered = h.answer(|r| {
+        assert_eq!(h.vault().state, VaultState::Unlocked);
+        h.connect(server_features);
+        h
+    }
+
+    /// Unlocks with the words, answering the client's `/api/auth`.
+    fn unlock(&mut self) {
+        self.write(UnlockIntent {
+            words: Zeroizing::new("the words".into()),
+        });
+        self.steps(2);
+        let answered = self.answer(|r| {
             (r.path == "/api/auth").then(|| {
                 reply(
                     200,
@@ -140,14 +153,16 @@ impl Harness {
             })
         });
         assert_eq!(answered, 1, "the unlock asks /api/auth once");
-        h.steps(2);
-        assert_eq!(h.vault().state, VaultState::NeedsIdentity);
-        h.write(CreateIdentity {
-            display_name: name.into(),
-        });
-        h.steps(2);
+        self.steps(2);
+    }
+
+    /// The same profile opened again, as after a restart, unlocked and not
+    /// yet connected.
+    pub fn reopened(&self) -> Harness {
+        let mut h = Self::with_store(self.store.clone());
+        h.memory = self.memory.clone();
+        h.unlock();
         assert_eq!(h.vault().state, VaultState::Unlocked);
-        h.connect(server_features);
         h
     }
 

@@ -55,20 +55,32 @@ pub struct Thread {
 #[derive(Component, Clone)]
 pub struct ThreadKey(pub AeadKey);
 
-/// The thread's messages in server order, and our unacknowledged ones.
+/// The thread's loaded messages in server order (its newest pages, see
+/// `history.rs`), and our unacknowledged ones.
 #[derive(Component, Default, Debug)]
 pub struct ThreadLog {
     pub messages: Vec<ChatMessage>,
     pub pending: Vec<LocalEcho>,
+    /// Older messages are in the store, not loaded ([`LoadOlder`](crate::history::LoadOlder)).
+    pub older: bool,
     /// Bumped on every change, so views know when to look again.
     pub revision: u64,
 }
 
 impl ThreadLog {
-    /// Inserts in (server time, id) order; returns the index, or `None` if
-    /// the message is shown already (fetched again after the store rolled
-    /// back, see [`Store::rollbacks`](hush_store::Store::rollbacks)).
-    pub fn insert(&mut self, m: ChatMessage) -> Option<usize> {
+    /// Inserts in (server time, id) order; returns `false` if the message is
+    /// shown already (fetched again after the store rolled back, see
+    /// [`Store::rollbacks`](hush_store::Store::rollbacks)). One older than
+    /// the loaded pages is left to the store, where paging back finds it.
+    pub fn insert(&mut self, m: ChatMessage) -> bool {
+        if self.older
+            && self
+                .messages
+                .first()
+                .is_some_and(|f| m.sort_key() < f.sort_key())
+        {
+            return true;
+        }
         let at = match self.messages.last() {
             Some(last) if last.sort_key() < m.sort_key() => self.messages.len(),
             None => 0,
@@ -81,11 +93,18 @@ impl ThreadLog {
             .get(at)
             .is_some_and(|x| x.sort_key() == m.sort_key())
         {
-            return None;
+            return false;
         }
         self.revision += 1;
         self.messages.insert(at, m);
-        Some(at)
+        true
+    }
+
+    /// Puts the page before the oldest loaded message in front of it.
+    pub(crate) fn prepend(&mut self, page: Vec<ChatMessage>, older: bool) {
+        self.older = older;
+        self.revision += 1;
+        self.messages.splice(0..0, page);
     }
 
     /// Milliseconds of the newest activity (sender clock), for ordering threads.
@@ -247,13 +266,9 @@ fn spawn_threads(
             }
         };
         let mut log = ThreadLog::default();
-        match store.messages(t, None, usize::MAX) {
-            Ok(msgs) => {
-                log.messages = msgs
-                    .iter()
-                    .map(|m| ChatMessage::decrypt(&key, m, me))
-                    .collect();
-                log.revision = 1;
+        match crate::history::page(&store, t, &key, me, None) {
+            Ok((msgs, older)) => {
+                log.prepend(msgs, older);
             }
             Err(e) => {
                 failed.write(StoreFailed::new("read messages", &e));
