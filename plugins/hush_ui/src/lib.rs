@@ -16,8 +16,9 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use hush_chat::threads::{Focused, Thread, ThreadLog, Unread};
 use hush_chat::{
-    AddContact, ChatSystems, ContactEvent, CreateIdentity, Drafts, LockIntent, OutboxIntent, Prefs,
-    SendIntent, SetDraft, SetPrefs, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
+    AddContact, ChatSystems, ContactEvent, CreateIdentity, Drafts, LoadOlder, LockIntent,
+    OutboxIntent, Prefs, SendIntent, SetDraft, SetPrefs, StoreFailed, UnlockIntent, Vault,
+    VaultEvent, VaultState,
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
@@ -203,6 +204,7 @@ struct Writers<'w> {
     contact: MessageWriter<'w, AddContact>,
     send: MessageWriter<'w, SendIntent>,
     outbox: MessageWriter<'w, OutboxIntent>,
+    older: MessageWriter<'w, LoadOlder>,
     conn: MessageWriter<'w, ConnectionIntent>,
     lock: MessageWriter<'w, LockIntent>,
     draft: MessageWriter<'w, SetDraft>,
@@ -379,6 +381,9 @@ fn draw(
             }
             UiIntent::CancelSend(seq) => {
                 w.outbox.write(OutboxIntent::Cancel(seq));
+            }
+            UiIntent::LoadOlder(t) => {
+                w.older.write(LoadOlder(t));
             }
             UiIntent::RetryNow => {
                 w.conn.write(ConnectionIntent::RetryNow);

@@ -140,6 +140,8 @@ pub enum UiIntent {
     },
     RetrySend(u64),
     CancelSend(u64),
+    /// Show the page before the oldest loaded message of this thread.
+    LoadOlder(ThreadId),
     RetryNow,
     Lock,
     CopyToClipboard(String),
@@ -167,6 +169,7 @@ impl std::fmt::Debug for UiIntent {
             UiIntent::Send { to, .. } => write!(f, "Send {{ to: {to} }}"),
             UiIntent::RetrySend(s) => write!(f, "RetrySend({s})"),
             UiIntent::CancelSend(s) => write!(f, "CancelSend({s})"),
+            UiIntent::LoadOlder(t) => write!(f, "LoadOlder({t})"),
             UiIntent::RetryNow => f.write_str("RetryNow"),
             UiIntent::Lock => f.write_str("Lock"),
             UiIntent::CopyToClipboard(_) => f.write_str("CopyToClipboard"),

@@ -251,6 +251,7 @@ fn message_statuses_and_failed_sends_can_be_retried_or_cancelled() {
             },
         ],
         revision: 1,
+        older: false,
     };
     struct S {
         list: ListState,
@@ -259,7 +260,7 @@ fn message_statuses_and_failed_sends_can_be_retried_or_cancelled() {
     let mut h = Harness::builder()
         .with_size(egui::vec2(900.0, 700.0))
         .build_ui_state(
-            |ui, s: &mut S| s.out.extend(list(ui, &log, &mut s.list)),
+            |ui, s: &mut S| s.out.extend(list(ui, tid(), &log, &mut s.list)),
             S {
                 list: ListState::default(),
                 out: Vec::new(),
@@ -302,12 +303,13 @@ fn a_huge_thread_lays_out_only_what_is_visible() {
             .collect(),
         pending: Vec::new(),
         revision: 1,
+        older: false,
     };
     let mut st = ListState::default();
     let h = Harness::builder()
         .with_size(egui::vec2(900.0, 700.0))
         .build_ui(|ui| {
-            list(ui, &log, &mut st);
+            list(ui, tid(), &log, &mut st);
         });
     // It sticks to the bottom: the newest message is visible, the oldest not.
     assert!(h.query_by_label("message number 99999").is_some());
@@ -316,6 +318,102 @@ fn a_huge_thread_lays_out_only_what_is_visible() {
     assert!(labels > 3 && labels < 60, "{labels} rows laid out");
     drop(h);
     assert!(st.row_count() >= 100_000);
+}
+
+fn tid() -> hush_core::ThreadId {
+    hush_core::ThreadId::parse("ab000000-0000-4000-8000-0000000000ab").unwrap()
+}
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<ChatMessage> {
+    range
+        .map(|i| {
+            message(
+                i,
+                i % 3 == 0,
+                MessageStatus::Sent,
+                &format!("message number {i}"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn scrolled_to_the_top_it_asks_for_older_messages_and_keeps_the_view_in_place() {
+    struct S {
+        log: ThreadLog,
+        list: ListState,
+        out: Vec<UiIntent>,
+    }
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(900.0, 700.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(list(ui, tid(), &s.log, &mut s.list)),
+            S {
+                log: ThreadLog {
+                    messages: numbered(300..500),
+                    older: true,
+                    revision: 1,
+                    ..Default::default()
+                },
+                list: ListState::default(),
+                out: Vec::new(),
+            },
+        );
+    h.run_steps(4);
+    assert!(h.query_by_label("message number 499").is_some());
+    assert!(
+        h.state().out.is_empty(),
+        "at the bottom: {:?}",
+        h.state().out
+    );
+    // The user scrolls all the way up.
+    h.hover_at(egui::pos2(450.0, 350.0));
+    for _ in 0..40 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Page,
+            delta: egui::vec2(0.0, 10.0),
+            phase: egui::TouchPhase::Move,
+            modifiers: egui::Modifiers::default(),
+        });
+        h.step();
+    }
+    h.run_steps(10);
+    let oldest = h.get_by_label("message number 300").rect().top();
+    assert!(
+        h.state().out.contains(&UiIntent::LoadOlder(tid())),
+        "{:?}",
+        h.state().out
+    );
+    // The page before comes in: what was on screen stays where it was.
+    let s = h.state_mut();
+    s.log.messages.splice(0..0, numbered(100..300));
+    s.log.revision += 1;
+    s.out.clear();
+    // On the first frame with the page in, and once its rows are measured.
+    for steps in [1, 3] {
+        h.run_steps(steps);
+        let moved = h.get_by_label("message number 300").rect().top() - oldest;
+        assert!(moved.abs() < 2.0, "the view jumped by {moved} points");
+    }
+    assert!(h.query_by_label("message number 100").is_none());
+    // Nothing older: no more asking, even at the top.
+    let s = h.state_mut();
+    s.log.older = false;
+    s.log.revision += 1;
+    for _ in 0..40 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Page,
+            delta: egui::vec2(0.0, 10.0),
+            phase: egui::TouchPhase::Move,
+            modifiers: egui::Modifiers::default(),
+        });
+        h.step();
+    }
+    h.run_steps(10);
+    assert!(h.query_by_label("message number 100").is_some());
+    h.state_mut().out.clear();
+    h.run_steps(3);
+    assert!(h.state().out.is_empty(), "{:?}", h.state().out);
 }
 
 #[test]

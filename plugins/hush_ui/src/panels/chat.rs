@@ -238,7 +238,7 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState, narrow: bool)
         });
     egui::CentralPanel::default().show(ui, |ui| {
         let ls = st.lists.entry(open.thread).or_default();
-        out.extend(list(ui, open.log, ls));
+        out.extend(list(ui, open.thread, open.log, ls));
     });
     out
 }

@@ -3,6 +3,11 @@
 //! status; sticks to the bottom unless the user scrolled up, with a "new
 //! messages" jump.
 //!
+//! Only the thread's newest pages are loaded (`hush_chat::history`): scrolled
+//! to within a screen of the top, the list asks for the page before
+//! ([`UiIntent::LoadOlder`]) and, once it is in, moves the view down by its
+//! height so that what the user was reading stays where it was.
+//!
 //! Rows have different heights. Each row's height is estimated from its text
 //! when the list is rebuilt and corrected once the row has been drawn; row
 //! tops are prefix sums of the heights.
@@ -10,6 +15,7 @@
 use bevy_egui::egui::{self, Align, Layout, RichText, UiBuilder, Vec2};
 use hush_chat::threads::ThreadLog;
 use hush_chat::{ChatMessage, LocalEcho, MessageStatus};
+use hush_core::ThreadId;
 
 use crate::model::UiIntent;
 use crate::theme;
@@ -27,6 +33,8 @@ pub struct ListState {
     revision: Option<u64>,
     width: f32,
     rows: Vec<Row>,
+    /// The row of each message.
+    message_rows: Vec<usize>,
     heights: Vec<f32>,
     /// `tops[i]` is where row `i` starts; `tops[len]` is the total height.
     tops: Vec<f32>,
@@ -35,6 +43,13 @@ pub struct ListState {
     /// Messages that arrived while the user was scrolled up.
     pub unseen: usize,
     jump: bool,
+    /// The oldest loaded message at the last rebuild.
+    first: Option<(i64, String)>,
+    /// How far the view must move down for rows put in above it.
+    shift: f32,
+    /// The scroll offset on the last frame, and frames drawn.
+    offset: f32,
+    frames: u32,
 }
 
 const HEADER_H: f32 = 18.0;
@@ -52,7 +67,14 @@ fn estimate(text: &str, width: f32, char_w: f32, line_h: f32) -> f32 {
 
 impl ListState {
     fn rebuild(&mut self, log: &ThreadLog, width: f32, char_w: f32, line_h: f32) {
+        // Where the oldest loaded message is now (heights corrected as drawn).
+        let before = self
+            .first
+            .take()
+            .zip(self.row_of_message(0))
+            .map(|(key, r)| (key, self.tops[r]));
         self.rows.clear();
+        self.message_rows.clear();
         self.heights.clear();
         let mut last_day = None;
         for (i, m) in log.messages.iter().enumerate() {
@@ -64,6 +86,7 @@ impl ListState {
                 }
                 last_day = d;
             }
+            self.message_rows.push(self.rows.len());
             self.rows.push(Row::Message(i));
             self.heights
                 .push(estimate(&m.content, width, char_w, line_h));
@@ -76,6 +99,24 @@ impl ListState {
         self.recompute_tops();
         self.revision = Some(log.revision);
         self.width = width;
+        self.first = log.messages.first().map(|m| (m.micros, m.id.clone()));
+        // A page put in above: the old first message moved down by its height.
+        if let Some(((micros, id), old_top)) = before {
+            let k = log
+                .messages
+                .partition_point(|m| m.sort_key() < (micros, id.as_str()));
+            if k > 0
+                && log.messages.get(k).is_some_and(|m| m.id == id)
+                && let Some(r) = self.row_of_message(k)
+            {
+                self.shift += self.tops[r] - old_top;
+            }
+        }
+    }
+
+    /// The row showing message `k`.
+    fn row_of_message(&self, k: usize) -> Option<usize> {
+        self.message_rows.get(k).copied()
     }
 
     fn recompute_tops(&mut self) {
@@ -190,8 +231,14 @@ fn pending_row(ui: &mut egui::Ui, p: &LocalEcho, out: &mut Vec<UiIntent>) {
     });
 }
 
-/// Shows a thread's messages; returns retry/cancel intents.
-pub fn list(ui: &mut egui::Ui, log: &ThreadLog, st: &mut ListState) -> Vec<UiIntent> {
+/// Shows a thread's messages; returns retry/cancel intents, and asks for
+/// older messages when scrolled near the top.
+pub fn list(
+    ui: &mut egui::Ui,
+    thread: ThreadId,
+    log: &ThreadLog,
+    st: &mut ListState,
+) -> Vec<UiIntent> {
     let mut out = Vec::new();
     let width = ui.available_width();
     let font = egui::TextStyle::Body.resolve(ui.style());
@@ -216,6 +263,9 @@ pub fn list(ui: &mut egui::Ui, log: &ThreadLog, st: &mut ListState) -> Vec<UiInt
         area = area.vertical_scroll_offset(st.tops.last().copied().unwrap_or(0.0));
         st.jump = false;
         st.unseen = 0;
+    } else if st.shift != 0.0 {
+        area = area.vertical_scroll_offset(st.offset + st.shift);
+        st.shift = 0.0;
     }
     let output = area.show_viewport(ui, |ui, viewport| {
         let total = *st.tops.last().unwrap_or(&0.0);
@@ -253,6 +303,11 @@ pub fn list(ui: &mut egui::Ui, log: &ThreadLog, st: &mut ListState) -> Vec<UiInt
                 .response;
             let h = drawn.rect.height() + 4.0;
             if (h - st.heights[i]).abs() > 0.5 {
+                // A row that starts above the view pushes what is read: the
+                // view moves with it (unless it sticks to the bottom anyway).
+                if st.tops[i] < viewport.min.y && !st.at_bottom {
+                    st.shift += h - st.heights[i];
+                }
                 st.heights[i] = h;
                 changed = true;
             }
@@ -265,6 +320,12 @@ pub fn list(ui: &mut egui::Ui, log: &ThreadLog, st: &mut ListState) -> Vec<UiInt
     });
     let bottom = output.state.offset.y + output.inner_rect.height();
     st.at_bottom = bottom >= output.content_size.y - 4.0;
+    st.offset = output.state.offset.y;
+    st.frames = st.frames.saturating_add(1);
+    // The first frame is drawn at the top before the list sticks to the bottom.
+    if log.older && st.frames > 2 && st.offset < output.inner_rect.height() {
+        out.push(UiIntent::LoadOlder(thread));
+    }
     if st.at_bottom {
         st.unseen = 0;
     }
