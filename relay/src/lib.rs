@@ -152,6 +152,10 @@ pub struct RelayConfig {
     /// Bytes queued for one connection before it counts as too slow (at
     /// least two of the largest frames).
     pub queue_bytes: usize,
+    /// Bytes of each WebSocket's read buffer, and of frames gathered before
+    /// a write: what an idle connection costs beyond its task (larger frames
+    /// get room as they come). tungstenite's default is 128 KiB.
+    pub ws_buffer: usize,
     /// A write to a connection that takes longer closes it.
     pub write_timeout: Duration,
     /// A WebSocket that sends nothing this long after the upgrade is closed.
@@ -191,6 +195,7 @@ impl Default for RelayConfig {
             trusted_proxies: Vec::new(),
             queue_len: 16_384,
             queue_bytes: 8 << 20,
+            ws_buffer: 8 << 10,
             write_timeout: Duration::from_secs(30),
             first_frame_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),

@@ -60,6 +60,8 @@ pub async fn upgrade(
     // are cut off by the protocol layer.
     ws.max_message_size(max * 4)
         .max_frame_size(max * 4)
+        .read_buffer_size(st.config.ws_buffer)
+        .write_buffer_size(st.config.ws_buffer)
         .on_upgrade(move |socket| async move {
             if valid {
                 serve(st, socket, addr).await;
