@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use hush_testkit::{RelayFixture, WORDS};
 use serde_json::json;
 
+use crate::cpu::{process_cpu, process_wakeups};
 use crate::scenarios::Report;
 
 /// Seconds of idleness measured.
@@ -127,39 +128,6 @@ impl Window {
         );
         ((c1 - c0) / dt, (f1 - f0) as f64 / dt)
     }
-}
-
-/// CPU seconds (user + system, every thread) process `pid` has used.
-fn process_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-}
-
-/// How many times the threads of process `pid` have been woken (voluntary
-/// and involuntary context switches, summed over its threads).
-fn process_wakeups(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
-        .flat_map(|status| {
-            status
-                .lines()
-                .filter(|l| l.contains("ctxt_switches:"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .collect::<Vec<_>>()
-        })
-        .sum()
 }
 
 impl Drop for Window {
