@@ -64,6 +64,11 @@ pub struct RateLimits {
     pub auth: Rate,
     /// `message` frames, per WebSocket connection.
     pub ws_messages: Rate,
+    /// [ext] `GET /api/messages/…` (history pages), per client address: its
+    /// own bucket, so that a reconnecting client catching up neither meets
+    /// 429s nor spends what the other routes need. A stock server counts
+    /// history reads with every other route (`http`).
+    pub history: Rate,
 }
 
 impl RateLimits {
@@ -75,6 +80,7 @@ impl RateLimits {
         http: Rate::new(60.0, 10.0),
         auth: Rate::new(10.0, 3.0),
         ws_messages: Rate::new(12_000.0, 1_000.0),
+        history: Rate::new(60.0, 10.0),
     };
 }
 
@@ -86,6 +92,8 @@ impl Default for RateLimits {
             // scripts that run `hush send` in a loop authenticate each time.
             auth: Rate::new(60.0, 20.0),
             ws_messages: Rate::new(12_000.0, 1_000.0),
+            // 200 pages of up to `Limits::max_page` at once, 20 a second after.
+            history: Rate::new(1_200.0, 200.0),
         }
     }
 }
@@ -99,6 +107,9 @@ pub struct Limits {
     pub max_frame: usize,
     /// Most subscriptions of one connection.
     pub max_subscriptions: usize,
+    /// [ext] The largest `limit` of a history page (a stock server's is
+    /// [`MAX_PAGE`](hush_core::http::MAX_PAGE)).
+    pub max_page: usize,
 }
 
 impl Limits {
@@ -110,6 +121,7 @@ impl Limits {
             // base64 (4/3) plus the frame's other fields.
             max_frame: max_ciphertext.div_ceil(3) * 4 + 64 * 1024,
             max_subscriptions: 500,
+            max_page: hush_core::http::EXT_MAX_PAGE,
         }
     }
 }
@@ -299,6 +311,7 @@ pub(crate) struct AppState {
     vault: VaultSecret,
     guard: AuthGuard,
     http_limiter: Option<IpLimiter>,
+    history_limiter: Option<IpLimiter>,
     auth_limiter: Option<IpLimiter>,
     hub: Hub,
     config: RelayConfig,
@@ -391,6 +404,7 @@ impl Relay {
             guard: AuthGuard::new(config.auth_max_failures, config.auth_block),
             http_limiter: rl.map(|r| IpLimiter::new(r.http)),
             auth_limiter: rl.map(|r| IpLimiter::new(r.auth)),
+            history_limiter: rl.map(|r| IpLimiter::new(r.history)),
             hub: Hub::default(),
             stats: Arc::new(Stats::default()),
             clock: AtomicI64::new(clock),

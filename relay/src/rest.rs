@@ -133,8 +133,14 @@ pub async fn rate_limit(
     req: Request,
     next: Next,
 ) -> Response {
-    let limiter = if req.uri().path() == "/auth" || req.uri().path() == "/api/auth" {
+    let path = req.uri().path();
+    let limiter = if path == "/auth" || path == "/api/auth" {
         st.auth_limiter.as_ref()
+    } else if req.method() == axum::http::Method::GET
+        && (path.starts_with("/messages/") || path.starts_with("/api/messages/"))
+        && !st.config.stock
+    {
+        st.history_limiter.as_ref()
     } else {
         st.http_limiter.as_ref()
     };
@@ -154,6 +160,7 @@ pub async fn health(State(st): St) -> Json<Health> {
             features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
             instance: st.config.instance.clone(),
             max_ciphertext: Some(st.config.limits.max_ciphertext),
+            max_page: Some(st.config.limits.max_page),
         }),
     })
 }
@@ -379,14 +386,19 @@ pub async fn list_messages(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Vec<WireMessage>>, ApiError> {
     let thread_id = path_thread_id(&id, "thread_id")?;
+    let max = if st.config.stock {
+        MAX_PAGE
+    } else {
+        st.config.limits.max_page
+    };
     let limit = match q.get("limit") {
         None => hush_core::http::DEFAULT_PAGE,
         Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            Ok(n) if (1..=max).contains(&n) => n,
             _ => {
                 return Err(ApiError::unprocessable(
                     &["query", "limit"],
-                    format!("Input should be between 1 and {MAX_PAGE}"),
+                    format!("Input should be between 1 and {max}"),
                 ));
             }
         },

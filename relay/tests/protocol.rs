@@ -29,6 +29,7 @@ on_both_backends!(
     vault_and_messages_survive_a_restart,
     slow_subscriber_does_not_stall_others,
     a_burst_is_stored_in_order_with_its_duplicates_recognised,
+    history_pages_are_larger_and_have_their_own_rate_limit,
 );
 
 async fn health_advertises_extensions(b: Backend) {
@@ -265,6 +266,7 @@ async fn auth_block_and_rate_limit(b: Backend) {
             http: Rate::new(60.0, 5.0),
             auth: Rate::new(60.0, 4.0),
             ws_messages: Rate::new(60.0, 5.0),
+            history: Rate::new(60.0, 5.0),
         });
     })
     .await;
@@ -458,7 +460,9 @@ async fn rest_messages_page_like_the_stock_server(b: Backend) {
         Vec::<Value>::new()
     );
 
-    for bad in ["?limit=201", "?limit=0", "?limit=x", "?after=yesterday"] {
+    // [ext] Pages up to the advertised `max_page`.
+    assert_eq!(list("?limit=1000".into()).await, ids);
+    for bad in ["?limit=1001", "?limit=0", "?limit=x", "?after=yesterday"] {
         assert_eq!(
             r.get(&format!("/api/messages/{a}{bad}"), Some(&t)).await.0,
             422,
@@ -745,6 +749,7 @@ async fn ws_limits_are_refused_with_error_frames(b: Backend) {
             max_ciphertext: 1024,
             max_frame: 4096,
             max_subscriptions: 2,
+            ..Limits::default()
         };
         c.rate_limits = Some(RateLimits {
             ws_messages: Rate::new(60.0, 3.0),
@@ -970,5 +975,57 @@ async fn a_burst_is_stored_in_order_with_its_duplicates_recognised(b: Backend) {
     );
     let stats = r.relay().stats();
     assert_eq!(hush_relay::Stats::get(&stats.duplicate_sends), 2);
+    r.finish().await;
+}
+
+/// [ext] History pages of up to 1000 (advertised), read from a bucket of
+/// their own: a client catching up does not spend the other routes' budget,
+/// nor they its. A stock relay keeps 200 and one bucket for everything.
+async fn history_pages_are_larger_and_have_their_own_rate_limit(b: Backend) {
+    let limits = RateLimits {
+        http: Rate::new(60.0, 6.0),
+        history: Rate::new(60.0, 12.0),
+        ..RateLimits::default()
+    };
+    let r = start(b, |c| c.rate_limits = Some(limits)).await;
+    let (_, v) = r.get("/health", None).await;
+    assert_eq!(v["relay"]["max_page"], 1000);
+    let t = r.token().await;
+    let a = thread(1);
+    r.create_thread(&t, &a).await;
+    for i in 0..12 {
+        let (s, v) = r
+            .get(&format!("/api/messages/{a}?limit=1000"), Some(&t))
+            .await;
+        assert_eq!(s, 200, "history read {i}: {v}");
+    }
+    let (s, _) = r
+        .get(&format!("/api/messages/{a}?limit=1000"), Some(&t))
+        .await;
+    assert_eq!(s, 429, "the history bucket is spent");
+    // The other routes still have theirs.
+    let (s, v) = r
+        .post("/api/threads/query", Some(&t), json!({ "thread_ids": [a] }))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    r.finish().await;
+
+    let r = start(b, |c| {
+        c.stock = true;
+        c.rate_limits = Some(limits);
+    })
+    .await;
+    let t = r.token().await;
+    r.create_thread(&t, &a).await;
+    let (s, _) = r
+        .get(&format!("/api/messages/{a}?limit=201"), Some(&t))
+        .await;
+    assert_eq!(s, 422, "a stock server serves pages of 200 at most");
+    let mut ok = 2; // the thread's creation and the refused read
+    while r.get(&format!("/api/messages/{a}"), Some(&t)).await.0 == 200 {
+        ok += 1;
+        assert!(ok <= 6, "history reads are not counted with the rest");
+    }
+    assert_eq!(ok, 6, "every route shares one bucket of 6");
     r.finish().await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
-use hush_core::http::{ApiFailure, MAX_PAGE};
+use hush_core::http::ApiFailure;
 use hush_core::policy::catchup::PageOutcome;
 use hush_core::policy::thread_sync::{PageReply, ReplyEffect};
 use hush_core::wire::WireMessage;
@@ -47,6 +47,8 @@ struct Page {
     /// The connection it was asked on.
     generation: u64,
     run: u64,
+    /// The page size asked for: a full page means there may be more.
+    limit: usize,
 }
 
 fn start_catchups(
@@ -63,6 +65,9 @@ fn start_catchups(
     let Some(token) = session.token() else { return };
     let generation = conn.generation();
     let now = time.elapsed();
+    // [ext] Larger pages where the relay advertises them: fewer round trips
+    // and requests against its rate limit.
+    let limit = conn.max_page();
     for (mut sync, sub) in &mut q {
         // History is fetched once the subscription is answered, even if it failed.
         let answered = matches!(sub.state, SubState::Subscribed | SubState::Failed(_));
@@ -70,7 +75,7 @@ fn start_catchups(
             continue;
         };
         let path = format!(
-            "/api/messages/{}?after={}&limit={MAX_PAGE}",
+            "/api/messages/{}?after={}&limit={limit}",
             sync.id,
             hush_core::http::url_encode(&page.after)
         );
@@ -80,6 +85,7 @@ fn start_catchups(
                 thread: sync.id,
                 generation,
                 run: page.run,
+                limit,
             },
         );
     }
@@ -111,7 +117,7 @@ fn handle_catchup_replies(
         };
         let effect =
             sync.machine
-                .on_reply(r.run, r.generation, conn.generation(), reply, MAX_PAGE, now);
+                .on_reply(r.run, r.generation, conn.generation(), reply, r.limit, now);
         if let ReplyEffect::Rows { run, outcome } = effect {
             if outcome == PageOutcome::Stuck {
                 tracing::warn!(thread = %r.thread, "history timestamps do not advance; stopping");
@@ -191,6 +197,33 @@ mod tests {
         assert_eq!(asked_after(&h), None, "{:?}", h.net.pending());
         h.subscribed(t);
         assert!(asked_after(&h).is_some());
+    }
+
+    #[test]
+    fn a_relay_that_advertises_larger_pages_is_asked_for_them() {
+        use hush_core::http::{EXT_MAX_PAGE, Health, RelayInfo, features};
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(PEER, "Bob");
+        h.drop_and_wait();
+        h.connect_to(Health {
+            status: "ok".into(),
+            relay: Some(RelayInfo {
+                version: "test".into(),
+                features: features::ALL.iter().map(|f| (*f).to_owned()).collect(),
+                max_page: Some(100_000),
+                ..RelayInfo::default()
+            }),
+        });
+        h.subscribed(t);
+        let asked = h.net.pending().join(" ");
+        assert!(asked.contains(&format!("&limit={EXT_MAX_PAGE}")), "{asked}");
+        // A page of the old size is short now: caught up.
+        let page: Vec<_> = (0..MAX_PAGE as u32)
+            .map(|i| h.sealed_from(PEER, t, &format!("m{i}"), &at(i), "x"))
+            .collect();
+        h.answer_history(200, json!(page));
+        assert!(h.sync(t).is_caught_up(h.conn().generation()));
+        assert_eq!(h.log(t).messages.len(), MAX_PAGE);
     }
 
     #[test]

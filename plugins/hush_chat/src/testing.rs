@@ -168,15 +168,19 @@ impl Harness {
 
     /// Opens the socket the client is trying, on a server with these features.
     pub fn connect(&mut self, server_features: &[&str]) {
-        self.steps(2);
-        let health = Health {
+        self.connect_to(Health {
             status: "ok".into(),
             relay: (!server_features.is_empty()).then(|| RelayInfo {
                 version: "test".into(),
                 features: server_features.iter().map(|f| (*f).to_owned()).collect(),
                 ..RelayInfo::default()
             }),
-        };
+        });
+    }
+
+    /// Opens the socket the client is trying, on a server that says this.
+    pub fn connect_to(&mut self, health: Health) {
+        self.steps(2);
         assert!(self.net.open(health), "no socket attempt to open");
         self.steps(2);
         assert!(self.conn().is_connected(), "{:?}", self.conn().state());
@@ -185,6 +189,12 @@ impl Harness {
     /// The socket drops; virtual time runs until the client tries again,
     /// and that socket opens (same server features as before: all).
     pub fn reconnect(&mut self) {
+        self.drop_and_wait();
+        self.connect(features::ALL);
+    }
+
+    /// The socket drops; virtual time runs until the client tries again.
+    pub fn drop_and_wait(&mut self) {
         let attempts = self.net.attempts();
         assert!(self.net.drop_socket());
         self.steps(2);
@@ -195,7 +205,6 @@ impl Harness {
             self.advance(Duration::from_millis(500));
         }
         assert!(self.net.attempts() > attempts, "no new attempt in 60 s");
-        self.connect(features::ALL);
     }
 
     pub fn vault(&self) -> &Vault {

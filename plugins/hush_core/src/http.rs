@@ -10,6 +10,9 @@ pub const MAX_THREAD_QUERY: usize = 100;
 /// Default and largest `limit` of `GET /api/messages/{thread_id}`.
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 200;
+/// [ext] The largest `limit` a client asks of a relay that advertises larger
+/// pages (`max_page` on `/health`), whatever it advertises.
+pub const EXT_MAX_PAGE: usize = 1000;
 
 #[derive(Serialize, Deserialize)]
 pub struct AuthRequest {
@@ -109,6 +112,9 @@ pub struct RelayInfo {
     /// [ext] The largest decoded ciphertext the relay accepts, bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_ciphertext: Option<usize>,
+    /// [ext] The largest `limit` of a history page the relay serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_page: Option<usize>,
 }
 
 /// The largest decoded ciphertext a client sends when the server does not
@@ -156,6 +162,15 @@ pub mod features {
 }
 
 impl Health {
+    /// The history page size to ask for: as advertised (at most
+    /// [`EXT_MAX_PAGE`]), else [`MAX_PAGE`], which every server serves.
+    pub fn max_page(&self) -> usize {
+        self.relay
+            .as_ref()
+            .and_then(|r| r.max_page)
+            .map_or(MAX_PAGE, |n| n.clamp(1, EXT_MAX_PAGE))
+    }
+
     pub fn has(&self, feature: &str) -> bool {
         self.relay
             .as_ref()

@@ -202,6 +202,13 @@ impl Connection {
             .unwrap_or(hush_core::http::DEFAULT_MAX_CIPHERTEXT)
     }
 
+    /// The history page size to ask this server for ([`Health::max_page`]).
+    pub fn max_page(&self) -> usize {
+        self.server
+            .as_ref()
+            .map_or(hush_core::http::MAX_PAGE, Health::max_page)
+    }
+
     /// Whether the server speaks this [ext] feature.
     pub fn server_has(&self, feature: &str) -> bool {
         self.server.as_ref().is_some_and(|h| h.has(feature))
