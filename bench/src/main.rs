@@ -2,11 +2,13 @@
 //! summary line (and a JSON object with `--json`), side by side with a
 //! baseline measured in the same run where one makes sense.
 //!
-//!   cargo run --release -p hush-bench -- [all|inbound|latency|recovery|memory|history|frame|startup|idle|idle-listen|relay-conns|bundle]... [--json]
+//!   cargo run --release -p hush-bench -- [all|inbound|latency|recovery|memory|history|catchup|frame|startup|idle|idle-listen|relay-conns|bundle]... [--json]
 //!
 //! Everything runs on loopback against a real hush-relay (rate limits off),
 //! with real redb stores in temp dirs.
 
+#[cfg(not(target_arch = "wasm32"))]
+mod catchup;
 #[cfg(not(target_arch = "wasm32"))]
 mod cpu;
 #[cfg(not(target_arch = "wasm32"))]

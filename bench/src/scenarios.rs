@@ -38,6 +38,7 @@ scenarios (all of them when none is named):
   recovery     a relay restart with a client in backoff: reconnect, catch-up, lost, duplicated
   memory       a headless client's resident memory holding a 100 000-message thread
   history      opening a profile with 100 000 stored messages beside an empty one
+  catchup      a new device catching up on 50 000 messages under the relay's rate limits
   frame        one egui pass of the chat screen with a 100 000-message thread
   startup      cold start to connected, Argon2id alone, a full unlock
   idle         the real window idle under Xvfb (needs the release `hush` beside this)
@@ -97,6 +98,7 @@ pub fn main() {
         "recovery",
         "memory",
         "history",
+        "catchup",
         "frame",
         "startup",
         "idle",
@@ -117,6 +119,7 @@ pub fn main() {
             "recovery" => recovery(1000),
             "memory" => memory(100_000),
             "history" => crate::history::history(100_000),
+            "catchup" => crate::catchup::catchup(50_000),
             "frame" => frame(100_000),
             "startup" => startup(),
             "idle" => crate::idle::idle(),
@@ -155,7 +158,7 @@ fn relay() -> RelayFixture {
 }
 
 /// The raw peers' runtime (its threads are not the client's, see `cpu.rs`).
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("bench-peer")
@@ -182,7 +185,7 @@ fn thread_entity(c: &Client, t: ThreadId) -> Option<Entity> {
     c.app.world().resource::<Threads>().entity(t)
 }
 
-fn log_len(c: &Client, t: ThreadId) -> usize {
+pub(crate) fn log_len(c: &Client, t: ThreadId) -> usize {
     thread_entity(c, t)
         .and_then(|e| c.app.world().get::<ThreadLog>(e))
         .map_or(0, |l| l.messages.len())
@@ -227,7 +230,7 @@ fn rest(relay: &RelayFixture, path: &str, body: Value) {
     assert!(r.status().is_success(), "{path}: {}", r.status());
 }
 
-fn sealed_frames(key: &AeadKey, t: ThreadId, sender: Uuid, n: usize, prefix: &str) -> Vec<String> {
+pub(crate) fn sealed_frames(key: &AeadKey, t: ThreadId, sender: Uuid, n: usize, prefix: &str) -> Vec<String> {
     (0..n)
         .map(|i| {
             let s = key.seal_json(&MessagePayload {
@@ -259,7 +262,7 @@ async fn ws(relay_ws: &str, token: &str) -> Ws {
 
 /// A raw sender that writes all `frames` as fast as the socket takes them,
 /// then keeps reading so the connection is not dropped.
-fn send_burst(rt: &tokio::runtime::Runtime, ws_url: String, token: String, frames: Vec<String>) {
+pub(crate) fn send_burst(rt: &tokio::runtime::Runtime, ws_url: String, token: String, frames: Vec<String>) {
     rt.spawn(async move {
         let mut s = ws(&ws_url, &token).await;
         for f in frames {
@@ -303,16 +306,16 @@ fn rss_bytes() -> u64 {
 }
 
 /// A client's thread with a peer that is not a client (a raw sender).
-struct Setup {
-    relay: RelayFixture,
-    dir: tempfile::TempDir,
-    b: Client,
-    peer: Uuid,
-    t: ThreadId,
-    key: AeadKey,
+pub(crate) struct Setup {
+    pub relay: RelayFixture,
+    pub dir: tempfile::TempDir,
+    pub b: Client,
+    pub peer: Uuid,
+    pub t: ThreadId,
+    pub key: AeadKey,
 }
 
-fn setup() -> Setup {
+pub(crate) fn setup() -> Setup {
     let relay = relay();
     let dir = tempfile::tempdir().unwrap();
     let mut b = chat_client(&relay.url(), dir.path(), "b");
