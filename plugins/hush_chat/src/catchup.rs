@@ -26,7 +26,10 @@ pub(crate) fn plugin(app: &mut App) {
         .add_message::<IncomingBatch>()
         .add_systems(
             Update,
-            (start_catchups, handle_catchup_replies)
+            // A reply first, so that the next page is asked for before
+            // this one is stored and decrypted (in `Receive`, later in the
+            // same update): the relay works on it meanwhile.
+            (handle_catchup_replies, start_catchups)
                 .chain()
                 .in_set(ChatSystems::Catchup),
         );
