@@ -72,10 +72,18 @@ pub fn catchup(n: usize) -> Report {
     } = setup();
     let frames = sealed_frames(&key, t, peer, n, "history");
     let rt = rt();
-    send_burst(&rt, format!("ws://{}/ws", relay.addr), relay.token(), frames);
+    send_burst(
+        &rt,
+        format!("ws://{}/ws", relay.addr),
+        relay.token(),
+        frames,
+    );
     let s = Instant::now();
     while relay.get(|s| &s.messages_stored) < n as u64 {
-        assert!(s.elapsed() < Duration::from_secs(300), "the history was not stored");
+        assert!(
+            s.elapsed() < Duration::from_secs(300),
+            "the history was not stored"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(b);
@@ -92,7 +100,10 @@ pub fn catchup(n: usize) -> Report {
     let (old_s, old_cpu) = catch_up(&data, &profile, t, n, |c| {
         c.limits.max_page = MAX_PAGE;
         let d = RateLimits::default();
-        c.rate_limits = Some(RateLimits { history: d.http, ..d });
+        c.rate_limits = Some(RateLimits {
+            history: d.http,
+            ..d
+        });
     });
     let speedup = old_s / now_s;
     Report {

@@ -230,7 +230,13 @@ fn rest(relay: &RelayFixture, path: &str, body: Value) {
     assert!(r.status().is_success(), "{path}: {}", r.status());
 }
 
-pub(crate) fn sealed_frames(key: &AeadKey, t: ThreadId, sender: Uuid, n: usize, prefix: &str) -> Vec<String> {
+pub(crate) fn sealed_frames(
+    key: &AeadKey,
+    t: ThreadId,
+    sender: Uuid,
+    n: usize,
+    prefix: &str,
+) -> Vec<String> {
     (0..n)
         .map(|i| {
             let s = key.seal_json(&MessagePayload {
@@ -262,7 +268,12 @@ async fn ws(relay_ws: &str, token: &str) -> Ws {
 
 /// A raw sender that writes all `frames` as fast as the socket takes them,
 /// then keeps reading so the connection is not dropped.
-pub(crate) fn send_burst(rt: &tokio::runtime::Runtime, ws_url: String, token: String, frames: Vec<String>) {
+pub(crate) fn send_burst(
+    rt: &tokio::runtime::Runtime,
+    ws_url: String,
+    token: String,
+    frames: Vec<String>,
+) {
     rt.spawn(async move {
         let mut s = ws(&ws_url, &token).await;
         for f in frames {
