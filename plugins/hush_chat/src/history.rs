@@ -32,8 +32,9 @@ pub(crate) fn plugin(app: &mut App) {
 pub struct LoadOlder(pub ThreadId);
 
 /// The page of `thread` before `before` (`None`: the newest), decrypted,
-/// oldest first, and whether older messages remain in the store.
-pub(crate) fn page(
+/// oldest first, and whether older messages remain in the store: what
+/// opening a thread and scrolling to its top read.
+pub fn page(
     store: &ProfileStore,
     thread: ThreadId,
     key: &AeadKey,
