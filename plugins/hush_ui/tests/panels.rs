@@ -395,6 +395,10 @@ fn scrolled_to_the_top_it_asks_for_older_messages_and_keeps_the_view_in_place() 
         let moved = h.get_by_label("message number 300").rect().top() - oldest;
         assert!(moved.abs() < 2.0, "the view jumped by {moved} points");
     }
+    assert!(
+        h.query_by_label_contains("new messages").is_none(),
+        "older messages are not new ones"
+    );
     assert!(h.query_by_label("message number 100").is_none());
     // Nothing older: no more asking, even at the top.
     let s = h.state_mut();

@@ -110,6 +110,8 @@ impl ListState {
                 && let Some(r) = self.row_of_message(k)
             {
                 self.shift += self.tops[r] - old_top;
+                // Older messages, not new ones: no "new messages" for them.
+                self.seen_messages += k;
             }
         }
     }
