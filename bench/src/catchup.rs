@@ -72,12 +72,7 @@ pub fn catchup(n: usize) -> Report {
     } = setup();
     let frames = sealed_frames(&key, t, peer, n, "history");
     let rt = rt();
-    send_burst(
-        &rt,
-        format!("ws://{}/ws", relay.addr),
-        relay.token(),
-        frames,
-    );
+    send_burst(&rt, &relay, frames);
     let s = Instant::now();
     while relay.get(|s| &s.messages_stored) < n as u64 {
         assert!(

@@ -268,12 +268,8 @@ async fn ws(relay_ws: &str, token: &str) -> Ws {
 
 /// A raw sender that writes all `frames` as fast as the socket takes them,
 /// then keeps reading so the connection is not dropped.
-pub(crate) fn send_burst(
-    rt: &tokio::runtime::Runtime,
-    ws_url: String,
-    token: String,
-    frames: Vec<String>,
-) {
+pub(crate) fn send_burst(rt: &tokio::runtime::Runtime, relay: &RelayFixture, frames: Vec<String>) {
+    let (ws_url, token) = (format!("ws://{}/ws", relay.addr), relay.token());
     rt.spawn(async move {
         let mut s = ws(&ws_url, &token).await;
         for f in frames {
@@ -399,7 +395,7 @@ fn inbound(n: usize) -> Report {
     }
     ready_rx.recv().unwrap();
     let start = Instant::now();
-    send_burst(&rt, ws_url.clone(), token.clone(), frames);
+    send_burst(&rt, &relay, frames);
     let mut b_first = None;
     // The client's CPU for the burst, every thread of it (updates, the
     // network runtime's frame parsing, Bevy's pools), from the first send to
@@ -638,12 +634,7 @@ fn recovery(n: usize) -> Report {
         _ => 0.0,
     };
     let rt = rt();
-    send_burst(
-        &rt,
-        format!("ws://{}/ws", relay.addr),
-        relay.token(),
-        frames,
-    );
+    send_burst(&rt, &relay, frames);
     let mut t_conn = None;
     let mut t_sub = None;
     let done = spin_until(&mut b, Duration::from_secs(120), |b| {

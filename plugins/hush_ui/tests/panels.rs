@@ -337,6 +337,20 @@ fn numbered(range: std::ops::Range<usize>) -> Vec<ChatMessage> {
         .collect()
 }
 
+/// The mouse wheel, a long way up, and the scrolling settled.
+fn scroll_to_top<S>(h: &mut Harness<'_, S>) {
+    for _ in 0..40 {
+        h.event(egui::Event::MouseWheel {
+            unit: egui::MouseWheelUnit::Page,
+            delta: egui::vec2(0.0, 10.0),
+            phase: egui::TouchPhase::Move,
+            modifiers: egui::Modifiers::default(),
+        });
+        h.step();
+    }
+    h.run_steps(10);
+}
+
 #[test]
 fn scrolled_to_the_top_it_asks_for_older_messages_and_keeps_the_view_in_place() {
     struct S {
@@ -368,16 +382,7 @@ fn scrolled_to_the_top_it_asks_for_older_messages_and_keeps_the_view_in_place() 
     );
     // The user scrolls all the way up.
     h.hover_at(egui::pos2(450.0, 350.0));
-    for _ in 0..40 {
-        h.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Page,
-            delta: egui::vec2(0.0, 10.0),
-            phase: egui::TouchPhase::Move,
-            modifiers: egui::Modifiers::default(),
-        });
-        h.step();
-    }
-    h.run_steps(10);
+    scroll_to_top(&mut h);
     let oldest = h.get_by_label("message number 300").rect().top();
     assert!(
         h.state().out.contains(&UiIntent::LoadOlder(tid())),
@@ -404,16 +409,7 @@ fn scrolled_to_the_top_it_asks_for_older_messages_and_keeps_the_view_in_place() 
     let s = h.state_mut();
     s.log.older = false;
     s.log.revision += 1;
-    for _ in 0..40 {
-        h.event(egui::Event::MouseWheel {
-            unit: egui::MouseWheelUnit::Page,
-            delta: egui::vec2(0.0, 10.0),
-            phase: egui::TouchPhase::Move,
-            modifiers: egui::Modifiers::default(),
-        });
-        h.step();
-    }
-    h.run_steps(10);
+    scroll_to_top(&mut h);
     assert!(h.query_by_label("message number 100").is_some());
     h.state_mut().out.clear();
     h.run_steps(3);
