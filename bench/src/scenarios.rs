@@ -38,6 +38,7 @@ scenarios (all of them when none is named):
   recovery     a relay restart with a client in backoff: reconnect, catch-up, lost, duplicated
   memory       a headless client's resident memory holding a 100 000-message thread
   history      opening a profile with 100 000 stored messages beside an empty one
+  history-receive  CPU per live message with 100 000 older ones stored, beside none
   catchup      a new device catching up on 50 000 messages under the relay's rate limits
   frame        one egui pass of the chat screen with a 100 000-message thread
   startup      cold start to connected, Argon2id alone, a full unlock
@@ -98,6 +99,7 @@ pub fn main() {
         "recovery",
         "memory",
         "history",
+        "history-receive",
         "catchup",
         "frame",
         "startup",
@@ -119,6 +121,7 @@ pub fn main() {
             "recovery" => recovery(1000),
             "memory" => memory(100_000),
             "history" => crate::history::history(100_000),
+            "history-receive" => crate::history::history_receive(20_000, 100_000),
             "catchup" => crate::catchup::catchup(50_000),
             "frame" => frame(100_000),
             "startup" => startup(),
