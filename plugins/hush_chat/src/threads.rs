@@ -538,6 +538,31 @@ mod tests {
         assert!(!h.net.pending().contains(&"Post /api/threads".to_owned()));
     }
 
+    /// A `subscribe` swallowed by the network (the socket lives on) is sent
+    /// again, so the thread's catch-up and sends do not wait for a reconnect.
+    #[test]
+    fn an_unanswered_subscribe_is_sent_again_until_answered() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(PEER, "Bob");
+        h.steps(2);
+        let count = |h: &mut Harness| {
+            h.sent_of("subscribe")
+                .iter()
+                .filter(|f| f["thread_id"] == serde_json::json!(t))
+                .count()
+        };
+        assert_eq!(count(&mut h), 1);
+        h.advance(Duration::from_secs(5));
+        assert_eq!(count(&mut h), 0, "not before the timeout");
+        h.advance(Duration::from_secs(6));
+        assert_eq!(count(&mut h), 1, "sent again after 10 s");
+        h.net
+            .frame(hush_core::wire::ServerFrame::Subscribed { thread_id: t });
+        h.steps(2);
+        h.advance(Duration::from_secs(30));
+        assert_eq!(count(&mut h), 0, "answered: no more");
+    }
+
     #[test]
     fn a_lock_takes_the_threads_plaintext_out_of_the_world() {
         let mut h = Harness::unlocked("Ann");

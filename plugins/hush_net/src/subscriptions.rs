@@ -3,9 +3,11 @@
 //!
 //! A thread stays subscribed while anyone wants it (two views on one thread,
 //! one closes: still subscribed). A refused subscribe is `Failed` and is tried
-//! again once per new connection, never in a loop.
+//! again once per new connection, never in a loop. A `subscribe` left
+//! unanswered on a live connection is sent again after [`SUBSCRIBE_TIMEOUT`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
@@ -14,6 +16,14 @@ use hush_core::wire::{ClientFrame, ServerFrame};
 
 use crate::NetSystems;
 use crate::connection::{Connection, FrameReceived, SendFrame};
+use crate::wake::NextUpdate;
+
+/// How long a `subscribe` may go unanswered on a live connection before it
+/// is sent again (subscribing twice is harmless). A half-open moment of the
+/// network can swallow the frame while the socket lives on: without this,
+/// the thread waited for an answer, and its catch-up and sends with it,
+/// until the next reconnect (the faults test saw it: `black hole` on B).
+pub const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) fn plugin(app: &mut App) {
     app.init_resource::<Subscriptions>()
@@ -25,6 +35,7 @@ pub(crate) fn plugin(app: &mut App) {
                 resubscribe_on_connect,
                 apply_subscription_intents,
                 handle_subscription_frames,
+                resend_unanswered,
             )
                 .chain()
                 .in_set(NetSystems::Subscriptions),
@@ -222,6 +233,45 @@ fn apply_subscription_intents(
     for (e, s) in fresh {
         commands.entity(e).insert(s);
     }
+}
+
+/// Sends a `subscribe` again when it has had no answer for
+/// [`SUBSCRIBE_TIMEOUT`] on the connection it was sent on.
+fn resend_unanswered(
+    conn: Res<Connection>,
+    index: Res<Subscriptions>,
+    time: Res<Time>,
+    subs: Query<(Entity, &Subscription)>,
+    mut since: Local<HashMap<Entity, (u64, Duration)>>,
+    mut send: MessageWriter<SendFrame>,
+    mut next: ResMut<NextUpdate>,
+) {
+    let generation = conn.generation();
+    if !conn.is_connected() || index.subscribed_on != Some(generation) {
+        since.clear();
+        return;
+    }
+    let now = time.elapsed();
+    let mut pending = HashSet::new();
+    for (e, s) in &subs {
+        if s.state != SubState::Pending || s.wanted == 0 {
+            continue;
+        }
+        pending.insert(e);
+        let sent = since.entry(e).or_insert((generation, now));
+        if sent.0 != generation {
+            *sent = (generation, now);
+        }
+        if now.saturating_sub(sent.1) >= SUBSCRIBE_TIMEOUT {
+            tracing::warn!(thread = %s.thread_id, "no answer to subscribe; sending it again");
+            send.write(SendFrame(ClientFrame::Subscribe {
+                thread_id: s.thread_id,
+            }));
+            sent.1 = now;
+        }
+        next.at(sent.1 + SUBSCRIBE_TIMEOUT, now);
+    }
+    since.retain(|e, _| pending.contains(e));
 }
 
 fn handle_subscription_frames(
