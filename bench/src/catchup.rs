@@ -10,27 +10,22 @@ use std::time::{Duration, Instant};
 
 use hush_chat::headless::Client;
 use hush_core::ThreadId;
-use hush_core::crypto::Sealed;
 use hush_core::http::MAX_PAGE;
 use hush_relay::{RateLimits, RelayConfig, Storage};
-use hush_store::{ProfileMeta, RedbStore, Store};
+use hush_store::{RedbStore, Store};
 use hush_testkit::RelayFixture;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::cpu::client_cpu;
-use crate::scenarios::{Report, Setup, log_len, rt, sealed_frames, send_burst, setup, words};
-
-struct Profile {
-    meta: ProfileMeta,
-    contacts: Vec<(Uuid, Sealed)>,
-}
+use crate::scenarios::{
+    Report, Setup, log_len, new_device_of, rt, sealed_frames, send_burst, setup, words,
+};
 
 /// A new device of the same profile against a relay on `data`: seconds to
 /// the whole thread shown, and the CPU of every client thread.
 fn catch_up(
     data: &Path,
-    p: &Profile,
+    profile: &dyn Store,
     t: ThreadId,
     n: usize,
     tweak: impl FnOnce(&mut RelayConfig),
@@ -42,10 +37,7 @@ fn catch_up(
     });
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("new.redb")).unwrap());
-    store.set_profile(&p.meta).unwrap();
-    for (peer, c) in &p.contacts {
-        store.put_contact(*peer, c).unwrap();
-    }
+    new_device_of(profile, &*store);
     let s = Instant::now();
     let cpu0 = client_cpu();
     let mut c = Client::new(&relay.url(), store, None).unwrap();
@@ -83,12 +75,7 @@ pub fn catchup(n: usize) -> Report {
     }
     drop(b);
     drop(rt);
-    let src = RedbStore::open(&dir.path().join("b.redb")).unwrap();
-    let profile = Profile {
-        meta: src.profile().unwrap(),
-        contacts: src.contacts().unwrap(),
-    };
-    drop(src);
+    let profile = RedbStore::open(&dir.path().join("b.redb")).unwrap();
     relay.stop();
     let data = relay.data_dir();
     let (now_s, now_cpu) = catch_up(&data, &profile, t, n, |_| {});

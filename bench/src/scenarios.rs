@@ -325,6 +325,15 @@ pub(crate) struct Setup {
     pub key: AeadKey,
 }
 
+/// Makes `to` a new device of the profile in `from`: its identity and
+/// contacts, no messages and no cursors (everything is caught up again).
+pub(crate) fn new_device_of(from: &dyn Store, to: &dyn Store) {
+    to.set_profile(&from.profile().unwrap()).unwrap();
+    for (peer, c) in from.contacts().unwrap() {
+        to.put_contact(peer, &c).unwrap();
+    }
+}
+
 pub(crate) fn setup() -> Setup {
     let relay = relay();
     let dir = tempfile::tempdir().unwrap();
@@ -432,14 +441,9 @@ fn inbound(n: usize) -> Report {
     // takes a page-sized backlog (catch-up) on a new device.
     drop(b);
     let src = RedbStore::open(&dir.path().join("b.redb")).unwrap();
-    let profile = src.profile().unwrap();
-    let contacts = src.contacts().unwrap();
-    drop(src);
     let fresh: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("b2.redb")).unwrap());
-    fresh.set_profile(&profile).unwrap();
-    for (p, c) in contacts {
-        fresh.put_contact(p, &c).unwrap();
-    }
+    new_device_of(&src, &*fresh);
+    drop(src);
     let mut b2 = Client::new(&relay.url(), fresh, None).unwrap();
     b2.unlock(&words()).unwrap();
     let cu_start = Instant::now();
