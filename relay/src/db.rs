@@ -107,6 +107,7 @@ const SCHEMA: &[&str] = &[
         client_message_id TEXT,
         UNIQUE (thread_id, client_message_id))",
     "CREATE INDEX IF NOT EXISTS messages_by_thread_time ON messages (thread_id, created_at, id)",
+    "CREATE INDEX IF NOT EXISTS threads_by_time ON threads (created_at, id)",
 ];
 
 fn message_from_row(r: &sqlx::any::AnyRow) -> Result<MessageRecord, sqlx::Error> {
@@ -291,9 +292,10 @@ impl Db {
         Ok(r.try_get::<i64, _>("m")?)
     }
 
-    /// Creates a thread, or returns the stored one if the id exists.
-    pub async fn create_thread(&self, t: &ThreadRecord) -> Result<ThreadRecord, DbError> {
-        sqlx::query(
+    /// Creates a thread, or returns the stored one if the id exists; `true`
+    /// when this call created it.
+    pub async fn create_thread(&self, t: &ThreadRecord) -> Result<(ThreadRecord, bool), DbError> {
+        let r = sqlx::query(
             "INSERT INTO threads (id, ciphertext, iv, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (id) DO NOTHING",
         )
@@ -303,9 +305,29 @@ impl Db {
         .bind(t.created_at)
         .execute(&self.pool)
         .await?;
-        self.get_thread(&t.id)
+        let stored = self
+            .get_thread(&t.id)
             .await?
-            .ok_or(DbError::Sql(sqlx::Error::RowNotFound))
+            .ok_or(DbError::Sql(sqlx::Error::RowNotFound))?;
+        Ok((stored, r.rows_affected() > 0))
+    }
+
+    /// Threads in creation order (`created_at`, then id): the oldest `limit`
+    /// created after `after` (exclusive), or from the first.
+    pub async fn list_threads(
+        &self,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ThreadRecord>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, ciphertext, iv, created_at FROM threads WHERE created_at > $1
+             ORDER BY created_at, id LIMIT $2",
+        )
+        .bind(after.unwrap_or(i64::MIN))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(thread_from_row).collect::<Result<_, _>>()?)
     }
 
     pub async fn get_thread(&self, id: &str) -> Result<Option<ThreadRecord>, DbError> {

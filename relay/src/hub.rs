@@ -141,6 +141,19 @@ impl Hub {
         lagged
     }
 
+    /// Queues `frame` for every connection, subscribed or not. Returns how
+    /// many were closed for being too slow.
+    pub fn broadcast_all(&self, frame: Utf8Bytes) -> u64 {
+        let inner = self.inner.lock().expect("hub lock");
+        let mut lagged = 0;
+        for (id, h) in &inner.conns {
+            if h.offer(*id, frame.clone()) == Offer::TooSlow {
+                lagged += 1;
+            }
+        }
+        lagged
+    }
+
     /// Closes every connection (shutdown).
     pub fn kill_all(&self) {
         for h in self.inner.lock().expect("hub lock").conns.values() {

@@ -532,7 +532,10 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/auth", post(rest::auth))
         .route("/auth/salt", get(rest::salt))
         .route("/auth/refresh", post(rest::refresh))
-        .route("/threads", post(rest::create_thread))
+        .route(
+            "/threads",
+            post(rest::create_thread).get(rest::list_threads),
+        )
         .route("/threads/query", post(rest::query_threads))
         .route(
             "/threads/{id}",

@@ -18,7 +18,7 @@ use hush_core::http::{
     StatusResponse, ThreadRow, features,
 };
 use hush_core::time::{format_rest, parse_iso_micros};
-use hush_core::wire::{ErrorCode, Refusal, WireMessage, check_sealed};
+use hush_core::wire::{ErrorCode, Refusal, ServerFrame, WireMessage, check_sealed};
 use hush_core::{ThreadId, ids};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -270,7 +270,7 @@ pub async fn create_thread(
     let id = path_thread_id(&b.id, "id")
         .map_err(|_| ApiError::unprocessable(&["body", "id"], "Input should be a valid UUID"))?;
     check_sealed(&b.ciphertext, &b.iv, st.config.limits.max_ciphertext).map_err(refusal_to_http)?;
-    let stored = st
+    let (stored, new) = st
         .db
         .create_thread(&ThreadRecord {
             id: id.to_string(),
@@ -280,7 +280,61 @@ pub async fn create_thread(
         })
         .await?;
     st.known_threads.lock().expect("threads lock").insert(id);
-    Ok((StatusCode::CREATED, Json(thread_row(stored)?)))
+    let row = thread_row(stored)?;
+    if new && !st.config.stock {
+        // [ext] Every connection hears of it: the peer may not have this
+        // thread among its contacts' yet (a message request).
+        let frame = crate::messages::text(ServerFrame::ThreadCreated(row.clone()));
+        let lagged = st.hub.broadcast_all(frame);
+        st.stats.slow_closed.fetch_add(lagged, Ordering::Relaxed);
+    }
+    Ok((StatusCode::CREATED, Json(row)))
+}
+
+/// [ext] `GET /api/threads?after=&limit=`: threads in creation order, the
+/// oldest `limit` (default 50, at most `max_page`) created after `after`
+/// (a `created_at` as this API writes it). A stock server has no such
+/// route: `--stock` answers 405 as it does.
+pub async fn list_threads(
+    State(st): St,
+    _a: Authed,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<ThreadRow>>, ApiError> {
+    if st.config.stock {
+        return Err(ApiError::detail(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method Not Allowed",
+        ));
+    }
+    let (after, limit) = page_query(&q, st.config.limits.max_page)?;
+    let rows = st.db.list_threads(after, limit).await?;
+    Ok(Json(
+        rows.into_iter().map(thread_row).collect::<Result<_, _>>()?,
+    ))
+}
+
+/// The `after` and `limit` of a page query, checked as a stock server
+/// checks them (422 with FastAPI's words).
+fn page_query(q: &HashMap<String, String>, max: usize) -> Result<(Option<i64>, usize), ApiError> {
+    let limit = match q.get("limit") {
+        None => hush_core::http::DEFAULT_PAGE,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                return Err(ApiError::unprocessable(
+                    &["query", "limit"],
+                    format!("Input should be between 1 and {max}"),
+                ));
+            }
+        },
+    };
+    let after = match q.get("after") {
+        None => None,
+        Some(a) => Some(parse_iso_micros(a).ok_or_else(|| {
+            ApiError::unprocessable(&["query", "after"], "Input should be a valid datetime")
+        })?),
+    };
+    Ok((after, limit))
 }
 
 #[derive(Deserialize)]
@@ -391,24 +445,7 @@ pub async fn list_messages(
     } else {
         st.config.limits.max_page
     };
-    let limit = match q.get("limit") {
-        None => hush_core::http::DEFAULT_PAGE,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=max).contains(&n) => n,
-            _ => {
-                return Err(ApiError::unprocessable(
-                    &["query", "limit"],
-                    format!("Input should be between 1 and {max}"),
-                ));
-            }
-        },
-    };
-    let after = match q.get("after") {
-        None => None,
-        Some(a) => Some(parse_iso_micros(a).ok_or_else(|| {
-            ApiError::unprocessable(&["query", "after"], "Input should be a valid datetime")
-        })?),
-    };
+    let (after, limit) = page_query(&q, max)?;
     if !st.thread_exists(thread_id).await? {
         return Err(ApiError::detail(StatusCode::NOT_FOUND, "Thread not found"));
     }

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::db::{Inserted, MessageRecord};
-use crate::hub::{ConnHandle, Offer};
+use crate::hub::{ConnHandle, ConnId, Offer};
 use crate::limits::Bucket;
 use crate::messages::{finish_message, persist_failed, prepare_message, text};
 
@@ -56,6 +56,9 @@ pub async fn upgrade(
         return axum::http::StatusCode::FORBIDDEN.into_response();
     }
     let max = st.config.limits.max_frame;
+    // Registered before the 101 goes out: a client that lists threads once
+    // it is connected cannot miss a `thread_created` in between.
+    let reg = valid.then(|| Registration::new(&st));
     // Frames over the limit get an error frame; only far larger ones (4×)
     // are cut off by the protocol layer.
     ws.max_message_size(max * 4)
@@ -63,8 +66,8 @@ pub async fn upgrade(
         .read_buffer_size(st.config.ws_buffer)
         .write_buffer_size(st.config.ws_buffer)
         .on_upgrade(move |socket| async move {
-            if valid {
-                serve(st, socket, addr).await;
+            if let Some(reg) = reg {
+                serve(st, socket, addr, reg).await;
             } else {
                 st.stats.ws_auth_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(ip = %addr.ip(), "websocket refused: invalid token");
@@ -147,17 +150,46 @@ enum Step {
 /// Frames of one burst handled together (messages stored in one statement).
 const BURST: usize = 256;
 
-async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
+/// A connection in the hub, with its queue: unregistered when dropped, also
+/// when the upgrade never completes.
+struct Registration {
+    st: Arc<AppState>,
+    id: ConnId,
+    handle: ConnHandle,
+    rx: Option<mpsc::Receiver<Utf8Bytes>>,
+}
+
+impl Registration {
+    fn new(st: &Arc<AppState>) -> Self {
+        let (tx, rx) = mpsc::channel::<Utf8Bytes>(st.config.queue_len.max(16));
+        let handle = ConnHandle {
+            tx,
+            kill: st.shutdown.child_token(),
+            queued: Default::default(),
+            max_bytes: st.config.queue_bytes.max(st.config.limits.max_frame * 2),
+        };
+        Registration {
+            st: st.clone(),
+            id: st.hub.register(handle.clone()),
+            handle,
+            rx: Some(rx),
+        }
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.handle.kill.cancel();
+        self.st.hub.unregister(self.id, &HashSet::new());
+    }
+}
+
+async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr, mut reg: Registration) {
     let (mut sink, mut stream) = socket.split();
-    let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(st.config.queue_len.max(16));
-    let kill = st.shutdown.child_token();
-    let handle = ConnHandle {
-        tx,
-        kill: kill.clone(),
-        queued: Default::default(),
-        max_bytes: st.config.queue_bytes.max(st.config.limits.max_frame * 2),
-    };
-    let id = st.hub.register(handle.clone());
+    let mut rx = reg.rx.take().expect("a registration is served once");
+    let handle = reg.handle.clone();
+    let kill = handle.kill.clone();
+    let id = reg.id;
     let heartbeat = st.config.heartbeat;
     let write_timeout = st.config.write_timeout;
     let wkill = kill.clone();
@@ -357,6 +389,7 @@ async fn serve(st: Arc<AppState>, socket: WebSocket, addr: SocketAddr) {
     }
     kill.cancel();
     st.hub.unregister(id, &subs);
+    drop(reg);
     let _ = writer.await;
     tracing::debug!(ip = %addr.ip(), conn = id, "websocket closed");
     crate::serve::trim_after_close();

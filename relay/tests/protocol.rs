@@ -30,6 +30,7 @@ on_both_backends!(
     slow_subscriber_does_not_stall_others,
     a_burst_is_stored_in_order_with_its_duplicates_recognised,
     history_pages_are_larger_and_have_their_own_rate_limit,
+    threads_are_listed_by_creation_and_announced_to_every_connection,
 );
 
 async fn health_advertises_extensions(b: Backend) {
@@ -1027,5 +1028,77 @@ async fn history_pages_are_larger_and_have_their_own_rate_limit(b: Backend) {
         assert!(ok <= 6, "history reads are not counted with the rest");
     }
     assert_eq!(ok, 6, "every route shares one bucket of 6");
+    r.finish().await;
+}
+
+/// [ext] `GET /api/threads?after=&limit=` pages through threads in creation
+/// order, and every connection (subscribed to anything or not) hears of a
+/// new thread once, with its row. A stock relay has neither.
+async fn threads_are_listed_by_creation_and_announced_to_every_connection(b: Backend) {
+    let r = start(b, |_| {}).await;
+    let t = r.token().await;
+    let mut watcher = r.ws_query(&t).await;
+    let mut other = r.ws_bearer(&t).await;
+    let mut made = Vec::new();
+    for n in [5, 1, 9, 3] {
+        made.push(r.create_thread(&t, &thread(n)).await);
+    }
+    for ws in [&mut watcher, &mut other] {
+        for row in &made {
+            let f = ws.recv().await;
+            assert_eq!(f["type"], "thread_created", "{f}");
+            for k in ["id", "ciphertext", "iv", "created_at"] {
+                assert_eq!(f[k], row[k], "{k} of {f}");
+            }
+        }
+    }
+    // Creating an existing thread again announces nothing.
+    r.create_thread(&t, &thread(5)).await;
+    assert_eq!(watcher.recv_within(Duration::from_millis(300)).await, None);
+
+    // In creation order, paged by the last row's `created_at`.
+    let (s, v) = r.get("/api/threads?limit=3", Some(&t)).await;
+    assert_eq!(s, 200, "{v}");
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&v), [thread(5), thread(1), thread(9)]);
+    let after = v[2]["created_at"].as_str().unwrap();
+    let (s, v) = r
+        .get(
+            &format!("/api/threads?after={}&limit=3", urlencode(after)),
+            Some(&t),
+        )
+        .await;
+    assert_eq!((s, ids(&v)), (200, vec![thread(3)]));
+    assert_eq!(v[0], made[3]);
+    let last = v[0]["created_at"].as_str().unwrap();
+    let (_, v) = r
+        .get(&format!("/api/threads?after={}", urlencode(last)), Some(&t))
+        .await;
+    assert_eq!(v, json!([]));
+    // Bad queries are 422; no token is 403 (as on every route).
+    for q in ["limit=0", "limit=1001", "limit=x", "after=yesterday"] {
+        let (s, v) = r.get(&format!("/api/threads?{q}"), Some(&t)).await;
+        assert_eq!(s, 422, "{q}: {v}");
+    }
+    assert_eq!(r.get("/api/threads", None).await.0, 403);
+    // A deleted thread is no longer listed.
+    r.delete(&format!("/api/threads/{}", thread(1)), Some(&t))
+        .await;
+    let (_, v) = r.get("/api/threads", Some(&t)).await;
+    assert_eq!(ids(&v), [thread(5), thread(9), thread(3)]);
+    r.finish().await;
+
+    let r = start(b, |c| c.stock = true).await;
+    let t = r.token().await;
+    let mut ws = r.ws_query(&t).await;
+    r.create_thread(&t, &thread(2)).await;
+    assert_eq!(ws.recv_within(Duration::from_millis(300)).await, None);
+    assert_eq!(r.get("/api/threads", Some(&t)).await.0, 405);
     r.finish().await;
 }

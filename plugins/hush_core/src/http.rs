@@ -150,6 +150,10 @@ pub mod features {
     pub const ERROR_CODES: &str = "error_codes";
     /// A bad WebSocket token is accepted then closed with 4001.
     pub const CLOSE_4001: &str = "close_4001";
+    /// `GET /api/threads?after=&limit=` lists threads by creation, and a
+    /// `thread_created` frame goes to every connection: how a client hears
+    /// of a thread someone who is not yet its contact started with it.
+    pub const THREAD_LIST: &str = "thread_list";
 
     pub const ALL: &[&str] = &[
         BEARER_HEADER,
@@ -158,6 +162,7 @@ pub mod features {
         REST_BROADCAST,
         ERROR_CODES,
         CLOSE_4001,
+        THREAD_LIST,
     ];
 }
 

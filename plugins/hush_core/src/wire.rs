@@ -90,6 +90,9 @@ pub enum ServerFrame {
     Error(ErrorFrame),
     Pong,
     Heartbeat,
+    /// [ext] A thread was created (its row as `GET /api/threads/{id}` gives
+    /// it), sent to every connection.
+    ThreadCreated(crate::http::ThreadRow),
     /// A `type` this client does not know; skipped, never an error.
     #[serde(skip)]
     Unknown {
@@ -169,6 +172,17 @@ impl ServerFrame {
                 code: raw.code,
                 client_message_id: raw.client_message_id,
                 thread_id: raw.thread_id,
+            }),
+            "thread_created" => ServerFrame::ThreadCreated(crate::http::ThreadRow {
+                id: ThreadId::parse(raw.id.as_deref().unwrap_or_default()).map_err(|_| {
+                    FrameParseError::BadField {
+                        kind: "thread_created",
+                        field: "id",
+                    }
+                })?,
+                ciphertext: req("thread_created", "ciphertext", raw.ciphertext)?,
+                iv: req("thread_created", "iv", raw.iv)?,
+                created_at: req("thread_created", "created_at", raw.created_at)?,
             }),
             "pong" => ServerFrame::Pong,
             "heartbeat" => ServerFrame::Heartbeat,
@@ -459,6 +473,12 @@ mod tests {
             }),
             ServerFrame::Pong,
             ServerFrame::Heartbeat,
+            ServerFrame::ThreadCreated(crate::http::ThreadRow {
+                id: tid(),
+                ciphertext: "AAAA".into(),
+                iv: "AAECAwQFBgcICQoL".into(),
+                created_at: "2026-01-19T10:00:00.123456+00:00".into(),
+            }),
         ];
         for f in frames {
             assert_eq!(ServerFrame::parse(&f.to_json()).unwrap(), f);
