@@ -173,6 +173,8 @@ fn share_store(
             // Kept in the copy for the next unlock; this tab's world keeps
             // its own cursors, drafts and settings meanwhile.
             RemoteChange::Profile(_)
+            | RemoteChange::ContactRemoved(_)
+            | RemoteChange::ThreadForgotten(_)
             | RemoteChange::Thread(_)
             | RemoteChange::Delivered(..)
             | RemoteChange::Draft(..) => continue,

@@ -777,10 +777,9 @@ fn memory_setup(dir: &std::path::Path, n: usize) {
             })
             .collect();
         let rec = ThreadRecord {
-            id: t,
-            peer,
             cursor: msgs.last().map(|m| m.created_at.clone()),
             on_server: true,
+            ..ThreadRecord::new(t, peer)
         };
         store.store_messages(&msgs, Some(&rec), &[]).unwrap();
     }

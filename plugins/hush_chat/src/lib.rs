@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod pacing;
 pub mod profile;
 pub mod receive;
+pub mod requests;
 pub mod shared;
 pub mod threads;
 pub mod vault;
@@ -31,15 +32,18 @@ use bevy::prelude::*;
 use hush_net::{HushNetPlugin, NetConfig, NetSystems};
 use hush_store::Store;
 
-pub use contacts::{AddContact, ContactEvent, Contacts};
+pub use contacts::{
+    AddContact, Block, Blocked, ContactEvent, Contacts, RemoveContact, RenameContact,
+};
 pub use drafts::{Drafts, SetDraft};
 pub use history::LoadOlder;
 pub use model::{ChatMessage, LocalEcho, MessageStatus};
 pub use outbox::{Outbox, OutboxEvent, OutboxIntent, SendIntent};
 pub use profile::{Prefs, ProfileStore, SetPrefs, StoreFailed};
 pub use receive::MessageReceived;
+pub use requests::{Discovery, IgnoreRequest};
 pub use shared::{OutboxRole, StoredElsewhere};
-pub use threads::{Focused, Thread, ThreadLog, ThreadSync, Threads, Unread};
+pub use threads::{Focused, Request, Thread, ThreadLog, ThreadSync, Threads, Unread};
 pub use vault::{
     CreateIdentity, LockIntent, UnlockError, UnlockIntent, Vault, VaultEvent, VaultState,
 };
@@ -94,6 +98,7 @@ impl Plugin for HushChatPlugin {
                 history::plugin,
                 catchup::plugin,
                 receive::plugin,
+                requests::plugin,
                 outbox::plugin,
                 pacing::plugin,
             ));
@@ -109,8 +114,9 @@ pub enum ChatSystems {
     Vault,
     /// Contacts loaded, added, taken from another tab; drafts follow the vault.
     Contacts,
-    /// Thread entities for contacts; which threads the server has; creating
-    /// missing ones; replies to both drained.
+    /// Thread entities for contacts and for message requests (threads
+    /// found on the server, `requests.rs`); which threads the server has;
+    /// creating missing ones; replies drained.
     Threads,
     /// History pages asked for and their replies drained.
     Catchup,

@@ -5,7 +5,7 @@
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
-use hush_core::crypto::AeadKey;
+use hush_core::crypto::{AeadKey, Sealed};
 use hush_core::http::{MAX_THREAD_QUERY, ThreadRow};
 use hush_core::payload::ThreadMetadata;
 use hush_core::policy::thread_sync::ThreadSyncMachine;
@@ -17,7 +17,7 @@ use hush_store::ThreadRecord;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
-use crate::contacts::ContactEvent;
+use crate::contacts::{Blocked, ContactEvent, Contacts};
 use crate::model::{ChatMessage, LocalEcho};
 use crate::profile::{ProfileStore, StoreFailed};
 use crate::vault::{Vault, VaultEvent};
@@ -129,6 +129,10 @@ pub struct ThreadSync {
     pub id: ThreadId,
     pub peer: Uuid,
     pub machine: ThreadSyncMachine,
+    /// The server's sealed metadata, for a thread found as a request.
+    pub metadata: Option<Sealed>,
+    /// The user ignored it as a request.
+    pub ignored: bool,
 }
 
 impl ThreadSync {
@@ -137,6 +141,8 @@ impl ThreadSync {
             id: record.id,
             peer: record.peer,
             machine: ThreadSyncMachine::new(record.cursor, record.on_server),
+            metadata: record.metadata,
+            ignored: record.ignored,
         }
     }
 
@@ -147,6 +153,8 @@ impl ThreadSync {
             peer: self.peer,
             cursor: self.machine.cursor().map(str::to_owned),
             on_server: self.machine.on_server(),
+            metadata: self.metadata.clone(),
+            ignored: self.ignored,
         }
     }
 
@@ -191,6 +199,83 @@ impl Threads {
     pub fn ids(&self) -> impl Iterator<Item = ThreadId> + '_ {
         self.by_id.keys().copied()
     }
+
+    /// Takes a thread out of the world: its plaintext leaves memory with
+    /// the components, and its subscription is released.
+    pub(crate) fn drop_thread(
+        &mut self,
+        commands: &mut Commands,
+        t: ThreadId,
+        release: &mut MessageWriter<SubscriptionIntent>,
+    ) {
+        let Some(e) = self.by_id.remove(&t) else {
+            return;
+        };
+        self.by_peer.retain(|_, id| *id != t);
+        commands.entity(e).remove::<(
+            Thread,
+            ThreadKey,
+            ThreadLog,
+            ThreadSync,
+            Unread,
+            Focused,
+            Request,
+        )>();
+        release.write(SubscriptionIntent::Release(t));
+    }
+}
+
+/// A thread whose peer is not a contact: someone who wrote first (found on
+/// an [ext] `thread_list` relay, see `requests.rs`).
+#[derive(Component, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The user chose Ignore: hidden and never notified, but kept (an
+    /// Accept later still works).
+    pub ignored: bool,
+}
+
+/// Makes the entity of a thread with `peer_name`: its newest stored page
+/// loaded, and subscribed whenever connected. `None` when the vault is
+/// locked.
+#[expect(clippy::too_many_arguments, reason = "what a thread entity is made of")]
+pub(crate) fn spawn_thread(
+    commands: &mut Commands,
+    threads: &mut Threads,
+    subs: &mut Subscriptions,
+    vault: &Vault,
+    store: &ProfileStore,
+    record: ThreadRecord,
+    peer_name: String,
+    want: &mut MessageWriter<SubscriptionIntent>,
+    failed: &mut MessageWriter<StoreFailed>,
+) -> Option<Entity> {
+    let me = vault.my_id()?;
+    let key = vault.thread_key(&record.peer)?;
+    let (t, peer) = (record.id, record.peer);
+    let mut log = ThreadLog::default();
+    match crate::history::page(store, t, &key, me, None) {
+        Ok((msgs, older)) => log.prepend(msgs, older),
+        Err(e) => {
+            failed.write(StoreFailed::new("read messages", &e));
+        }
+    }
+    let e = subs.entity_or_spawn(commands, t);
+    commands.entity(e).insert((
+        Thread {
+            id: t,
+            peer,
+            peer_name,
+        },
+        ThreadKey(key),
+        log,
+        ThreadSync::new(record),
+        Unread::default(),
+    ));
+    threads.by_id.insert(t, e);
+    threads.by_peer.insert(peer, t);
+    // Every thread is live whenever connected, not just the open one.
+    want.write(SubscriptionIntent::Want(t));
+    Some(e)
 }
 
 /// Create this thread on the server if it is not there yet.
@@ -219,6 +304,8 @@ fn stored_threads(
     }
 }
 
+/// Thread entities for contacts as they are added (or unblocked), and the
+/// changes to them: a new name, a removal, a block.
 #[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn spawn_threads(
     mut commands: Commands,
@@ -226,70 +313,69 @@ fn spawn_threads(
     mut subs: ResMut<Subscriptions>,
     vault: Res<Vault>,
     store: Res<ProfileStore>,
-    mut contacts: MessageReader<ContactEvent>,
+    contacts: Res<Contacts>,
+    blocked: Res<Blocked>,
+    mut events: MessageReader<ContactEvent>,
+    mut names: Query<&mut Thread>,
     mut want: MessageWriter<SubscriptionIntent>,
     mut failed: MessageWriter<StoreFailed>,
 ) {
-    let added: Vec<_> = contacts
-        .read()
-        .filter_map(|e| match e {
-            ContactEvent::Added { contact, .. } => Some(contact.clone()),
-            _ => None,
-        })
-        .collect();
+    let mut added = Vec::new();
+    for e in events.read() {
+        match e {
+            ContactEvent::Added { contact, .. } => added.push(contact.clone()),
+            ContactEvent::Blocked {
+                user_id,
+                blocked: false,
+            } => added.extend(contacts.get(user_id).cloned()),
+            ContactEvent::Blocked {
+                user_id,
+                blocked: true,
+            } => {
+                if let Some(t) = threads.of_peer(user_id) {
+                    threads.drop_thread(&mut commands, t, &mut want);
+                }
+            }
+            ContactEvent::Removed { contact, .. } => {
+                threads.drop_thread(&mut commands, contact.thread_id, &mut want);
+            }
+            ContactEvent::Renamed { contact } => {
+                if let Some(e) = threads.entity(contact.thread_id)
+                    && let Ok(mut thread) = names.get_mut(e)
+                {
+                    thread.peer_name = contact.display_name.clone();
+                }
+            }
+            ContactEvent::Rejected { .. } => {}
+        }
+    }
+    added.retain(|c| !threads.by_id.contains_key(&c.thread_id) && !blocked.0.contains(&c.user_id));
     if added.is_empty() {
         return;
     }
-    let Some(me) = vault.my_id() else { return };
     let stored = stored_threads(&store, &mut failed).unwrap_or_default();
     for c in added {
-        let t = c.thread_id;
-        if threads.by_id.contains_key(&t) {
-            continue;
-        }
-        let Some(key) = vault.thread_key(&c.user_id) else {
-            continue;
-        };
-        let record = match stored.get(&t) {
+        let record = match stored.get(&c.thread_id) {
             Some(r) => r.clone(),
             None => {
-                let r = ThreadRecord {
-                    id: t,
-                    peer: c.user_id,
-                    cursor: None,
-                    on_server: false,
-                };
+                let r = ThreadRecord::new(c.thread_id, c.user_id);
                 if let Err(e) = store.put_thread(&r) {
                     failed.write(StoreFailed::new("save thread", &e));
                 }
                 r
             }
         };
-        let mut log = ThreadLog::default();
-        match crate::history::page(&store, t, &key, me, None) {
-            Ok((msgs, older)) => {
-                log.prepend(msgs, older);
-            }
-            Err(e) => {
-                failed.write(StoreFailed::new("read messages", &e));
-            }
-        }
-        let e = subs.entity_or_spawn(&mut commands, t);
-        commands.entity(e).insert((
-            Thread {
-                id: t,
-                peer: c.user_id,
-                peer_name: c.display_name.clone(),
-            },
-            ThreadKey(key),
-            log,
-            ThreadSync::new(record),
-            Unread::default(),
-        ));
-        threads.by_id.insert(t, e);
-        threads.by_peer.insert(c.user_id, t);
-        // Every thread is live whenever connected, not just the open one.
-        want.write(SubscriptionIntent::Want(t));
+        spawn_thread(
+            &mut commands,
+            &mut threads,
+            &mut subs,
+            &vault,
+            &store,
+            record,
+            c.display_name.clone(),
+            &mut want,
+            &mut failed,
+        );
     }
 }
 
@@ -329,14 +415,10 @@ fn clear_on_lock(
     if !events.read().any(|e| *e == VaultEvent::Locked) {
         return;
     }
-    // Plaintext leaves memory with the components.
-    for (t, e) in threads.by_id.drain() {
-        commands
-            .entity(e)
-            .remove::<(Thread, ThreadKey, ThreadLog, ThreadSync, Unread, Focused)>();
-        release.write(SubscriptionIntent::Release(t));
+    let all: Vec<ThreadId> = threads.ids().collect();
+    for t in all {
+        threads.drop_thread(&mut commands, t, &mut release);
     }
-    threads.by_peer.clear();
     threads.queried_on = None;
 }
 

@@ -69,6 +69,20 @@ impl ThreadMetadata {
             created_at: now_ms,
         }
     }
+
+    /// The other member of this thread when `me` is one of its two, and the
+    /// thread id is the one its participants give; `None` otherwise (someone
+    /// else's thread, a thread with oneself, or metadata that does not
+    /// match the thread it came with).
+    pub fn peer_of(&self, me: Uuid, thread: crate::ThreadId) -> Option<Uuid> {
+        let [a, b] = self.participants;
+        let peer = match (a == me, b == me) {
+            (true, false) => b,
+            (false, true) => a,
+            _ => return None,
+        };
+        (crate::ThreadId::for_pair(&me, &peer) == thread).then_some(peer)
+    }
 }
 
 /// A profile's own identity, sealed with the identity key.
@@ -117,6 +131,20 @@ pub fn validate_display_name(name: &str) -> Result<String, NameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thread_is_a_request_only_for_its_members_and_only_with_its_own_id() {
+        let (me, peer, third) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3));
+        let t = crate::ThreadId::for_pair(&me, &peer);
+        let meta = ThreadMetadata::new(peer, "Bob", me, 5);
+        assert_eq!(meta.peer_of(me, t), Some(peer));
+        assert_eq!(meta.peer_of(peer, t), Some(me), "either member");
+        assert_eq!(meta.peer_of(third, t), None, "someone else's thread");
+        let other = crate::ThreadId::for_pair(&me, &third);
+        assert_eq!(meta.peer_of(me, other), None, "metadata of another thread");
+        let alone = ThreadMetadata::new(me, "Me", me, 5);
+        assert_eq!(alone.peer_of(me, crate::ThreadId::for_pair(&me, &me)), None);
+    }
 
     #[test]
     fn the_sealed_length_is_what_sealing_makes() {

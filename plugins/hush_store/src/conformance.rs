@@ -38,6 +38,8 @@ pub fn run(s: &dyn Store) {
             notifications_off: false,
             notification_text_hidden: true,
         },
+        threads_after: Some("2026-01-19T10:00:00.000001Z".into()),
+        blocked: vec![Uuid::from_u128(7)],
     };
     s.set_profile(&p).unwrap();
     assert_eq!(s.profile().unwrap(), p);
@@ -50,16 +52,17 @@ pub fn run(s: &dyn Store) {
     };
     s.put_contact(peer, &sealed).unwrap();
     s.put_contact(peer, &sealed).unwrap();
-    assert_eq!(s.contacts().unwrap(), vec![(peer, sealed)]);
+    assert_eq!(s.contacts().unwrap(), vec![(peer, sealed.clone())]);
     let (a, b) = (tid(1), tid(2));
-    let rec = ThreadRecord {
-        id: a,
-        peer,
-        cursor: None,
-        on_server: false,
-    };
+    let rec = ThreadRecord::new(a, peer);
     s.put_thread(&rec).unwrap();
     assert_eq!(s.threads().unwrap(), vec![rec.clone()]);
+    // A contact removed is gone; others stay.
+    let other_peer = Uuid::from_u128(9);
+    s.put_contact(other_peer, &sealed).unwrap();
+    s.remove_contact(other_peer).unwrap();
+    s.remove_contact(Uuid::from_u128(10)).unwrap();
+    assert_eq!(s.contacts().unwrap(), vec![(peer, sealed.clone())]);
 
     // Messages: dedupe by id, order by time then id, per thread.
     let m3 = msg(a, "m3", 30, "iv3");
@@ -204,4 +207,35 @@ pub fn run(s: &dyn Store) {
     assert_eq!(d, want);
     s.put_draft(tid(7), None).unwrap();
     assert_eq!(s.drafts().unwrap(), vec![(a, sealed("two"))]);
+
+    // Forgetting a thread takes its record, messages, indexes, draft and
+    // delivery position, and nothing of another thread's.
+    let request = ThreadRecord {
+        metadata: Some(sealed("meta")),
+        ignored: true,
+        ..ThreadRecord::new(b, Uuid::from_u128(11))
+    };
+    s.put_thread(&request).unwrap();
+    assert!(s.threads().unwrap().contains(&request), "kept whole");
+    s.put_draft(b, Some(&sealed("b"))).unwrap();
+    s.set_delivered(&[(b, key(5, "m1"))]).unwrap();
+    s.forget_thread(a).unwrap();
+    assert_eq!(s.threads().unwrap(), vec![request]);
+    assert_eq!(s.message_count(a).unwrap(), 0);
+    assert!(s.messages(a, None, 10).unwrap().is_empty());
+    assert!(!s.has_message(a, "m2a").unwrap());
+    assert_eq!(s.message_with_iv(a, "iv3").unwrap(), None);
+    assert_eq!(s.drafts().unwrap(), vec![(b, sealed("b"))]);
+    let mut d = s.delivered().unwrap();
+    d.sort();
+    assert_eq!(d, vec![(b, key(5, "m1")), (tid(7), key(5, "x"))]);
+    assert_eq!(s.message_count(b).unwrap(), 1);
+    assert!(s.has_message(b, "m1").unwrap());
+    // A message forgotten can be stored again (fetched after re-adding).
+    assert_eq!(
+        s.store_messages(std::slice::from_ref(&m1), None, &[])
+            .unwrap(),
+        vec![true]
+    );
+    s.forget_thread(tid(42)).unwrap();
 }

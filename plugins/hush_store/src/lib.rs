@@ -64,6 +64,14 @@ pub struct ProfileMeta {
     /// The user's settings (not secret).
     #[serde(default)]
     pub prefs: Prefs,
+    /// [ext] How far the server's thread list was read (the `created_at` of
+    /// the last thread seen), verbatim: message requests are looked for
+    /// after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_after: Option<String>,
+    /// People whose threads are hidden and never notify.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<Uuid>,
 }
 
 /// What the user chose in the window's settings. The default is what a
@@ -88,6 +96,28 @@ pub struct ThreadRecord {
     pub cursor: Option<String>,
     /// The thread is known to exist on the server.
     pub on_server: bool,
+    /// The thread's metadata as the server keeps it (sealed with the
+    /// identity key), when the thread was found on the server rather than
+    /// made for a contact: a message request while its peer is no contact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Sealed>,
+    /// The user ignored the request: hidden, never notified, kept.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignored: bool,
+}
+
+impl ThreadRecord {
+    /// A thread not yet known to the server, with no history.
+    pub fn new(id: ThreadId, peer: Uuid) -> Self {
+        ThreadRecord {
+            id,
+            peer,
+            cursor: None,
+            on_server: false,
+            metadata: None,
+            ignored: false,
+        }
+    }
 }
 
 /// A message as received from the server (ciphertext, never plaintext).
@@ -141,9 +171,14 @@ pub trait Store: Send + Sync + 'static {
     /// Contacts: peer UUID → sealed `ContactRecord`.
     fn contacts(&self) -> Result<Vec<(Uuid, Sealed)>>;
     fn put_contact(&self, peer: Uuid, record: &Sealed) -> Result<()>;
+    /// Forgets a contact (its thread and messages stay; see `forget_thread`).
+    fn remove_contact(&self, peer: Uuid) -> Result<()>;
 
     fn threads(&self) -> Result<Vec<ThreadRecord>>;
     fn put_thread(&self, t: &ThreadRecord) -> Result<()>;
+    /// Deletes a thread's record, messages, draft and delivery position, in
+    /// one durable write (its outbox entries are the outbox's to cancel).
+    fn forget_thread(&self, thread: ThreadId) -> Result<()>;
 
     /// Stores the messages not stored yet and, in the same transaction, the
     /// thread record if given (its cursor) and the removal of the outbox

@@ -91,6 +91,22 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn remove_contact(&self, peer: Uuid) -> Result<()> {
+        self.lock().contacts.remove(&peer);
+        Ok(())
+    }
+
+    fn forget_thread(&self, thread: ThreadId) -> Result<()> {
+        let mut inner = self.lock();
+        inner.threads.remove(&thread);
+        inner.messages.remove(&thread);
+        inner.ids.retain(|(t, _), _| *t != thread);
+        inner.ivs.retain(|(t, _), _| *t != thread);
+        inner.delivered.remove(&thread);
+        inner.drafts.remove(&thread);
+        Ok(())
+    }
+
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
         Ok(self.lock().threads.values().cloned().collect())
     }

@@ -480,6 +480,43 @@ impl Store for RedbStore {
         })
     }
 
+    fn remove_contact(&self, peer: Uuid) -> Result<()> {
+        self.write_durable(|w| {
+            let mut t = w.open_table(CONTACTS).map_err(io_err)?;
+            t.remove(peer.to_string().as_str()).map_err(io_err)?;
+            Ok(())
+        })
+    }
+
+    fn forget_thread(&self, thread: ThreadId) -> Result<()> {
+        let tid = thread.to_string();
+        let tid = tid.as_str();
+        self.write_durable(|w| {
+            for table in [THREADS, DELIVERED, DRAFTS] {
+                w.open_table(table)
+                    .map_err(io_err)?
+                    .remove(tid)
+                    .map_err(io_err)?;
+            }
+            w.open_table(MESSAGES)
+                .map_err(io_err)?
+                .retain_in(
+                    (tid, i64::MIN, "")..=(tid, i64::MAX, "\u{10FFFF}"),
+                    |_, _| false,
+                )
+                .map_err(io_err)?;
+            w.open_table(MESSAGE_IDS)
+                .map_err(io_err)?
+                .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
+                .map_err(io_err)?;
+            w.open_table(MESSAGE_IVS)
+                .map_err(io_err)?
+                .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
+                .map_err(io_err)?;
+            Ok(())
+        })
+    }
+
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
         self.read(|r| values(r, THREADS))
     }

@@ -57,7 +57,10 @@ const RETRY_MS: u32 = 3_000;
 pub enum RemoteChange {
     Profile(ProfileMeta),
     Contact(Uuid, Sealed),
+    ContactRemoved(Uuid),
     Thread(ThreadRecord),
+    /// The thread, its messages, draft and position were deleted.
+    ThreadForgotten(ThreadId),
     /// New messages, in the order they were stored.
     Messages(Vec<StoredMessage>),
     Outbox(OutboxEntry),
@@ -290,9 +293,18 @@ fn decode_record(k: &str, v: Option<&str>) -> Result<Option<RemoteChange>> {
         RemoteChange::Profile(parse(v).map_err(corrupt)?)
     } else if let Some(id) = k.strip_prefix("c/") {
         let peer = Uuid::parse_str(id).map_err(|e| corrupt(e.to_string()))?;
-        RemoteChange::Contact(peer, parse(v).map_err(corrupt)?)
-    } else if k.starts_with("t/") {
-        RemoteChange::Thread(parse(v).map_err(corrupt)?)
+        match v {
+            Some(_) => RemoteChange::Contact(peer, parse(v).map_err(corrupt)?),
+            None => RemoteChange::ContactRemoved(peer),
+        }
+    } else if let Some(id) = k.strip_prefix("t/") {
+        match v {
+            Some(_) => RemoteChange::Thread(parse(v).map_err(corrupt)?),
+            None => RemoteChange::ThreadForgotten(thread(id)?),
+        }
+    } else if v.is_none() && (k.starts_with("m/") || k.starts_with("d/")) {
+        // Part of a forgotten thread (announced with it).
+        return Ok(None);
     } else if k.starts_with("m/") {
         RemoteChange::Messages(vec![parse(v).map_err(corrupt)?])
     } else if let Some(seq) = k.strip_prefix("o/") {
@@ -318,7 +330,9 @@ fn absorb_into(mem: &MemoryStore, change: &RemoteChange) -> Result<()> {
     match change {
         RemoteChange::Profile(p) => mem.set_profile(p),
         RemoteChange::Contact(peer, c) => mem.put_contact(*peer, c),
+        RemoteChange::ContactRemoved(peer) => mem.remove_contact(*peer),
         RemoteChange::Thread(t) => mem.put_thread(t),
+        RemoteChange::ThreadForgotten(t) => mem.forget_thread(*t),
         RemoteChange::Messages(m) => mem.store_messages(m, None, &[]).map(|_| ()),
         RemoteChange::Outbox(e) => mem.put_outbox(e),
         RemoteChange::OutboxRemoved(seq) => mem.remove_outbox(*seq),
@@ -565,6 +579,25 @@ impl Store for WebStore {
     fn put_contact(&self, peer: Uuid, record: &Sealed) -> Result<()> {
         self.mem.put_contact(peer, record)?;
         self.queue([Op::Put(format!("c/{peer}"), enc(record))]);
+        Ok(())
+    }
+
+    fn remove_contact(&self, peer: Uuid) -> Result<()> {
+        self.mem.remove_contact(peer)?;
+        self.queue([Op::Delete(format!("c/{peer}"))]);
+        Ok(())
+    }
+
+    fn forget_thread(&self, thread: ThreadId) -> Result<()> {
+        let gone = self.mem.messages(thread, None, usize::MAX)?;
+        self.mem.forget_thread(thread)?;
+        let mut ops = vec![
+            Op::Delete(format!("t/{thread}")),
+            Op::Delete(format!("r/{thread}")),
+            Op::Delete(format!("d/{thread}")),
+        ];
+        ops.extend(gone.iter().map(|m| Op::Delete(message_key_str(m))));
+        self.queue(ops);
         Ok(())
     }
 

@@ -37,8 +37,13 @@ fn redb_store_conforms_and_persists() {
     let s = RedbStore::open(&path).unwrap();
     assert_eq!(s.profile().unwrap().kdf_salt.as_deref(), Some("salt"));
     assert_eq!(s.outbox().unwrap().len(), 1);
-    let t = s.threads().unwrap()[0].id;
-    assert_eq!(s.message_count(t).unwrap(), 7);
+    // What conformance left: the request thread (the other was forgotten),
+    // with its sealed metadata, and its one message.
+    let threads = s.threads().unwrap();
+    assert_eq!(threads.len(), 1);
+    assert!(threads[0].metadata.is_some() && threads[0].ignored);
+    assert_eq!(s.message_count(threads[0].id).unwrap(), 1);
+    assert_eq!(s.profile().unwrap().blocked, [uuid::Uuid::from_u128(7)]);
 }
 
 #[test]
@@ -65,10 +70,9 @@ fn thread() -> ThreadId {
 
 fn rec(cursor: &str) -> ThreadRecord {
     ThreadRecord {
-        id: thread(),
-        peer: uuid::Uuid::nil(),
         cursor: Some(cursor.into()),
         on_server: true,
+        ..ThreadRecord::new(thread(), uuid::Uuid::nil())
     }
 }
 
