@@ -45,10 +45,20 @@ pub enum Command {
         #[arg(long)]
         name: Option<String>,
     },
-    /// Add or list contacts.
+    /// Add, list, rename, remove, block or unblock contacts.
     Contacts {
         #[command(subcommand)]
         action: ContactsCommand,
+    },
+    /// Message requests: threads people who are not your contacts started
+    /// with you. Without an action, list them as JSON lines (after asking
+    /// the server for new ones).
+    Requests {
+        #[command(subcommand)]
+        action: Option<RequestsCommand>,
+        /// Seconds to wait for the server's list.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
     },
     /// Send TEXT to the contact UUID (added as a contact if new). Exit 0 once
     /// the server acknowledged it, 3 if it is still queued at the timeout.
@@ -108,8 +118,45 @@ pub enum ShownHidden {
 
 #[derive(Subcommand, Debug)]
 pub enum ContactsCommand {
-    Add { uuid: String, name: String },
+    Add {
+        uuid: String,
+        name: String,
+    },
     List,
+    /// Give a contact another display name.
+    Rename {
+        uuid: String,
+        name: String,
+    },
+    /// Forget a contact. Their messages stay (and come back if you add them
+    /// again) unless --forget-history.
+    Remove {
+        uuid: String,
+        /// Also delete the stored messages, the draft and what is queued.
+        #[arg(long)]
+        forget_history: bool,
+    },
+    /// Hide everything from this person, contact or not, and never notify.
+    Block {
+        uuid: String,
+    },
+    Unblock {
+        uuid: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RequestsCommand {
+    /// Make the sender a contact (under their name, or --name).
+    Accept {
+        uuid: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Hide the request (kept: accept still works later).
+    Ignore { uuid: String },
+    /// Block the sender.
+    Block { uuid: String },
 }
 
 fn words(cli: &Cli) -> Result<Zeroizing<String>, String> {
@@ -227,6 +274,38 @@ pub fn main() -> i32 {
         Command::Contacts {
             action: ContactsCommand::List,
         } => headless::contacts_list(&opts),
+        Command::Contacts {
+            action: ContactsCommand::Rename { uuid, name },
+        } => headless::contacts_rename(&opts, uuid, name),
+        Command::Contacts {
+            action:
+                ContactsCommand::Remove {
+                    uuid,
+                    forget_history,
+                },
+        } => headless::contacts_remove(&opts, uuid, *forget_history),
+        Command::Contacts {
+            action: ContactsCommand::Block { uuid },
+        }
+        | Command::Requests {
+            action: Some(RequestsCommand::Block { uuid }),
+            ..
+        } => headless::block(&opts, uuid, true),
+        Command::Contacts {
+            action: ContactsCommand::Unblock { uuid },
+        } => headless::block(&opts, uuid, false),
+        Command::Requests {
+            action: None,
+            timeout,
+        } => headless::requests_list(&opts, secs(*timeout)),
+        Command::Requests {
+            action: Some(RequestsCommand::Accept { uuid, name }),
+            ..
+        } => headless::requests_accept(&opts, uuid, name.as_deref()),
+        Command::Requests {
+            action: Some(RequestsCommand::Ignore { uuid }),
+            ..
+        } => headless::requests_ignore(&opts, uuid),
         Command::Send {
             uuid,
             text,

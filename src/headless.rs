@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use hush_chat::contacts::Contact;
 use hush_chat::headless::{Client, Failure};
-use hush_chat::{Contacts, Outbox, OutboxEvent, ProfileStore, SendIntent, Vault};
+use hush_chat::{
+    Block, Blocked, ContactEvent, Contacts, Discovery, IgnoreRequest, Outbox, OutboxEvent,
+    ProfileStore, RemoveContact, RenameContact, Request, SendIntent, Vault,
+};
 use hush_core::ThreadId;
 use hush_store::{MessageKey, RedbStore, Store, StoreError, message_key};
 
@@ -121,14 +124,13 @@ pub fn identity(opts: &Options, name: Option<&str>) -> CmdResult {
     Ok(())
 }
 
-fn contact_json(c: &Contact) -> String {
+fn contact_json(c: &Contact) -> serde_json::Value {
     serde_json::json!({
         "user_id": c.user_id,
         "display_name": c.display_name,
         "added_at": c.added_at,
         "thread_id": c.thread_id,
     })
-    .to_string()
 }
 
 pub fn contacts_add(opts: &Options, uuid: &str, name: &str) -> CmdResult {
@@ -142,9 +144,188 @@ pub fn contacts_add(opts: &Options, uuid: &str, name: &str) -> CmdResult {
 pub fn contacts_list(opts: &Options) -> CmdResult {
     let mut c = open(opts)?;
     c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let blocked = &c.app.world().resource::<Blocked>().0;
     for contact in &c.app.world().resource::<Contacts>().list {
-        println!("{}", contact_json(contact));
+        let mut line = contact_json(contact);
+        if blocked.contains(&contact.user_id) {
+            line["blocked"] = true.into();
+        }
+        println!("{line}");
     }
+    Ok(())
+}
+
+fn user_uuid(uuid: &str) -> Result<uuid::Uuid, (Exit, String)> {
+    hush_core::ids::parse_user_uuid(uuid)
+        .map_err(|_| (Exit::Usage, format!("not a UUID: {uuid:?}")))
+}
+
+pub fn contacts_rename(opts: &Options, uuid: &str, name: &str) -> CmdResult {
+    let peer = user_uuid(uuid)?;
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let intent = RenameContact {
+        user_id: peer,
+        display_name: name.to_owned(),
+    };
+    c.change_contacts(
+        intent,
+        |e| matches!(e, ContactEvent::Renamed { contact } if contact.user_id == peer),
+    )
+    .map_err(fail)?;
+    let contacts = c.app.world().resource::<Contacts>();
+    println!("{}", contact_json(contacts.get(&peer).expect("renamed")));
+    Ok(())
+}
+
+pub fn contacts_remove(opts: &Options, uuid: &str, forget_history: bool) -> CmdResult {
+    let peer = user_uuid(uuid)?;
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let intent = RemoveContact {
+        user_id: peer,
+        forget_history,
+    };
+    c.change_contacts(
+        intent,
+        |e| matches!(e, ContactEvent::Removed { contact, .. } if contact.user_id == peer),
+    )
+    .map_err(fail)?;
+    // The outbox entries it cancelled are gone before the process is.
+    c.step();
+    println!(
+        "{}",
+        serde_json::json!({ "user_id": peer, "removed": true, "history_forgotten": forget_history })
+    );
+    Ok(())
+}
+
+/// `hush contacts block|unblock` and `hush requests block`.
+pub fn block(opts: &Options, uuid: &str, blocked: bool) -> CmdResult {
+    let peer = user_uuid(uuid)?;
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let intent = Block {
+        user_id: peer,
+        blocked,
+    };
+    c.change_contacts(
+        intent,
+        |e| matches!(e, ContactEvent::Blocked { user_id, .. } if *user_id == peer),
+    )
+    .map_err(fail)?;
+    println!(
+        "{}",
+        serde_json::json!({ "user_id": peer, "blocked": blocked })
+    );
+    Ok(())
+}
+
+/// Whether the server's list of threads has been read on this connection
+/// and every request is caught up (or the server cannot list threads).
+fn requests_settled(c: &mut Client) -> bool {
+    let w = c.app.world_mut();
+    let generation = w.resource::<hush_net::Connection>().generation();
+    let connected = w.resource::<hush_net::Connection>().is_connected();
+    let d = w.resource::<Discovery>();
+    if d.unsupported == Some(true) {
+        return true;
+    }
+    if !connected || d.listed != Some(generation) {
+        return false;
+    }
+    w.query_filtered::<&hush_chat::ThreadSync, bevy::prelude::With<Request>>()
+        .iter(w)
+        .all(|s| s.is_caught_up(generation))
+}
+
+/// The request threads in the world: thread, peer, name, ignored, and the
+/// first message shown.
+fn requests_of(c: &mut Client) -> Vec<serde_json::Value> {
+    let w = c.app.world_mut();
+    let mut q = w.query::<(&Request, &hush_chat::Thread, &hush_chat::ThreadLog)>();
+    let mut out: Vec<(i64, serde_json::Value)> = q
+        .iter(w)
+        .map(|(r, t, log)| {
+            let first = log.messages.first();
+            let line = serde_json::json!({
+                "thread_id": t.id,
+                "user_id": t.peer,
+                "display_name": t.peer_name,
+                "ignored": r.ignored,
+                "messages": log.messages.len(),
+                "first_message": first.map(|m| m.content.clone()),
+                "created_at": first.map(|m| hush_core::time::format_utc(m.micros)),
+            });
+            (first.map_or(i64::MAX, |m| m.micros), line)
+        })
+        .collect();
+    out.sort_by_key(|(at, _)| *at);
+    out.into_iter().map(|(_, l)| l).collect()
+}
+
+pub fn requests_list(opts: &Options, timeout: Duration) -> CmdResult {
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let settled = c.run_until(timeout, requests_settled);
+    if c.app.world().resource::<Discovery>().unsupported == Some(true) {
+        eprintln!(
+            "hush: this server cannot show requests from unknown people (it cannot list threads); \
+             someone you have not added is seen only once you add them"
+        );
+    } else if !settled {
+        eprintln!(
+            "hush: the server's list did not arrive before the timeout; these are the requests \
+             found earlier"
+        );
+    }
+    for line in requests_of(&mut c) {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// The request thread from `uuid`, with the name it shows.
+fn request_from(c: &mut Client, uuid: &str) -> Result<(ThreadId, String), (Exit, String)> {
+    let peer = user_uuid(uuid)?;
+    requests_of(c)
+        .into_iter()
+        .find(|r| r["user_id"] == serde_json::json!(peer))
+        .map(|r| {
+            let t = serde_json::from_value(r["thread_id"].clone()).expect("a thread id");
+            (t, r["display_name"].as_str().unwrap_or_default().to_owned())
+        })
+        .ok_or_else(|| {
+            (
+                Exit::Error,
+                format!("no message request from {peer} (`hush requests` lists them)"),
+            )
+        })
+}
+
+pub fn requests_accept(opts: &Options, uuid: &str, name: Option<&str>) -> CmdResult {
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let (_, shown) = request_from(&mut c, uuid)?;
+    let contact = c.add_contact(uuid, name.unwrap_or(&shown)).map_err(fail)?;
+    println!("{}", contact_json(&contact));
+    Ok(())
+}
+
+pub fn requests_ignore(opts: &Options, uuid: &str) -> CmdResult {
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let (t, _) = request_from(&mut c, uuid)?;
+    c.app.world_mut().write_message(IgnoreRequest(t));
+    let done = c.run_until(Duration::from_secs(5), |c| {
+        requests_of(c)
+            .iter()
+            .any(|r| r["thread_id"] == serde_json::json!(t) && r["ignored"] == true)
+    });
+    if !done {
+        return Err((Exit::Error, "the request could not be ignored".into()));
+    }
+    println!("{}", serde_json::json!({ "thread_id": t, "ignored": true }));
     Ok(())
 }
 
@@ -370,9 +551,15 @@ fn print_new(
     let records = store
         .threads()
         .map_err(|e| PrintFailed::Store("read the threads", e))?;
+    let contacts = c.app.world().resource::<Contacts>();
+    let blocked = &c.app.world().resource::<Blocked>().0;
     let mut printed = 0usize;
     let todo: Vec<_> = records.iter().filter(|r| dirty.contains(&r.id)).collect();
     for record in todo {
+        // A blocked sender's or an ignored request's messages are stored
+        // (the history stays whole) but never handed over.
+        let quiet = blocked.contains(&record.peer) || record.ignored;
+        let request = contacts.get(&record.peer).is_none();
         let Some(upto) = record
             .cursor
             .as_deref()
@@ -395,7 +582,7 @@ fn print_new(
                     break 'pages;
                 }
                 let msg = hush_chat::ChatMessage::decrypt(&key, &m, me);
-                let bytes = if msg.mine {
+                let bytes = if msg.mine || quiet {
                     0
                 } else {
                     if !reader_ready() {
@@ -403,7 +590,7 @@ fn print_new(
                         // it on a later step (the thread stays dirty).
                         return Ok(printed);
                     }
-                    let line = message_line(record.id, &msg);
+                    let line = message_line(record.id, &msg, request);
                     match write_line(out, &line) {
                         Ok(n) => n,
                         Err(WriteFailed::Closed) => return Err(PrintFailed::Closed),
@@ -444,8 +631,9 @@ fn reader_ready() -> bool {
     }
 }
 
-/// One output line of `listen`.
-fn message_line(thread: ThreadId, msg: &hush_chat::ChatMessage) -> String {
+/// One output line of `listen`; `request`: from someone who is not a
+/// contact (a message request).
+fn message_line(thread: ThreadId, msg: &hush_chat::ChatMessage, request: bool) -> String {
     let mut line = serde_json::json!({
         "thread_id": thread,
         "id": msg.id,
@@ -456,6 +644,9 @@ fn message_line(thread: ThreadId, msg: &hush_chat::ChatMessage) -> String {
         // One form whatever the server wrote (REST `Z`, WebSocket `+00:00`).
         "created_at": hush_core::time::format_utc(msg.micros),
     });
+    if request {
+        line["request"] = true.into();
+    }
     if let hush_chat::MessageStatus::Undecryptable(why) = &msg.status {
         line["undecryptable"] = serde_json::Value::String(why.clone());
     }

@@ -425,6 +425,11 @@ fn block_people(
             continue;
         }
         if blocked.0.contains(user_id) == *b {
+            // Nothing to change; said all the same (a script waits for it).
+            out.write(ContactEvent::Blocked {
+                user_id: *user_id,
+                blocked: *b,
+            });
             continue;
         }
         let saved = store.profile().and_then(|mut p| {

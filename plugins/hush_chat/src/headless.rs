@@ -253,25 +253,45 @@ impl Client {
 
     /// Adds a contact and waits for the answer.
     pub fn add_contact(&mut self, uuid: &str, name: &str) -> Result<Contact, Failure> {
-        self.seen().contacts.clear();
-        self.app.world_mut().write_message(AddContact {
+        let mut added = None;
+        let intent = AddContact {
             user_id: uuid.to_owned(),
             display_name: name.to_owned(),
-        });
+        };
+        self.change_contacts(intent, |e| {
+            if let ContactEvent::Added { contact, new: true } = e {
+                added = Some(contact.clone());
+            }
+            added.is_some()
+        })?;
+        added.ok_or(Failure::Timeout {
+            what: "adding the contact",
+            why: None,
+        })
+    }
+
+    /// Asks for a contact change and waits until `done` sees it happen (or
+    /// it is refused).
+    pub fn change_contacts(
+        &mut self,
+        intent: impl bevy::ecs::message::Message,
+        mut done: impl FnMut(&ContactEvent) -> bool,
+    ) -> Result<(), Failure> {
+        self.seen().contacts.clear();
+        self.app.world_mut().write_message(intent);
         let mut out = None;
         self.run_until(Duration::from_secs(10), |c| {
             out = c.seen().contacts.iter().find_map(|e| match e {
-                ContactEvent::Added { contact, new: true } => Some(Ok(contact.clone())),
                 ContactEvent::Rejected { error, .. } => Some(Err(error.clone())),
+                e if done(e) => Some(Ok(())),
                 _ => None,
             });
             out.is_some()
         });
         match out {
-            Some(Ok(c)) => Ok(c),
-            Some(Err(e)) => Err(Failure::Contact(e)),
+            Some(r) => r.map_err(Failure::Contact),
             None => Err(Failure::Timeout {
-                what: "adding the contact",
+                what: "changing the contacts",
                 why: None,
             }),
         }

@@ -56,6 +56,9 @@ pub struct Discovery {
     /// The server cannot list threads: requests from unknown people cannot
     /// be shown (what the UI says). `None` until connected once.
     pub unsupported: Option<bool>,
+    /// The connection generation whose listing has reached the end (or
+    /// failed, and is tried on the next connection).
+    pub listed: Option<u64>,
 }
 
 /// A page of `GET /api/threads` asked for.
@@ -229,6 +232,7 @@ fn take_listed_and_created_threads(
     session: Res<Session>,
     api: ApiClient<ListPage>,
     mut replies: MessageReader<ApiReply<ListPage>>,
+    mut discovery: ResMut<Discovery>,
     mut frames: MessageReader<FrameReceived>,
     mut want: MessageWriter<SubscriptionIntent>,
     mut failed: MessageWriter<StoreFailed>,
@@ -251,9 +255,11 @@ fn take_listed_and_created_threads(
                     "listing threads failed: {:?}",
                     other.as_ref().map(|r| r.status)
                 );
+                discovery.listed = Some(tag.generation);
                 continue;
             }
         };
+        let mut more = false;
         if let Some(last) = page.last() {
             cursor = Some(last.created_at.clone());
             if page.len() >= tag.limit
@@ -267,7 +273,11 @@ fn take_listed_and_created_threads(
                     tag.limit,
                     Some(&last.created_at),
                 );
+                more = true;
             }
+        }
+        if !more {
+            discovery.listed = Some(tag.generation);
         }
         rows.extend(page);
     }
