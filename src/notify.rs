@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use bevy::ecs::system::NonSendMarker;
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
-use hush_chat::threads::{Focused, Thread, Unread};
+use hush_chat::threads::{Focused, Request, Thread, Unread};
 use hush_chat::{MessageReceived, Prefs, Threads};
 use hush_core::ThreadId;
 
@@ -186,7 +186,7 @@ fn show_all(rx: crossbeam_channel::Receiver<(String, String)>) {
 fn notify_arrivals(
     mut received: MessageReader<MessageReceived>,
     threads: Res<Threads>,
-    rows: Query<(&Thread, Has<Focused>)>,
+    rows: Query<(&Thread, Has<Focused>, Option<&Request>)>,
     windows: Query<&Window, With<PrimaryWindow>>,
     prefs: Res<Prefs>,
     notifier: Res<Notifier>,
@@ -200,9 +200,14 @@ fn notify_arrivals(
     // One notification per thread per update: a burst is one, with a count.
     let mut per_thread: BTreeMap<ThreadId, (String, String, usize)> = BTreeMap::new();
     for m in received.read() {
-        let Some((thread, open)) = threads.entity(m.thread).and_then(|e| rows.get(e).ok()) else {
+        let Some((thread, open, request)) = threads.entity(m.thread).and_then(|e| rows.get(e).ok())
+        else {
             continue;
         };
+        // An ignored request never notifies (a blocked sender has no thread).
+        if request.is_some_and(|r| r.ignored) {
+            continue;
+        }
         if m.live && !m.message.mine && open && !focused {
             away.0 += 1;
         }
@@ -226,11 +231,16 @@ fn notify_arrivals(
 
 fn update_title(
     mut windows: Query<&mut Window, With<PrimaryWindow>>,
-    unread: Query<&Unread>,
+    unread: Query<(&Unread, Option<&Request>)>,
     away: Res<Away>,
     base: Res<BaseTitle>,
 ) {
-    let n = unread.iter().map(|u| u.0).sum::<u32>() + away.0;
+    let n = unread
+        .iter()
+        .filter(|(_, r)| !r.is_some_and(|r| r.ignored))
+        .map(|(u, _)| u.0)
+        .sum::<u32>()
+        + away.0;
     let want = title(&base.0, n);
     for mut w in &mut windows {
         if w.title != want {

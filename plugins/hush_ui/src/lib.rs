@@ -14,11 +14,11 @@ use std::io::Write;
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
-use hush_chat::threads::{Focused, Thread, ThreadLog, Unread};
+use hush_chat::threads::{Focused, Request, Thread, ThreadLog, Unread};
 use hush_chat::{
-    AddContact, ChatSystems, ContactEvent, CreateIdentity, Drafts, LoadOlder, LockIntent,
-    OutboxIntent, Prefs, SendIntent, SetDraft, SetPrefs, StoreFailed, UnlockIntent, Vault,
-    VaultEvent, VaultState,
+    AddContact, Block, ChatSystems, ContactEvent, CreateIdentity, Discovery, Drafts, IgnoreRequest,
+    LoadOlder, LockIntent, OutboxIntent, Prefs, RemoveContact, RenameContact, SendIntent, SetDraft,
+    SetPrefs, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
@@ -210,6 +210,10 @@ struct Writers<'w> {
     draft: MessageWriter<'w, SetDraft>,
     prefs: MessageWriter<'w, SetPrefs>,
     server: MessageWriter<'w, SetServer>,
+    ignore: MessageWriter<'w, IgnoreRequest>,
+    block: MessageWriter<'w, Block>,
+    rename: MessageWriter<'w, RenameContact>,
+    remove: MessageWriter<'w, RemoveContact>,
 }
 
 type ThreadRows<'w, 's> = Query<
@@ -221,6 +225,7 @@ type ThreadRows<'w, 's> = Query<
         &'static ThreadLog,
         &'static Unread,
         Has<Focused>,
+        Option<&'static Request>,
     ),
 >;
 
@@ -237,6 +242,7 @@ fn draw(
     threads: ThreadRows,
     drafts: Res<Drafts>,
     prefs: Res<Prefs>,
+    discovery: Res<Discovery>,
     mut store_failed: MessageReader<StoreFailed>,
     mut commands: Commands,
     mut w: Writers,
@@ -265,47 +271,52 @@ fn draw(
             VaultState::Unlocked => Screen::Chat,
         }
     };
-    let chat = (screen == Screen::Chat).then(|| {
-        let identity = vault.identity.clone().expect("unlocked");
-        let mut items: Vec<ThreadItem> = threads
-            .iter()
-            .map(|(_, t, log, unread, focused)| ThreadItem {
-                thread: t.id,
-                peer: t.peer,
-                name: t.peer_name.clone(),
-                unread: unread.0,
-                last_activity_ms: log.last_activity_ms(),
-                selected: focused,
-                preview: log
-                    .messages
-                    .last()
-                    .map(|m| crate::model::preview(&m.content, m.mine, 40)),
-            })
-            .collect();
-        items.sort_by(|a, b| {
-            b.last_activity_ms
-                .cmp(&a.last_activity_ms)
-                .then(a.name.cmp(&b.name))
-        });
-        let open = threads
-            .iter()
-            .find(|(.., focused)| *focused)
-            .map(|(_, t, log, ..)| ThreadView {
-                thread: t.id,
-                peer: t.peer,
-                peer_name: t.peer_name.clone(),
-                log,
-                saved_draft: drafts.get(t.id),
+    let chat =
+        (screen == Screen::Chat).then(|| {
+            let identity = vault.identity.clone().expect("unlocked");
+            let mut items: Vec<ThreadItem> = threads
+                .iter()
+                // An ignored request stays out of sight (`hush requests` lists it).
+                .filter(|(.., r)| !r.is_some_and(|r| r.ignored))
+                .map(|(_, t, log, unread, focused, request)| ThreadItem {
+                    thread: t.id,
+                    peer: t.peer,
+                    name: t.peer_name.clone(),
+                    unread: unread.0,
+                    last_activity_ms: log.last_activity_ms(),
+                    selected: focused,
+                    preview: log
+                        .messages
+                        .last()
+                        .map(|m| crate::model::preview(&m.content, m.mine, 40)),
+                    request: request.is_some(),
+                })
+                .collect();
+            items.sort_by(|a, b| {
+                b.last_activity_ms
+                    .cmp(&a.last_activity_ms)
+                    .then(a.name.cmp(&b.name))
             });
-        ChatView {
-            my_name: identity.display_name,
-            my_id: identity.user_id,
-            threads: items,
-            open,
-            offline: !conn.is_online(),
-            max_ciphertext: conn.max_ciphertext(),
-        }
-    });
+            let open = threads.iter().find(|(.., focused, _)| *focused).map(
+                |(_, t, log, _, _, request)| ThreadView {
+                    thread: t.id,
+                    peer: t.peer,
+                    peer_name: t.peer_name.clone(),
+                    log,
+                    saved_draft: drafts.get(t.id),
+                    request: request.is_some(),
+                },
+            );
+            ChatView {
+                my_name: identity.display_name,
+                my_id: identity.user_id,
+                threads: items,
+                open,
+                offline: !conn.is_online(),
+                max_ciphertext: conn.max_ciphertext(),
+                requests_unsupported: discovery.unsupported == Some(true),
+            }
+        });
     let identity_error = vault.error.as_ref().map(|e| e.to_string());
     let frame = Frame {
         screen,
@@ -365,7 +376,7 @@ fn draw(
                 });
             }
             UiIntent::Select(t) => {
-                for (e, thread, .., focused) in &threads {
+                for (e, thread, .., focused, _) in &threads {
                     if focused && thread.id != t {
                         commands.entity(e).remove::<Focused>();
                     } else if thread.id == t && !focused {
@@ -399,6 +410,36 @@ fn draw(
                 w.draft.write(SetDraft {
                     thread,
                     text: Zeroizing::new(text),
+                });
+            }
+            UiIntent::AcceptRequest { peer, name } => {
+                w.contact.write(AddContact {
+                    user_id: peer.to_string(),
+                    display_name: name,
+                });
+            }
+            UiIntent::IgnoreRequest(t) => {
+                w.ignore.write(IgnoreRequest(t));
+            }
+            UiIntent::Block(peer) => {
+                w.block.write(Block {
+                    user_id: peer,
+                    blocked: true,
+                });
+            }
+            UiIntent::RenameContact { peer, name } => {
+                w.rename.write(RenameContact {
+                    user_id: peer,
+                    display_name: name,
+                });
+            }
+            UiIntent::RemoveContact {
+                peer,
+                forget_history,
+            } => {
+                w.remove.write(RemoveContact {
+                    user_id: peer,
+                    forget_history,
                 });
             }
         }
@@ -440,18 +481,17 @@ fn follow_events(
     }
 }
 
-/// With nothing open, the most recently active thread opens.
+/// With nothing open, the most recently active contact's thread opens (a
+/// request waits to be chosen).
 fn focus_a_thread(
     mut commands: Commands,
-    threads: Query<(Entity, &ThreadLog, Has<Focused>), With<Thread>>,
+    threads: Query<(Entity, &ThreadLog), (With<Thread>, Without<Request>)>,
+    focused: Query<(), (With<Thread>, With<Focused>)>,
 ) {
-    if threads.is_empty() || threads.iter().any(|(.., f)| f) {
+    if !focused.is_empty() {
         return;
     }
-    if let Some((e, ..)) = threads
-        .iter()
-        .max_by_key(|(_, log, _)| log.last_activity_ms())
-    {
+    if let Some((e, _)) = threads.iter().max_by_key(|(_, log)| log.last_activity_ms()) {
         commands.entity(e).insert(Focused);
     }
 }

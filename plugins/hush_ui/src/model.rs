@@ -83,6 +83,8 @@ pub struct ThreadItem {
     pub selected: bool,
     /// The newest message, one line ("You: …" for one's own).
     pub preview: Option<String>,
+    /// A message request: the peer is not a contact (yet).
+    pub request: bool,
 }
 
 /// A sidebar preview of a message: one line, at most `max` characters.
@@ -103,6 +105,8 @@ pub struct ThreadView<'a> {
     pub log: &'a ThreadLog,
     /// The draft kept in the profile store (shown when the thread opens).
     pub saved_draft: &'a str,
+    /// A message request: Accept, Ignore or Block instead of a composer.
+    pub request: bool,
 }
 
 /// Everything the chat screen shows.
@@ -115,6 +119,9 @@ pub struct ChatView<'a> {
     pub offline: bool,
     /// The server's limit on a message, bytes of decoded ciphertext.
     pub max_ciphertext: usize,
+    /// The server cannot list threads: messages from people who are not
+    /// contacts cannot be shown (said in the sidebar).
+    pub requests_unsupported: bool,
 }
 
 /// What the user asked for.
@@ -152,6 +159,21 @@ pub enum UiIntent {
         thread: ThreadId,
         text: String,
     },
+    /// A request's sender becomes a contact under `name`.
+    AcceptRequest {
+        peer: Uuid,
+        name: String,
+    },
+    IgnoreRequest(ThreadId),
+    Block(Uuid),
+    RenameContact {
+        peer: Uuid,
+        name: String,
+    },
+    RemoveContact {
+        peer: Uuid,
+        forget_history: bool,
+    },
 }
 
 impl std::fmt::Debug for UiIntent {
@@ -175,6 +197,14 @@ impl std::fmt::Debug for UiIntent {
             UiIntent::CopyToClipboard(_) => f.write_str("CopyToClipboard"),
             UiIntent::Draft { thread, .. } => write!(f, "Draft({thread})"),
             UiIntent::SetPrefs(p) => write!(f, "SetPrefs({p:?})"),
+            UiIntent::AcceptRequest { peer, name } => write!(f, "AcceptRequest({peer}, {name:?})"),
+            UiIntent::IgnoreRequest(t) => write!(f, "IgnoreRequest({t})"),
+            UiIntent::Block(p) => write!(f, "Block({p})"),
+            UiIntent::RenameContact { peer, name } => write!(f, "RenameContact({peer}, {name:?})"),
+            UiIntent::RemoveContact {
+                peer,
+                forget_history,
+            } => write!(f, "RemoveContact({peer}, forget_history: {forget_history})"),
         }
     }
 }

@@ -499,10 +499,12 @@ fn adding_a_contact_is_validated_inline() {
             last_activity_ms: 1,
             selected: false,
             preview: Some("Are you there?".into()),
+            request: false,
         }],
         open: None::<ThreadView<'_>>,
         offline: false,
         max_ciphertext: 1 << 20,
+        requests_unsupported: false,
     };
     let mut h = Harness::builder()
         .with_size(egui::vec2(300.0, 700.0))
@@ -614,9 +616,11 @@ fn a_saved_draft_is_shown_and_every_change_is_kept() {
             peer_name: "Grace".into(),
             log: &log,
             saved_draft: "typed before the restart",
+            request: false,
         }),
         offline: false,
         max_ciphertext: 1 << 20,
+        requests_unsupported: false,
     };
     let mut h = Harness::builder()
         .with_size(egui::vec2(700.0, 500.0))
@@ -726,6 +730,7 @@ fn a_phone_sized_window_shows_one_pane_at_a_time() {
             last_activity_ms: 0,
             selected: true,
             preview: None,
+            request: false,
         }],
         open: Some(ThreadView {
             thread: t,
@@ -733,9 +738,11 @@ fn a_phone_sized_window_shows_one_pane_at_a_time() {
             peer_name: "Grace".into(),
             log: &log,
             saved_draft: "",
+            request: false,
         }),
         offline: false,
         max_ciphertext: 1 << 20,
+        requests_unsupported: false,
     };
     let build = |w: f32| {
         Harness::builder()
@@ -773,4 +780,163 @@ fn a_phone_sized_window_shows_one_pane_at_a_time() {
     h.get_by_label("Add a contact");
     h.get_by_label("Message");
     assert!(h.query_by_label("< Chats").is_none());
+}
+
+/// A chat view of Ada with Grace (a contact) and Zed (a request), one open.
+fn with_request(me: Uuid, grace: Uuid, zed: Uuid, open_zed: bool, log: &ThreadLog) -> ChatView<'_> {
+    let item = |peer: Uuid, name: &str, request: bool| ThreadItem {
+        thread: hush_core::ThreadId::for_pair(&me, &peer),
+        peer,
+        name: name.into(),
+        unread: 0,
+        last_activity_ms: 0,
+        selected: request == open_zed,
+        preview: Some(format!("hello from {name}")),
+        request,
+    };
+    let (peer, name) = if open_zed {
+        (zed, "Zed")
+    } else {
+        (grace, "Grace")
+    };
+    ChatView {
+        my_name: "Ada".into(),
+        my_id: me,
+        threads: vec![item(grace, "Grace", false), item(zed, "Zed", true)],
+        open: Some(ThreadView {
+            thread: hush_core::ThreadId::for_pair(&me, &peer),
+            peer,
+            peer_name: name.into(),
+            log,
+            saved_draft: "",
+            request: open_zed,
+        }),
+        offline: false,
+        max_ciphertext: 1 << 20,
+        requests_unsupported: false,
+    }
+}
+
+#[test]
+fn a_message_request_is_listed_apart_and_answered_with_accept_ignore_or_block() {
+    let (me, grace, zed) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let log = ThreadLog::default();
+    let view = with_request(me, grace, zed, true, &log);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(900.0, 700.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(screen(ui, &view, &mut s.chat)),
+            S::default(),
+        );
+    h.run();
+    h.get_by_label("Message requests (1)");
+    h.get_by_label_contains("hello from Zed");
+    h.get_by_label_contains("hello from Grace");
+    // Above the contacts, apart from them.
+    let requests_y = h.get_by_label("Message requests (1)").rect().top();
+    let contacts_y = h.get_by_label("Contacts").rect().top();
+    assert!(requests_y < contacts_y);
+    // The open request has no composer and no contact actions: its answers.
+    assert!(
+        h.query_by_label("Message").is_none(),
+        "no reply before Accept"
+    );
+    assert!(h.query_by_label("Manage").is_none());
+    h.get_by_label_contains("Zed is not in your contacts");
+    for b in ["Accept", "Ignore", "Block"] {
+        h.get_by_label(b).click();
+        h.run();
+    }
+    let t = hush_core::ThreadId::for_pair(&me, &zed);
+    assert_eq!(
+        h.state().out,
+        [
+            UiIntent::AcceptRequest {
+                peer: zed,
+                name: "Zed".into()
+            },
+            UiIntent::IgnoreRequest(t),
+            UiIntent::Block(zed),
+        ]
+    );
+    // A server that cannot list threads says so where requests would be.
+    let mut view = with_request(me, grace, zed, false, &log);
+    view.threads.retain(|t| !t.request);
+    view.requests_unsupported = true;
+    let h = Harness::builder()
+        .with_size(egui::vec2(900.0, 700.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(sidebar(ui, &view, &mut s.chat)),
+            S::default(),
+        );
+    assert!(h.query_by_label_contains("Message requests").is_none());
+    h.get_by_label_contains("cannot show requests from unknown people");
+}
+
+#[test]
+fn a_contact_is_renamed_blocked_or_removed_and_deleting_the_history_asks_first() {
+    let (me, grace, zed) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let log = ThreadLog::default();
+    let view = with_request(me, grace, zed, false, &log);
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(900.0, 700.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(thread(ui, &view, &mut s.chat, false)),
+            S::default(),
+        );
+    h.run();
+    assert!(h.query_by_label("Rename").is_none(), "behind Manage");
+    h.get_by_label("Manage").click();
+    h.run();
+    h.get_by_label("Rename").click();
+    h.run();
+    // The field starts with the current name; an empty one cannot be saved.
+    h.get_by_label("New name").focus();
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.key_press(egui::Key::Backspace);
+    h.run();
+    assert!(disabled(&h, "Save name"));
+    h.get_by_label("New name").type_text("Grace H.");
+    h.run();
+    h.get_by_label("Save name").click();
+    h.run();
+    assert!(h.query_by_label("New name").is_none(), "done");
+    h.get_by_label("Manage").click();
+    h.run();
+    h.get_by_label("Remove and delete history").click();
+    h.run();
+    assert_eq!(h.state().out.len(), 1, "not before it is confirmed");
+    h.get_by_label_contains("Delete every message with Grace");
+    h.get_by_label("Keep").click();
+    h.run();
+    h.get_by_label("Remove and delete history").click();
+    h.run();
+    h.get_by_label("Yes, delete").click();
+    h.run();
+    h.get_by_label("Manage").click();
+    h.run();
+    h.get_by_label("Block").click();
+    h.run();
+    h.get_by_label("Manage").click();
+    h.run();
+    h.get_by_label("Remove").click();
+    h.run();
+    assert_eq!(
+        h.state().out,
+        [
+            UiIntent::RenameContact {
+                peer: grace,
+                name: "Grace H.".into()
+            },
+            UiIntent::RemoveContact {
+                peer: grace,
+                forget_history: true
+            },
+            UiIntent::Block(grace),
+            UiIntent::RemoveContact {
+                peer: grace,
+                forget_history: false
+            },
+        ]
+    );
 }

@@ -9,7 +9,7 @@ use hush_core::ThreadId;
 use hush_core::ids::parse_user_uuid;
 use hush_core::payload::validate_display_name;
 
-use crate::model::{ChatView, UiIntent};
+use crate::model::{ChatView, ThreadItem, ThreadView, UiIntent};
 use crate::panels::composer::{Limit, composer};
 use crate::panels::messages::{ListState, list};
 use crate::theme;
@@ -35,6 +35,12 @@ pub struct ChatState {
     /// Narrow: the list of conversations is shown instead of the open one
     /// (the back button).
     pub show_list: bool,
+    /// The open thread's contact actions are shown (the Manage button).
+    pub manage: Option<ThreadId>,
+    /// The new name being typed for the open thread's contact.
+    pub rename: Option<(ThreadId, String)>,
+    /// "Remove and delete history" was clicked once: asks to confirm.
+    pub confirm_forget: Option<ThreadId>,
 }
 
 /// The chat screen in `ui`: two panes, or one when narrow.
@@ -95,39 +101,34 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
             .request_repaint_after(std::time::Duration::from_secs_f64(2.0 - (now - t)));
     }
     ui.separator();
-    ui.label(RichText::new("Contacts").strong());
-    if v.threads.is_empty() {
-        ui.label(RichText::new("No contacts yet.").color(theme::MUTED));
-    }
+    let requests = v.threads.iter().filter(|t| t.request).count();
     egui::ScrollArea::vertical()
         .id_salt("threads")
         .max_height(ui.available_height() - 170.0)
         .show(ui, |ui| {
-            for t in &v.threads {
-                let mut text = if t.unread > 0 {
-                    format!("{}   ({})", t.name, t.unread)
-                } else {
-                    t.name.clone()
-                };
-                if t.last_activity_ms > 0 {
-                    text.push_str(&format!("   {}", theme::clock(t.last_activity_ms)));
+            if requests > 0 {
+                ui.label(RichText::new(format!("Message requests ({requests})")).strong());
+                for t in v.threads.iter().filter(|t| t.request) {
+                    thread_row(ui, t, st, &mut out);
                 }
-                if let Some(p) = &t.preview {
-                    text.push('\n');
-                    text.push_str(p);
-                }
-                let label = if t.unread > 0 {
-                    RichText::new(text).strong()
-                } else {
-                    RichText::new(text)
-                };
-                if ui.selectable_label(t.selected, label).clicked() {
-                    if !t.selected {
-                        out.push(UiIntent::Select(t.thread));
-                    }
-                    // Narrow: the conversation replaces the list.
-                    st.show_list = false;
-                }
+                ui.separator();
+            }
+            ui.label(RichText::new("Contacts").strong());
+            if requests == v.threads.len() {
+                ui.label(RichText::new("No contacts yet.").color(theme::MUTED));
+            }
+            for t in v.threads.iter().filter(|t| !t.request) {
+                thread_row(ui, t, st, &mut out);
+            }
+            if v.requests_unsupported {
+                ui.label(
+                    RichText::new(
+                        "This server cannot show requests from unknown people: \
+                         someone you have not added is seen once you add them.",
+                    )
+                    .small()
+                    .color(theme::MUTED),
+                );
             }
         });
     ui.separator();
@@ -184,6 +185,145 @@ pub fn sidebar(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState) -> Vec<UiInt
     out
 }
 
+/// One conversation in the sidebar: name, unread count, time, preview.
+fn thread_row(ui: &mut egui::Ui, t: &ThreadItem, st: &mut ChatState, out: &mut Vec<UiIntent>) {
+    let mut text = if t.unread > 0 {
+        format!("{}   ({})", t.name, t.unread)
+    } else {
+        t.name.clone()
+    };
+    if t.last_activity_ms > 0 {
+        text.push_str(&format!("   {}", theme::clock(t.last_activity_ms)));
+    }
+    if let Some(p) = &t.preview {
+        text.push('\n');
+        text.push_str(p);
+    }
+    let label = if t.unread > 0 {
+        RichText::new(text).strong()
+    } else {
+        RichText::new(text)
+    };
+    if ui.selectable_label(t.selected, label).clicked() {
+        if !t.selected {
+            out.push(UiIntent::Select(t.thread));
+        }
+        // Narrow: the conversation replaces the list.
+        st.show_list = false;
+    }
+}
+
+/// A request's answer, where a contact's thread has its composer.
+fn request_bar(ui: &mut egui::Ui, open: &ThreadView, out: &mut Vec<UiIntent>) {
+    ui.label(format!(
+        "{} is not in your contacts. Accept to reply; they do not learn whether you \
+         read this.",
+        open.peer_name
+    ));
+    ui.horizontal(|ui| {
+        if ui.button("Accept").clicked() {
+            out.push(UiIntent::AcceptRequest {
+                peer: open.peer,
+                name: open.peer_name.clone(),
+            });
+        }
+        if ui.button("Ignore").clicked() {
+            out.push(UiIntent::IgnoreRequest(open.thread));
+        }
+        if ui
+            .button(RichText::new("Block").color(theme::ERROR))
+            .clicked()
+        {
+            out.push(UiIntent::Block(open.peer));
+        }
+    });
+}
+
+/// The open contact's actions: rename, block, remove (keeping or deleting
+/// the history, which asks first).
+fn manage_bar(ui: &mut egui::Ui, open: &ThreadView, st: &mut ChatState, out: &mut Vec<UiIntent>) {
+    let t = open.thread;
+    if let Some((rt, name)) = &mut st.rename
+        && *rt == t
+    {
+        let mut done = false;
+        ui.horizontal(|ui| {
+            let l = ui.label("New name");
+            let field = ui
+                .add(TextEdit::singleline(name).desired_width(180.0))
+                .labelled_by(l.id);
+            let check = validate_display_name(name);
+            let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if (ui
+                .add_enabled(check.is_ok(), egui::Button::new("Save name"))
+                .clicked()
+                || enter)
+                && let Ok(n) = check
+            {
+                out.push(UiIntent::RenameContact {
+                    peer: open.peer,
+                    name: n,
+                });
+                done = true;
+            }
+            if ui.button("Cancel").clicked() {
+                done = true;
+            }
+        });
+        if done {
+            st.rename = None;
+            st.manage = None;
+        }
+        return;
+    }
+    if st.confirm_forget == Some(t) {
+        ui.label(
+            RichText::new(format!(
+                "Delete every message with {} from this device, and remove them?",
+                open.peer_name
+            ))
+            .color(theme::ERROR),
+        );
+        ui.horizontal(|ui| {
+            if ui.button("Yes, delete").clicked() {
+                out.push(UiIntent::RemoveContact {
+                    peer: open.peer,
+                    forget_history: true,
+                });
+                st.confirm_forget = None;
+                st.manage = None;
+            }
+            if ui.button("Keep").clicked() {
+                st.confirm_forget = None;
+            }
+        });
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        if ui.button("Rename").clicked() {
+            st.rename = Some((t, open.peer_name.clone()));
+        }
+        if ui.button("Block").clicked() {
+            out.push(UiIntent::Block(open.peer));
+            st.manage = None;
+        }
+        if ui
+            .button("Remove")
+            .on_hover_text("The messages stay, and come back if you add them again")
+            .clicked()
+        {
+            out.push(UiIntent::RemoveContact {
+                peer: open.peer,
+                forget_history: false,
+            });
+            st.manage = None;
+        }
+        if ui.button("Remove and delete history").clicked() {
+            st.confirm_forget = Some(t);
+        }
+    });
+}
+
 /// The open thread: header (with a back button when `narrow`), messages,
 /// composer.
 pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState, narrow: bool) -> Vec<UiIntent> {
@@ -210,12 +350,28 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState, narrow: bool)
                 .color(theme::MUTED),
         )
         .on_hover_text(open.peer.to_string());
+        if !open.request {
+            let showing = st.manage == Some(open.thread);
+            if ui.selectable_label(showing, "Manage").clicked() {
+                st.manage = (!showing).then_some(open.thread);
+                st.rename = None;
+                st.confirm_forget = None;
+            }
+        }
     });
+    if !open.request && st.manage == Some(open.thread) {
+        manage_bar(ui, open, st, &mut out);
+    }
     ui.separator();
     egui::Panel::bottom("composer")
         .resizable(false)
         .show(ui, |ui| {
             ui.add_space(4.0);
+            if open.request {
+                request_bar(ui, open, &mut out);
+                ui.add_space(4.0);
+                return;
+            }
             let draft = st
                 .drafts
                 .entry(open.thread)
