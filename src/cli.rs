@@ -79,6 +79,17 @@ pub enum Command {
     },
     /// Print queued and failed outgoing messages as JSON lines.
     Outbox,
+    /// Connect, catch up and measure, then print the connection's details:
+    /// server and features, round trip, reconnects, last disconnect, the
+    /// queue, the last catch-up.
+    Status {
+        /// One JSON object, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Seconds to wait for the server.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
     /// Check the profile's store; if it cannot be read, move it aside and
     /// make a new one with what can still be read (identity, contacts,
     /// queued messages); messages are fetched again. Needs no words.
@@ -316,6 +327,7 @@ pub fn main() -> i32 {
         },
         Command::Listen { count, timeout } => headless::listen(&opts, *count, timeout.map(secs)),
         Command::Outbox => headless::outbox(&opts),
+        Command::Status { json, timeout } => headless::status(&opts, *json, secs(*timeout)),
         Command::Relay { .. } | Command::Repair { .. } | Command::Settings { .. } => {
             unreachable!("handled above")
         }

@@ -707,3 +707,87 @@ pub fn outbox(opts: &Options) -> CmdResult {
     }
     Ok(())
 }
+
+/// `hush status`: connects, waits for the catch-up and one round trip (or
+/// the timeout), and prints what the window's connection details show.
+pub fn status(opts: &Options, json: bool, timeout: Duration) -> CmdResult {
+    let started = Instant::now();
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let left = timeout.saturating_sub(started.elapsed());
+    let mut pinged = None;
+    c.run_until(left, |c| {
+        let w = c.app.world();
+        let conn = w.resource::<hush_net::Connection>();
+        if !conn.is_connected() {
+            return false;
+        }
+        if pinged != Some(conn.generation()) {
+            pinged = Some(conn.generation());
+            c.app
+                .world_mut()
+                .write_message(hush_net::ConnectionIntent::MeasureRoundTrip);
+            return false;
+        }
+        let r = hush_chat::status::report(w, hush_chat::now_ms());
+        r.rtt_ms.is_some() && r.last_catchup.is_some_and(|c| c.took_s.is_some())
+    });
+    let r = hush_chat::status::report(c.app.world(), hush_chat::now_ms());
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&r).expect("a report serialises")
+        );
+    } else {
+        print!("{}", status_text(&r));
+    }
+    if r.connected {
+        Ok(())
+    } else {
+        Err((
+            Exit::NoServer,
+            format!("not connected to {} within the timeout", r.server),
+        ))
+    }
+}
+
+/// The report for a person: one line per figure.
+fn status_text(r: &hush_chat::status::StatusReport) -> String {
+    let ms = |v: f64| format!("{v:.1} ms");
+    let features = if r.features.is_empty() {
+        "none (a stock server)".to_owned()
+    } else {
+        r.features.join(", ")
+    };
+    let mut s = format!(
+        "server        {} ({})\nfeatures      {features}\nround trip    {}\nreconnects    {} in 24 h\n",
+        r.server,
+        if r.connected {
+            "connected"
+        } else {
+            "not connected"
+        },
+        r.rtt_ms.map_or("not measured".into(), ms),
+        r.reconnects_24h,
+    );
+    if let Some(d) = &r.last_disconnect {
+        s.push_str(&format!(
+            "last drop     {} ({:.0} s ago)\n",
+            d.reason, d.ago_s
+        ));
+    }
+    s.push_str(&format!("queued        {}", r.queued));
+    if let Some(a) = r.oldest_queued_s {
+        s.push_str(&format!(", the oldest for {a:.0} s"));
+    }
+    s.push('\n');
+    if let Some(c) = &r.last_catchup {
+        s.push_str(&format!(
+            "catch-up      {} messages{}\n",
+            c.messages,
+            c.took_s
+                .map_or(", still running".into(), |t| format!(" in {t:.2} s"))
+        ));
+    }
+    s
+}

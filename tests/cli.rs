@@ -74,7 +74,38 @@ fn a_send_that_cannot_go_out_exits_3_and_goes_on_the_next_run() {
     assert_eq!(queued[0]["state"], "queued");
     assert_eq!(queued[0]["content"], "while the server is down");
     assert_eq!(queued[0]["peer"], b.as_str());
+    // `status` says the server is away and how long the queue has waited.
+    let o = run(
+        &url,
+        data.path(),
+        "alice",
+        &["status", "--json", "--timeout", "2"],
+    );
+    assert_eq!(o.status.code(), Some(5));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["connected"], false);
+    assert_eq!(st["queued"], 1);
+    assert!(st["oldest_queued_s"].as_f64().unwrap() >= 0.0, "{st}");
     relay.restart();
+    // Back: connected, with the relay's features, a measured round trip and
+    // the catch-up it ran (the queued message goes out meanwhile).
+    let st: serde_json::Value =
+        serde_json::from_str(&ok(&run(&url, data.path(), "alice", &["status", "--json"]))).unwrap();
+    assert_eq!(st["connected"], true, "{st}");
+    assert!(
+        st["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "thread_list"),
+        "{st}"
+    );
+    assert!(st["rtt_ms"].as_f64().is_some_and(|r| r > 0.0), "{st}");
+    assert!(st["last_catchup"]["took_s"].as_f64().is_some(), "{st}");
+    let text = ok(&run(&url, data.path(), "alice", &["status"]));
+    for line in ["server", "round trip", "reconnects", "queued", "catch-up"] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
     ok(&run(
         &url,
         data.path(),

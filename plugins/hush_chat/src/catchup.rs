@@ -24,15 +24,51 @@ use crate::vault::Vault;
 pub(crate) fn plugin(app: &mut App) {
     app.add_api_replies::<Page>()
         .add_message::<IncomingBatch>()
+        .init_resource::<LastCatchup>()
         .add_systems(
             Update,
             // A reply first, so that the next page is asked for before
             // this one is stored and decrypted (in `Receive`, later in the
             // same update): the relay works on it meanwhile.
-            (handle_catchup_replies, start_catchups)
+            (handle_catchup_replies, start_catchups, time_catchups)
                 .chain()
                 .in_set(ChatSystems::Catchup),
         );
+}
+
+/// The catch-up of the last connection: from the socket opening until every
+/// thread was caught up (the details panel, `hush status`).
+#[derive(Resource, Debug, Default, Clone, PartialEq)]
+pub struct LastCatchup {
+    /// The connection it belongs to.
+    pub generation: u64,
+    /// Messages fetched in history pages on it.
+    pub messages: usize,
+    /// When the connection opened (app time).
+    pub started: Duration,
+    /// How long until every thread was caught up; `None` while it runs.
+    pub took: Option<Duration>,
+}
+
+fn time_catchups(
+    conn: Res<Connection>,
+    time: Res<Time>,
+    mut last: ResMut<LastCatchup>,
+    mut batches: MessageReader<IncomingBatch>,
+    q: Query<&ThreadSync>,
+) {
+    let generation = conn.generation();
+    if conn.is_connected() && last.generation != generation {
+        *last = LastCatchup {
+            generation,
+            started: time.elapsed(),
+            ..LastCatchup::default()
+        };
+    }
+    last.messages += batches.read().map(|b| b.messages.len()).sum::<usize>();
+    if last.took.is_none() && conn.is_connected() && q.iter().all(|s| s.is_caught_up(generation)) {
+        last.took = Some(time.elapsed().saturating_sub(last.started));
+    }
 }
 
 /// A page of a thread's history, for the receive system.

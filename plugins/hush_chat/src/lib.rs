@@ -19,6 +19,7 @@ pub mod profile;
 pub mod receive;
 pub mod requests;
 pub mod shared;
+pub mod status;
 pub mod threads;
 pub mod vault;
 
@@ -32,6 +33,7 @@ use bevy::prelude::*;
 use hush_net::{HushNetPlugin, NetConfig, NetSystems};
 use hush_store::Store;
 
+pub use catchup::LastCatchup;
 pub use contacts::{
     AddContact, Block, Blocked, ContactEvent, Contacts, RemoveContact, RenameContact,
 };

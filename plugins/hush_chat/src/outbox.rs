@@ -216,6 +216,12 @@ impl Outbox {
         self.texts.get(&seq).map(|(t, _)| t.as_str())
     }
 
+    /// When a pending entry was written, ms since the epoch (its sender
+    /// clock).
+    pub fn written_ms(&self, seq: u64) -> Option<i64> {
+        self.texts.get(&seq).map(|(_, ms)| *ms)
+    }
+
     pub fn len(&self) -> usize {
         self.queue.len()
     }

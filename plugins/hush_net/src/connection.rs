@@ -52,6 +52,9 @@ pub enum ConnectionIntent {
     Disconnect,
     /// Skip the backoff wait.
     RetryNow,
+    /// Send a ping now, to measure the round trip (the details panel,
+    /// `hush status`); otherwise one goes every heartbeat interval.
+    MeasureRoundTrip,
 }
 
 /// Use another server from the next connection on (the current one, if
@@ -97,6 +100,45 @@ pub struct ConnectionStats {
     pub stale_events: u64,
 }
 
+/// How the connection has been doing, for the details panel and `hush
+/// status`. Times are the app's (virtual) clock.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ConnectionDetails {
+    /// The round trip of the last ping answered.
+    pub rtt: Option<Duration>,
+    /// When the ping waiting for its pong went out.
+    ping_sent: Option<Duration>,
+    /// When sockets opened, over the last day.
+    opened: std::collections::VecDeque<Duration>,
+    /// Why the last live connection ended, and when.
+    pub last_disconnect: Option<(String, Duration)>,
+}
+
+impl ConnectionDetails {
+    /// Connections opened again over the day before `now` (the first one
+    /// of a run is no reconnect).
+    pub fn reconnects_in_day(&self, now: Duration) -> usize {
+        let since = now.saturating_sub(DAY);
+        let n = self.opened.iter().filter(|t| **t >= since).count();
+        if self.opened.len() > n {
+            n
+        } else {
+            n.saturating_sub(1)
+        }
+    }
+
+    fn opened(&mut self, now: Duration) {
+        self.opened.push_back(now);
+        // The first stays (it tells the first apart); older ones go.
+        while self.opened.len() > 2 && self.opened[1] < now.saturating_sub(DAY) {
+            self.opened.remove(1);
+        }
+        self.ping_sent = None;
+    }
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
 /// The connection, a resource.
 #[derive(Resource)]
 pub struct Connection {
@@ -116,6 +158,7 @@ pub struct Connection {
     /// this platform probes for its return); false for explicit signals.
     offline_inferred: bool,
     next_probe: Duration,
+    pub details: ConnectionDetails,
     probe_tx: Sender<bool>,
     probe_rx: Receiver<bool>,
     events_tx: Sender<TransportEvent>,
@@ -142,6 +185,7 @@ impl Connection {
             last_reported: None,
             offline_inferred: false,
             next_probe: Duration::ZERO,
+            details: ConnectionDetails::default(),
             probe_tx,
             probe_rx,
             events_tx,
@@ -227,7 +271,7 @@ struct Driver<'w> {
 }
 
 impl Driver<'_> {
-    fn run(&mut self, actions: Vec<Action>) {
+    fn run(&mut self, actions: Vec<Action>, now: Duration) {
         for a in actions {
             match a {
                 Action::Open { generation } => self.open(generation),
@@ -244,18 +288,22 @@ impl Driver<'_> {
                         self.conn.server = None;
                     }
                 }
-                Action::SendPing { generation } => {
-                    if let Some((g, h)) = &self.conn.socket
-                        && *g == generation
-                    {
-                        h.send(Outgoing::Text(ClientFrame::Ping.to_json()));
-                        self.conn.stats.frames_out += 1;
-                    }
-                }
+                Action::SendPing { generation } => self.ping(generation, now),
                 Action::NeedToken { stale } => {
                     self.token_needed.write(TokenNeeded { stale });
                 }
             }
+        }
+    }
+
+    fn ping(&mut self, generation: u64, now: Duration) {
+        if let Some((g, h)) = &self.conn.socket
+            && *g == generation
+        {
+            h.send(Outgoing::Text(ClientFrame::Ping.to_json()));
+            self.conn.stats.frames_out += 1;
+            // The round trip counts from the first ping not yet answered.
+            self.conn.details.ping_sent.get_or_insert(now);
         }
     }
 
@@ -314,6 +362,7 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                 let a = conn.machine.opened(ev.generation, now);
                 if current && conn.machine.is_connected() {
                     conn.stats.opened += 1;
+                    conn.details.opened(now);
                     conn.known_max_ciphertext = Some(health.max_ciphertext());
                     conn.server = Some(health);
                     conn.last_failure = None;
@@ -330,6 +379,11 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                 }
                 conn.machine.received(ev.generation, now);
                 conn.stats.frames_in += 1;
+                if matches!(parsed, Ok(ServerFrame::Pong))
+                    && let Some(sent) = conn.details.ping_sent.take()
+                {
+                    conn.details.rtt = Some(now.saturating_sub(sent));
+                }
                 match parsed {
                     Ok(f) => {
                         frames.write(FrameReceived(f));
@@ -356,6 +410,9 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                 if current {
                     tracing::info!(generation = ev.generation, ?kind, "socket closed");
                     conn.last_failure = Some(describe_close(&kind));
+                    if conn.machine.is_connected() {
+                        conn.details.last_disconnect = Some((describe_close(&kind), now));
+                    }
                     if matches!(
                         kind,
                         hush_core::policy::connection::CloseKind::Unreachable(_)
@@ -366,7 +423,7 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                 conn.machine.closed(ev.generation, &kind, now)
             }
         };
-        driver.run(actions);
+        driver.run(actions, now);
     }
 }
 
@@ -425,14 +482,23 @@ fn apply_intents(
             SessionEvent::LoggedOut => conn.machine.forget_token(),
         }
     }
+    let mut ping = false;
     for i in intents.read() {
         actions.extend(match i {
             ConnectionIntent::Connect => conn.machine.connect(now),
             ConnectionIntent::Disconnect => conn.machine.disconnect(),
             ConnectionIntent::RetryNow => conn.machine.retry_now(now),
+            ConnectionIntent::MeasureRoundTrip => {
+                ping = true;
+                Vec::new()
+            }
         });
     }
-    driver.run(actions);
+    driver.run(actions, now);
+    if ping && driver.conn.is_connected() {
+        let generation = driver.conn.generation();
+        driver.ping(generation, now);
+    }
 }
 
 /// Why an attempt ended, in words a person can act on.
@@ -455,7 +521,7 @@ pub fn describe_close(kind: &hush_core::policy::connection::CloseKind) -> String
 /// Update: the machine's timers (backoff, connect timeout, heartbeat).
 fn tick_connection(mut driver: Driver, time: Res<Time>, mut next: ResMut<NextUpdate>) {
     let actions = driver.conn.machine.tick(time.elapsed());
-    driver.run(actions);
+    driver.run(actions, time.elapsed());
     let conn = &*driver.conn;
     if let Some(at) = conn.machine.next_deadline() {
         next.at(at, time.elapsed());

@@ -216,6 +216,14 @@ struct Writers<'w> {
     remove: MessageWriter<'w, RemoveContact>,
 }
 
+/// What the connection details are made of.
+#[derive(SystemParam)]
+struct DetailsSources<'w> {
+    outbox: Res<'w, hush_chat::Outbox>,
+    catchup: Res<'w, hush_chat::LastCatchup>,
+    net: Res<'w, hush_net::NetConfig>,
+}
+
 type ThreadRows<'w, 's> = Query<
     'w,
     's,
@@ -243,6 +251,7 @@ fn draw(
     drafts: Res<Drafts>,
     prefs: Res<Prefs>,
     discovery: Res<Discovery>,
+    sources: DetailsSources,
     mut store_failed: MessageReader<StoreFailed>,
     mut commands: Commands,
     mut w: Writers,
@@ -330,6 +339,18 @@ fn draw(
         data_dir: &config.data_dir,
         prefs: prefs.0,
         time: real.elapsed_secs_f64(),
+        details: ui_res.0.details_open.then(|| {
+            hush_chat::status::report_of(
+                hush_chat::status::Parts {
+                    server: &sources.net.server.to_string(),
+                    conn: &conn,
+                    outbox: &sources.outbox,
+                    catchup: &sources.catchup,
+                    now: time.elapsed(),
+                },
+                hush_chat::now_ms(),
+            )
+        }),
     };
     let mut root = egui::Ui::new(
         ctx.clone(),
@@ -398,6 +419,9 @@ fn draw(
             }
             UiIntent::RetryNow => {
                 w.conn.write(ConnectionIntent::RetryNow);
+            }
+            UiIntent::MeasureRoundTrip => {
+                w.conn.write(ConnectionIntent::MeasureRoundTrip);
             }
             UiIntent::Lock => {
                 w.lock.write(LockIntent);

@@ -150,6 +150,8 @@ pub enum UiIntent {
     /// Show the page before the oldest loaded message of this thread.
     LoadOlder(ThreadId),
     RetryNow,
+    /// Ping now (the details window opened).
+    MeasureRoundTrip,
     Lock,
     CopyToClipboard(String),
     /// The settings changed.
@@ -193,6 +195,7 @@ impl std::fmt::Debug for UiIntent {
             UiIntent::CancelSend(s) => write!(f, "CancelSend({s})"),
             UiIntent::LoadOlder(t) => write!(f, "LoadOlder({t})"),
             UiIntent::RetryNow => f.write_str("RetryNow"),
+            UiIntent::MeasureRoundTrip => f.write_str("MeasureRoundTrip"),
             UiIntent::Lock => f.write_str("Lock"),
             UiIntent::CopyToClipboard(_) => f.write_str("CopyToClipboard"),
             UiIntent::Draft { thread, .. } => write!(f, "Draft({thread})"),

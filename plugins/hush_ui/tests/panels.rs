@@ -940,3 +940,59 @@ fn a_contact_is_renamed_blocked_or_removed_and_deleting_the_history_asks_first()
         ]
     );
 }
+
+#[test]
+fn the_connection_details_show_every_figure_in_words() {
+    use hush_chat::status::{Catchup, Disconnect, StatusReport};
+    use hush_ui::panels::status::details;
+    let mut r = StatusReport {
+        server: "https://chat.example".into(),
+        connected: true,
+        features: vec!["message_sent".into(), "thread_list".into()],
+        rtt_ms: Some(12.34),
+        reconnects_24h: 2,
+        last_disconnect: Some(Disconnect {
+            reason: "closed by the server (code 1006)".into(),
+            ago_s: 30.0,
+        }),
+        queued: 3,
+        oldest_queued_s: Some(125.0),
+        last_catchup: Some(Catchup {
+            messages: 120,
+            took_s: Some(0.8),
+        }),
+    };
+    let h = Harness::builder()
+        .with_size(egui::vec2(600.0, 300.0))
+        .build_ui(|ui| details(ui, &r));
+    for l in [
+        "https://chat.example",
+        "message_sent, thread_list",
+        "12.3 ms",
+        "2 in the last 24 h",
+        "closed by the server (code 1006) (30 s ago)",
+        "3 messages, the oldest written 2 min ago",
+        "120 messages in 0.80 s",
+    ] {
+        assert!(h.query_by_label(l).is_some(), "{l} missing");
+    }
+    drop(h);
+    r.features.clear();
+    r.rtt_ms = None;
+    r.queued = 0;
+    r.last_catchup = Some(Catchup {
+        messages: 40,
+        took_s: None,
+    });
+    let h = Harness::builder()
+        .with_size(egui::vec2(600.0, 300.0))
+        .build_ui(|ui| details(ui, &r));
+    for l in [
+        "none (a stock server)",
+        "measuring…",
+        "nothing",
+        "40 messages so far…",
+    ] {
+        assert!(h.query_by_label(l).is_some(), "{l} missing");
+    }
+}

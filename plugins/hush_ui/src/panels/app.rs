@@ -23,6 +23,8 @@ pub struct Frame<'a> {
     pub prefs: Prefs,
     /// Seconds, for animation.
     pub time: f64,
+    /// The connection's details, while their window is open.
+    pub details: Option<hush_chat::status::StatusReport>,
 }
 
 /// What the window keeps between frames.
@@ -36,6 +38,8 @@ pub struct UiState {
     pub words_checked: bool,
     pub chat: ChatState,
     pub settings_open: bool,
+    /// The connection details window is open.
+    pub details_open: bool,
     /// The last write the store refused (a full disk), until dismissed, and
     /// whether the store is trying it again.
     pub storage_error: Option<(String, bool)>,
@@ -69,6 +73,16 @@ pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
             ui.label(RichText::new("hush").strong().size(18.0));
             ui.separator();
             out.extend(status::indicator(ui, &f.status, f.time));
+            if ui
+                .selectable_label(st.details_open, "Details")
+                .on_hover_text("Server, round trip, reconnects, queue, catch-up")
+                .clicked()
+            {
+                st.details_open = !st.details_open;
+                if st.details_open {
+                    out.push(UiIntent::MeasureRoundTrip);
+                }
+            }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 if ui.button("Settings").clicked() {
                     st.settings_open = !st.settings_open;
@@ -119,6 +133,16 @@ pub fn app(ui: &mut egui::Ui, f: &Frame, st: &mut UiState) -> Vec<UiIntent> {
                 );
             });
         st.settings_open = open;
+    }
+    if st.details_open
+        && let Some(r) = &f.details
+    {
+        let mut open = true;
+        egui::Window::new("Connection")
+            .open(&mut open)
+            .resizable(false)
+            .show(ui.ctx(), |ui| status::details(ui, r));
+        st.details_open = open;
     }
     match f.screen {
         Screen::NewVaultWords => {

@@ -124,3 +124,64 @@ pub fn storage_banner(ui: &mut egui::Ui, error: &str, retrying: bool) -> bool {
     });
     dismissed
 }
+
+/// The connection's details (behind the status bar's Details button):
+/// what no other client shows, in a grid.
+pub fn details(ui: &mut egui::Ui, r: &hush_chat::status::StatusReport) {
+    let ago = |s: f64| {
+        if s < 90.0 {
+            format!("{s:.0} s ago")
+        } else if s < 5400.0 {
+            format!("{:.0} min ago", s / 60.0)
+        } else {
+            format!("{:.1} h ago", s / 3600.0)
+        }
+    };
+    egui::Grid::new("connection-details")
+        .num_columns(2)
+        .spacing([16.0, 6.0])
+        .show(ui, |ui| {
+            ui.label("Server");
+            ui.label(RichText::new(&r.server).monospace());
+            ui.end_row();
+            ui.label("Features");
+            ui.label(if r.features.is_empty() {
+                "none (a stock server)".to_owned()
+            } else {
+                r.features.join(", ")
+            });
+            ui.end_row();
+            ui.label("Round trip");
+            ui.label(match r.rtt_ms {
+                Some(ms) => format!("{ms:.1} ms"),
+                None if r.connected => "measuring…".to_owned(),
+                None => "not connected".to_owned(),
+            });
+            ui.end_row();
+            ui.label("Reconnects");
+            ui.label(format!("{} in the last 24 h", r.reconnects_24h));
+            ui.end_row();
+            ui.label("Last disconnect");
+            ui.label(match &r.last_disconnect {
+                Some(d) => format!("{} ({})", d.reason, ago(d.ago_s)),
+                None => "none".to_owned(),
+            });
+            ui.end_row();
+            ui.label("Queued");
+            ui.label(match (r.queued, r.oldest_queued_s) {
+                (0, _) => "nothing".to_owned(),
+                (n, Some(s)) => format!("{n} messages, the oldest written {}", ago(s)),
+                (n, None) => format!("{n} messages"),
+            });
+            ui.end_row();
+            ui.label("Last catch-up");
+            ui.label(match &r.last_catchup {
+                Some(c) => match c.took_s {
+                    Some(t) => format!("{} messages in {t:.2} s", c.messages),
+                    None => format!("{} messages so far…", c.messages),
+                },
+                None => "none yet".to_owned(),
+            });
+            ui.end_row();
+        });
+}
