@@ -107,12 +107,29 @@ pub enum Command {
         /// Whether a notification shows the message text.
         #[arg(long, value_enum)]
         notification_text: Option<ShownHidden>,
+        /// Lock the window's vault after MINUTES without input, or `off`.
+        #[arg(long, value_parser = parse_auto_lock)]
+        auto_lock: Option<AutoLock>,
     },
     /// Run the hush-relay server (same options as `hush-relay`).
     Relay {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+}
+
+/// `--auto-lock`: minutes, or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoLock(Option<u32>);
+
+fn parse_auto_lock(s: &str) -> Result<AutoLock, String> {
+    if s == "off" {
+        return Ok(AutoLock(None));
+    }
+    match s.parse::<u32>() {
+        Ok(m) if (1..=24 * 60).contains(&m) => Ok(AutoLock(Some(m))),
+        _ => Err("minutes from 1 to 1440, or `off`".into()),
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,9 +259,15 @@ pub fn main() -> i32 {
     if let Command::Settings {
         notifications,
         notification_text,
+        auto_lock,
     } = command
     {
-        return match settings(&data_dir, &cli.profile, *notifications, *notification_text) {
+        let change = Change {
+            notifications: *notifications,
+            text: *notification_text,
+            auto_lock: *auto_lock,
+        };
+        return match settings(&data_dir, &cli.profile, change) {
             Ok(json) => {
                 println!("{json}");
                 0
@@ -385,22 +408,27 @@ fn secs(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.0, 1e7))
 }
 
-/// `hush settings`: the profile's settings, after the changes given.
-fn settings(
-    data_dir: &std::path::Path,
-    profile: &str,
+/// What `hush settings` was asked to change.
+struct Change {
     notifications: Option<OnOff>,
     text: Option<ShownHidden>,
-) -> Result<String, String> {
+    auto_lock: Option<AutoLock>,
+}
+
+/// `hush settings`: the profile's settings, after the changes given.
+fn settings(data_dir: &std::path::Path, profile: &str, c: Change) -> Result<String, String> {
     let store = headless::open_profile(data_dir, profile).map_err(|e| e.to_string())?;
     let mut meta = store.profile().map_err(|e| e.to_string())?;
-    if let Some(n) = notifications {
+    if let Some(n) = c.notifications {
         meta.prefs.notifications_off = n == OnOff::Off;
     }
-    if let Some(t) = text {
+    if let Some(t) = c.text {
         meta.prefs.notification_text_hidden = t == ShownHidden::Hidden;
     }
-    if notifications.is_some() || text.is_some() {
+    if let Some(AutoLock(m)) = c.auto_lock {
+        meta.prefs.auto_lock_minutes = m;
+    }
+    if c.notifications.is_some() || c.text.is_some() || c.auto_lock.is_some() {
         store.set_profile(&meta).map_err(|e| e.to_string())?;
         store.flush().map_err(|e| e.to_string())?;
     }
@@ -408,6 +436,7 @@ fn settings(
     Ok(serde_json::json!({
         "notifications": if p.notifications_off { "off" } else { "on" },
         "notification_text": if p.notification_text_hidden { "hidden" } else { "shown" },
+        "auto_lock_minutes": p.auto_lock_minutes,
     })
     .to_string())
 }

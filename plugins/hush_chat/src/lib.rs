@@ -6,6 +6,7 @@
 //! entities (shared with their `Subscription`); the outbox is persistent and
 //! documented in `hush_core::policy::outbox`.
 
+pub mod autolock;
 pub mod catchup;
 pub mod contacts;
 pub mod drafts;
@@ -33,6 +34,7 @@ use bevy::prelude::*;
 use hush_net::{HushNetPlugin, NetConfig, NetSystems};
 use hush_store::Store;
 
+pub use autolock::{Attended, UserActive};
 pub use catchup::LastCatchup;
 pub use contacts::{
     AddContact, Block, Blocked, ContactEvent, Contacts, RemoveContact, RenameContact,
@@ -94,6 +96,7 @@ impl Plugin for HushChatPlugin {
                 profile::plugin,
                 shared::plugin,
                 vault::plugin,
+                autolock::plugin,
                 contacts::plugin,
                 drafts::plugin,
                 threads::plugin,

@@ -37,6 +37,7 @@ pub fn run(s: &dyn Store) {
         prefs: crate::Prefs {
             notifications_off: false,
             notification_text_hidden: true,
+            auto_lock_minutes: Some(5),
         },
         threads_after: Some("2026-01-19T10:00:00.000001Z".into()),
         blocked: vec![Uuid::from_u128(7)],

@@ -84,6 +84,10 @@ pub struct Prefs {
     /// Notifications name the sender but do not show the text.
     #[serde(default)]
     pub notification_text_hidden: bool,
+    /// Lock the vault after this many minutes without input in the window
+    /// (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_lock_minutes: Option<u32>,
 }
 
 /// What the client knows of one thread.

@@ -115,6 +115,8 @@ impl Plugin for HushUiPlugin {
         app.add_plugins(EguiPlugin::default())
             .add_plugins(keys::plugin)
             .init_resource::<UiRes>()
+            // A person uses this app: auto-lock applies.
+            .init_resource::<hush_chat::Attended>()
             .add_systems(Startup, setup)
             .add_systems(EguiPrimaryContextPass, draw)
             .add_systems(
@@ -210,6 +212,7 @@ struct Writers<'w> {
     draft: MessageWriter<'w, SetDraft>,
     prefs: MessageWriter<'w, SetPrefs>,
     server: MessageWriter<'w, SetServer>,
+    active: MessageWriter<'w, hush_chat::UserActive>,
     ignore: MessageWriter<'w, IgnoreRequest>,
     block: MessageWriter<'w, Block>,
     rename: MessageWriter<'w, RenameContact>,
@@ -260,6 +263,21 @@ fn draw(
         ui_res.0.storage_error = Some((format!("{}: {}", f.what, f.error), f.retrying));
     }
     let ctx = contexts.ctx_mut()?;
+    if ctx.input(|i| {
+        i.events.iter().any(|e| {
+            matches!(
+                e,
+                egui::Event::Key { .. }
+                    | egui::Event::Text(_)
+                    | egui::Event::PointerButton { .. }
+                    | egui::Event::PointerMoved(_)
+                    | egui::Event::MouseWheel { .. }
+                    | egui::Event::Touch { .. }
+            )
+        })
+    }) {
+        w.active.write(hush_chat::UserActive);
+    }
     if !ui_res.0.style_set {
         ui_res.0.style_set = true;
         // A blinking cursor repaints twice a second for as long as a text

@@ -690,8 +690,8 @@ fn notifications_are_on_by_default_and_each_setting_is_an_intent() {
         .click();
     h.run();
     let hidden = Prefs {
-        notifications_off: false,
         notification_text_hidden: true,
+        ..Prefs::default()
     };
     assert_eq!(h.state().out, [UiIntent::SetPrefs(hidden)]);
     h.state_mut().prefs = hidden;
@@ -703,6 +703,7 @@ fn notifications_are_on_by_default_and_each_setting_is_an_intent() {
         Some(&UiIntent::SetPrefs(Prefs {
             notifications_off: true,
             notification_text_hidden: true,
+            auto_lock_minutes: None,
         }))
     );
     h.state_mut().prefs.notifications_off = true;
@@ -710,6 +711,18 @@ fn notifications_are_on_by_default_and_each_setting_is_an_intent() {
     assert!(
         disabled(&h, "Show the message text in notifications"),
         "the text setting means nothing with notifications off"
+    );
+    // Auto-lock: off by default, a choice of minutes.
+    assert!(checked(&h, "never"));
+    h.get_by_label("5 min").click();
+    h.run();
+    assert_eq!(
+        h.state().out.last(),
+        Some(&UiIntent::SetPrefs(Prefs {
+            notifications_off: true,
+            notification_text_hidden: true,
+            auto_lock_minutes: Some(5),
+        }))
     );
 }
 

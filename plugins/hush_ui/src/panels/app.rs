@@ -62,6 +62,19 @@ pub fn notification_settings(ui: &mut egui::Ui, prefs: Prefs) -> Option<UiIntent
             .on_hover_text("Off: a notification names the sender only");
         p.notification_text_hidden = !text;
     });
+    ui.horizontal(|ui| {
+        ui.label("Lock after");
+        for (label, minutes) in [
+            ("never", None),
+            ("1 min", Some(1)),
+            ("5 min", Some(5)),
+            ("15 min", Some(15)),
+            ("1 h", Some(60)),
+        ] {
+            ui.selectable_value(&mut p.auto_lock_minutes, minutes, label)
+                .on_hover_text("without input in this window; drafts and queued messages stay");
+        }
+    });
     (p != prefs).then_some(UiIntent::SetPrefs(p))
 }
 
