@@ -22,8 +22,14 @@ pub const PAGE: usize = 200;
 
 pub(crate) fn plugin(app: &mut App) {
     app.add_message::<LoadOlder>()
+        .add_message::<LoadThrough>()
         .add_systems(Update, load_older.in_set(ChatSystems::Threads));
 }
+
+/// Load this thread's history back to (and with) this message: a search
+/// match the view is to show.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct LoadThrough(pub ThreadId, pub MessageKey);
 
 /// Show the page of this thread's history before its oldest loaded message
 /// (sent by the view when it is scrolled to the top; ignored when there is
@@ -56,6 +62,7 @@ pub fn page(
 
 fn load_older(
     mut asks: MessageReader<LoadOlder>,
+    mut through: MessageReader<LoadThrough>,
     threads: Res<Threads>,
     vault: Res<Vault>,
     store: Res<ProfileStore>,
@@ -63,26 +70,47 @@ fn load_older(
     mut failed: MessageWriter<StoreFailed>,
 ) {
     // A view at the top asks every frame: one page per thread per update.
-    let asked: HashSet<ThreadId> = asks.read().map(|a| a.0).collect();
+    let mut asked: Vec<(ThreadId, Option<MessageKey>)> = Vec::new();
+    let mut seen = HashSet::new();
+    for a in asks.read() {
+        if seen.insert(a.0) {
+            asked.push((a.0, None));
+        }
+    }
+    asked.extend(
+        through
+            .read()
+            .map(|LoadThrough(t, k)| (*t, Some(k.clone()))),
+    );
     let Some(me) = vault.my_id() else { return };
-    for t in asked {
+    for (t, until) in asked {
         let Some((key, mut log)) = threads.entity(t).and_then(|e| logs.get_mut(e).ok()) else {
             continue;
         };
-        if !log.older {
-            continue;
-        }
-        let Some(first) = log.messages.first() else {
-            continue;
-        };
-        let before = MessageKey {
-            micros: first.micros,
-            id: first.id.clone(),
-        };
-        match page(&store, t, &key.0, me, Some(&before)) {
-            Ok((msgs, older)) => log.prepend(msgs, older),
-            Err(e) => {
-                failed.write(StoreFailed::new("read older messages", &e));
+        // One page, or as many as reach `until`.
+        loop {
+            if !log.older {
+                break;
+            }
+            let Some(first) = log.messages.first() else {
+                break;
+            };
+            let before = MessageKey {
+                micros: first.micros,
+                id: first.id.clone(),
+            };
+            if until.as_ref().is_some_and(|u| *u >= before) {
+                break;
+            }
+            match page(&store, t, &key.0, me, Some(&before)) {
+                Ok((msgs, older)) => log.prepend(msgs, older),
+                Err(e) => {
+                    failed.write(StoreFailed::new("read older messages", &e));
+                    break;
+                }
+            }
+            if until.is_none() {
+                break;
             }
         }
     }
@@ -145,6 +173,23 @@ mod tests {
         let texts: Vec<&str> = log.messages.iter().map(|m| m.content.as_str()).collect();
         let want: Vec<String> = (0..n).map(|i| format!("text {i}")).collect();
         assert_eq!(texts, want.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_search_match_far_back_is_loaded_with_everything_after_it() {
+        let mut h = Harness::unlocked("Ann");
+        let t = stored_history(&mut h, PEER, PAGE as u32 * 3);
+        let mut h = h.reopened();
+        let target = h.log(t).messages.len();
+        assert_eq!(target, PAGE);
+        let stored = h.store.messages(t, None, 20).unwrap();
+        let key = hush_store::message_key(&stored[10]);
+        h.write(super::LoadThrough(t, key));
+        h.steps(1);
+        let log = h.log(t);
+        assert_eq!(log.messages[0].content, "text 0", "whole pages, back to it");
+        assert!(log.messages.iter().any(|m| m.content == "text 10"));
+        assert_eq!(log.messages.len(), PAGE * 3, "nothing twice");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod pacing;
 pub mod profile;
 pub mod receive;
 pub mod requests;
+pub mod search;
 pub mod shared;
 pub mod status;
 pub mod threads;
@@ -40,12 +41,13 @@ pub use contacts::{
     AddContact, Block, Blocked, ContactEvent, Contacts, RemoveContact, RenameContact,
 };
 pub use drafts::{Drafts, SetDraft};
-pub use history::LoadOlder;
+pub use history::{LoadOlder, LoadThrough};
 pub use model::{ChatMessage, LocalEcho, MessageStatus};
 pub use outbox::{Outbox, OutboxEvent, OutboxIntent, SendIntent};
 pub use profile::{Prefs, ProfileStore, SetPrefs, StoreFailed};
 pub use receive::MessageReceived;
 pub use requests::{Discovery, IgnoreRequest};
+pub use search::{Find, FindInThread};
 pub use shared::{OutboxRole, StoredElsewhere};
 pub use threads::{Focused, Request, Thread, ThreadLog, ThreadSync, Threads, Unread};
 pub use vault::{
@@ -104,6 +106,7 @@ impl Plugin for HushChatPlugin {
                 catchup::plugin,
                 receive::plugin,
                 requests::plugin,
+                search::plugin,
                 outbox::plugin,
                 pacing::plugin,
             ));

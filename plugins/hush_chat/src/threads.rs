@@ -220,6 +220,7 @@ impl Threads {
             Unread,
             Focused,
             Request,
+            crate::search::SearchIndex,
         )>();
         release.write(SubscriptionIntent::Release(t));
     }

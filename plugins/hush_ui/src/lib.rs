@@ -16,9 +16,10 @@ use bevy::prelude::*;
 use bevy_egui::{EguiContexts, EguiPlugin, EguiPrimaryContextPass, egui};
 use hush_chat::threads::{Focused, Request, Thread, ThreadLog, Unread};
 use hush_chat::{
-    AddContact, Block, ChatSystems, ContactEvent, CreateIdentity, Discovery, Drafts, IgnoreRequest,
-    LoadOlder, LockIntent, OutboxIntent, Prefs, RemoveContact, RenameContact, SendIntent, SetDraft,
-    SetPrefs, StoreFailed, UnlockIntent, Vault, VaultEvent, VaultState,
+    AddContact, Block, ChatSystems, ContactEvent, CreateIdentity, Discovery, Drafts, Find,
+    FindInThread, IgnoreRequest, LoadOlder, LoadThrough, LockIntent, OutboxIntent, Prefs,
+    RemoveContact, RenameContact, SendIntent, SetDraft, SetPrefs, StoreFailed, UnlockIntent, Vault,
+    VaultEvent, VaultState,
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
@@ -214,6 +215,8 @@ struct Writers<'w> {
     server: MessageWriter<'w, SetServer>,
     active: MessageWriter<'w, hush_chat::UserActive>,
     ignore: MessageWriter<'w, IgnoreRequest>,
+    find: MessageWriter<'w, FindInThread>,
+    through: MessageWriter<'w, LoadThrough>,
     block: MessageWriter<'w, Block>,
     rename: MessageWriter<'w, RenameContact>,
     remove: MessageWriter<'w, RemoveContact>,
@@ -225,6 +228,7 @@ struct DetailsSources<'w> {
     outbox: Res<'w, hush_chat::Outbox>,
     catchup: Res<'w, hush_chat::LastCatchup>,
     net: Res<'w, hush_net::NetConfig>,
+    find: Res<'w, Find>,
 }
 
 type ThreadRows<'w, 's> = Query<
@@ -332,6 +336,11 @@ fn draw(
                     log,
                     saved_draft: drafts.get(t.id),
                     request: request.is_some(),
+                    find: (sources.find.thread == Some(t.id)).then(|| crate::model::FindView {
+                        hits: &sources.find.hits,
+                        searched: sources.find.searched,
+                        complete: sources.find.complete,
+                    }),
                 },
             );
             ChatView {
@@ -462,6 +471,12 @@ fn draw(
             }
             UiIntent::IgnoreRequest(t) => {
                 w.ignore.write(IgnoreRequest(t));
+            }
+            UiIntent::Find { thread, query } => {
+                w.find.write(FindInThread { thread, query });
+            }
+            UiIntent::Reveal { thread, key } => {
+                w.through.write(LoadThrough(thread, key));
             }
             UiIntent::Block(peer) => {
                 w.block.write(Block {

@@ -107,6 +107,19 @@ pub struct ThreadView<'a> {
     pub saved_draft: &'a str,
     /// A message request: Accept, Ignore or Block instead of a composer.
     pub request: bool,
+    /// The search in this thread, if one runs.
+    pub find: Option<FindView<'a>>,
+}
+
+/// A search's progress and matches (`hush_chat::Find`).
+#[derive(Debug, Clone, Copy)]
+pub struct FindView<'a> {
+    /// Oldest first.
+    pub hits: &'a [hush_store::MessageKey],
+    /// Messages searched so far.
+    pub searched: usize,
+    /// The whole thread was searched.
+    pub complete: bool,
 }
 
 /// Everything the chat screen shows.
@@ -161,6 +174,16 @@ pub enum UiIntent {
         thread: ThreadId,
         text: String,
     },
+    /// Search this thread (an empty query ends the search).
+    Find {
+        thread: ThreadId,
+        query: String,
+    },
+    /// Load the thread back to this message (a search match to show).
+    Reveal {
+        thread: ThreadId,
+        key: hush_store::MessageKey,
+    },
     /// A request's sender becomes a contact under `name`.
     AcceptRequest {
         peer: Uuid,
@@ -202,6 +225,8 @@ impl std::fmt::Debug for UiIntent {
             UiIntent::SetPrefs(p) => write!(f, "SetPrefs({p:?})"),
             UiIntent::AcceptRequest { peer, name } => write!(f, "AcceptRequest({peer}, {name:?})"),
             UiIntent::IgnoreRequest(t) => write!(f, "IgnoreRequest({t})"),
+            UiIntent::Find { thread, .. } => write!(f, "Find({thread})"),
+            UiIntent::Reveal { thread, key } => write!(f, "Reveal({thread}, {})", key.id),
             UiIntent::Block(p) => write!(f, "Block({p})"),
             UiIntent::RenameContact { peer, name } => write!(f, "RenameContact({peer}, {name:?})"),
             UiIntent::RemoveContact {

@@ -617,6 +617,7 @@ fn a_saved_draft_is_shown_and_every_change_is_kept() {
             log: &log,
             saved_draft: "typed before the restart",
             request: false,
+            find: None,
         }),
         offline: false,
         max_ciphertext: 1 << 20,
@@ -752,6 +753,7 @@ fn a_phone_sized_window_shows_one_pane_at_a_time() {
             log: &log,
             saved_draft: "",
             request: false,
+            find: None,
         }),
         offline: false,
         max_ciphertext: 1 << 20,
@@ -823,6 +825,7 @@ fn with_request(me: Uuid, grace: Uuid, zed: Uuid, open_zed: bool, log: &ThreadLo
             log,
             saved_draft: "",
             request: open_zed,
+            find: None,
         }),
         offline: false,
         max_ciphertext: 1 << 20,
@@ -1008,4 +1011,106 @@ fn the_connection_details_show_every_figure_in_words() {
     ] {
         assert!(h.query_by_label(l).is_some(), "{l} missing");
     }
+}
+
+#[test]
+fn find_in_a_conversation_counts_matches_and_steps_older_and_newer() {
+    use hush_store::MessageKey;
+    use hush_ui::model::FindView;
+    let me = Uuid::new_v4();
+    let peer = Uuid::new_v4();
+    let t = hush_core::ThreadId::for_pair(&me, &peer);
+    let log = ThreadLog {
+        messages: (0..5)
+            .map(|i| {
+                let text = if i % 2 == 1 { "a Needle here" } else { "hay" };
+                message(i, false, MessageStatus::Sent, text)
+            })
+            .collect(),
+        revision: 1,
+        ..ThreadLog::default()
+    };
+    let key = |i: usize| MessageKey {
+        micros: log.messages[i].micros,
+        id: log.messages[i].id.clone(),
+    };
+    let hits = [key(1), key(3)];
+    let view = ChatView {
+        my_name: "Ada".into(),
+        my_id: me,
+        threads: vec![],
+        open: Some(ThreadView {
+            thread: t,
+            peer,
+            peer_name: "Grace".into(),
+            log: &log,
+            saved_draft: "",
+            request: false,
+            find: Some(FindView {
+                hits: &hits,
+                searched: 5,
+                complete: true,
+            }),
+        }),
+        offline: false,
+        max_ciphertext: 1 << 20,
+        requests_unsupported: false,
+    };
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(800.0, 600.0))
+        .build_ui_state(
+            |ui, s: &mut S| s.out.extend(thread(ui, &view, &mut s.chat, false)),
+            S::default(),
+        );
+    h.run();
+    assert!(h.query_by_label("Older").is_none(), "behind Find");
+    h.get_by_label("Find").click();
+    h.run();
+    h.get_by_label("Search").type_text("needle");
+    h.run();
+    assert_eq!(
+        h.state().out.last(),
+        Some(&UiIntent::Find {
+            thread: t,
+            query: "needle".into()
+        })
+    );
+    h.get_by_label("2 matches");
+    assert!(disabled(&h, "Newer"));
+    // Older starts from the newest match.
+    h.get_by_label("Older").click();
+    h.run();
+    h.get_by_label("1 of 2");
+    h.get_by_label("Older").click();
+    h.run();
+    h.get_by_label("2 of 2");
+    h.get_by_label("Newer").click();
+    h.run();
+    let reveals: Vec<&str> = h
+        .state()
+        .out
+        .iter()
+        .filter_map(|i| match i {
+            UiIntent::Reveal { key, .. } => Some(key.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reveals,
+        [
+            hits[1].id.as_str(),
+            hits[0].id.as_str(),
+            hits[1].id.as_str()
+        ]
+    );
+    h.get_by_label("Close").click();
+    h.run();
+    assert_eq!(
+        h.state().out.last(),
+        Some(&UiIntent::Find {
+            thread: t,
+            query: String::new()
+        })
+    );
+    assert!(h.query_by_label("Older").is_none());
 }

@@ -41,6 +41,17 @@ pub struct ChatState {
     pub rename: Option<(ThreadId, String)>,
     /// "Remove and delete history" was clicked once: asks to confirm.
     pub confirm_forget: Option<ThreadId>,
+    pub find: FindBar,
+}
+
+/// The find bar of the open thread.
+#[derive(Default)]
+pub struct FindBar {
+    /// The thread it is open in.
+    pub open: Option<ThreadId>,
+    pub query: String,
+    /// The match shown, an index into the hits (oldest first).
+    pub current: Option<usize>,
 }
 
 /// The chat screen in `ui`: two panes, or one when narrow.
@@ -350,6 +361,23 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState, narrow: bool)
                 .color(theme::MUTED),
         )
         .on_hover_text(open.peer.to_string());
+        let finding = st.find.open == Some(open.thread);
+        let ctrl_f = ui.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::F));
+        if ui
+            .selectable_label(finding, "Find")
+            .on_hover_text("Search this conversation (Ctrl+F)")
+            .clicked()
+            || (ctrl_f && !finding)
+        {
+            if finding {
+                out.extend(close_find(st, open.thread));
+            } else {
+                st.find = FindBar {
+                    open: Some(open.thread),
+                    ..FindBar::default()
+                };
+            }
+        }
         if !open.request {
             let showing = st.manage == Some(open.thread);
             if ui.selectable_label(showing, "Manage").clicked() {
@@ -361,6 +389,13 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState, narrow: bool)
     });
     if !open.request && st.manage == Some(open.thread) {
         manage_bar(ui, open, st, &mut out);
+    }
+    if st.find.open == Some(open.thread) {
+        find_bar(ui, open, st, &mut out);
+    } else if st.find.open.is_some() {
+        // Another thread opened: the search there ends.
+        let t = st.find.open.expect("open");
+        out.extend(close_find(st, t));
     }
     ui.separator();
     egui::Panel::bottom("composer")
@@ -392,9 +427,101 @@ pub fn thread(ui: &mut egui::Ui, v: &ChatView, st: &mut ChatState, narrow: bool)
             }
             ui.add_space(4.0);
         });
+    let highlight = (st.find.open == Some(open.thread) && !st.find.query.trim().is_empty())
+        .then(|| st.find.query.trim().to_lowercase());
     egui::CentralPanel::default().show(ui, |ui| {
         let ls = st.lists.entry(open.thread).or_default();
+        ls.highlight = highlight;
+        if ls.highlight.is_none() {
+            ls.current = None;
+        }
         out.extend(list(ui, open.thread, open.log, ls));
     });
     out
+}
+
+fn close_find(st: &mut ChatState, thread: ThreadId) -> Option<UiIntent> {
+    st.find = FindBar::default();
+    Some(UiIntent::Find {
+        thread,
+        query: String::new(),
+    })
+}
+
+/// The search field, "3 of 12", and older/newer.
+fn find_bar(ui: &mut egui::Ui, open: &ThreadView, st: &mut ChatState, out: &mut Vec<UiIntent>) {
+    let t = open.thread;
+    let hits = open.find.map_or(&[][..], |f| f.hits);
+    let mut go: Option<usize> = None;
+    let mut close = false;
+    ui.horizontal(|ui| {
+        let l = ui.label("Search");
+        let field = ui
+            .add(
+                TextEdit::singleline(&mut st.find.query)
+                    .hint_text("in this conversation")
+                    .desired_width(200.0),
+            )
+            .labelled_by(l.id);
+        if st.find.query.is_empty() && !field.has_focus() {
+            field.request_focus();
+        }
+        if field.changed() {
+            st.find.current = None;
+            out.push(UiIntent::Find {
+                thread: t,
+                query: st.find.query.clone(),
+            });
+        }
+        let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let n = hits.len();
+        let searching = open.find.is_some_and(|f| !f.complete);
+        let label = match (st.find.current, n) {
+            _ if st.find.query.trim().is_empty() => String::new(),
+            (_, 0) if searching => format!(
+                "searching… {} messages",
+                open.find.map_or(0, |f| f.searched)
+            ),
+            (_, 0) => "no matches".to_owned(),
+            (Some(c), n) => format!("{} of {n}", n - c),
+            (None, n) => format!("{n} matches"),
+        };
+        ui.label(RichText::new(label).color(theme::MUTED));
+        // Matches count from the newest: "Older" goes up the conversation.
+        let older = ui.add_enabled(n > 0, egui::Button::new("Older"));
+        if older.clicked() || (enter && n > 0) {
+            go = Some(match st.find.current {
+                Some(c) if c > 0 => c - 1,
+                Some(c) => c,
+                None => n - 1,
+            });
+        }
+        let newer = ui.add_enabled(
+            st.find.current.is_some_and(|c| c + 1 < n),
+            egui::Button::new("Newer"),
+        );
+        if newer.clicked() {
+            go = st.find.current.map(|c| c + 1);
+        }
+        if ui.button("Close").clicked() || ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+            close = true;
+        }
+    });
+    if close {
+        out.extend(close_find(st, t));
+        return;
+    }
+    if let Some(c) = go
+        && let Some(key) = hits.get(c)
+    {
+        st.find.current = Some(c);
+        st.lists
+            .entry(t)
+            .or_default()
+            .reveal((key.micros, key.id.clone()));
+        out.push(UiIntent::Reveal {
+            thread: t,
+            key: key.clone(),
+        });
+    }
 }

@@ -50,6 +50,12 @@ pub struct ListState {
     /// The scroll offset on the last frame, and frames drawn.
     offset: f32,
     frames: u32,
+    /// Text to mark in the messages (a search, lowercased).
+    pub highlight: Option<String>,
+    /// The search match the user is on: outlined, and scrolled to once
+    /// ([`Self::reveal`]) as soon as it is loaded.
+    pub current: Option<(i64, String)>,
+    reveal: bool,
 }
 
 const HEADER_H: f32 = 18.0;
@@ -132,6 +138,12 @@ impl ListState {
         self.tops.push(y);
     }
 
+    /// Scrolls to `key` (server µs, id) once it is loaded, and outlines it.
+    pub fn reveal(&mut self, key: (i64, String)) {
+        self.current = Some(key);
+        self.reveal = true;
+    }
+
     /// Rows laid out on the last frame (for tests and the frame-time bench).
     pub fn row_count(&self) -> usize {
         self.rows.len()
@@ -172,7 +184,38 @@ fn bubble<R>(ui: &mut egui::Ui, mine: bool, add: impl FnOnce(&mut egui::Ui) -> R
     .inner
 }
 
-fn message_row(ui: &mut egui::Ui, m: &ChatMessage) {
+/// `text` with every (case-insensitive) `needle` on a marked background.
+/// Text whose lowercase form has other byte offsets is shown plain.
+fn marked(ui: &egui::Ui, text: &str, needle: &str) -> egui::text::LayoutJob {
+    let mut job = egui::text::LayoutJob::default();
+    let normal = egui::TextFormat {
+        font_id: egui::TextStyle::Body.resolve(ui.style()),
+        color: ui.visuals().text_color(),
+        ..Default::default()
+    };
+    let mark = egui::TextFormat {
+        background: theme::AMBER.gamma_multiply(0.45),
+        ..normal.clone()
+    };
+    let lower = text.to_lowercase();
+    let mut at = 0;
+    if lower.len() == text.len() && !needle.is_empty() {
+        while let Some(i) = lower[at..].find(needle) {
+            let start = at + i;
+            let end = start + needle.len();
+            if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
+                break;
+            }
+            job.append(&text[at..start], 0.0, normal.clone());
+            job.append(&text[start..end], 0.0, mark.clone());
+            at = end;
+        }
+    }
+    job.append(&text[at..], 0.0, normal);
+    job
+}
+
+fn message_row(ui: &mut egui::Ui, m: &ChatMessage, highlight: Option<&str>) {
     bubble(ui, m.mine, |ui| {
         ui.horizontal(|ui| {
             let who = if m.mine {
@@ -200,9 +243,14 @@ fn message_row(ui: &mut egui::Ui, m: &ChatMessage) {
                 )
                 .on_hover_text(why);
             }
-            _ => {
-                ui.label(&m.content);
-            }
+            _ => match highlight {
+                Some(h) => {
+                    ui.label(marked(ui, &m.content, h));
+                }
+                None => {
+                    ui.label(&m.content);
+                }
+            },
         }
     });
 }
@@ -261,7 +309,24 @@ pub fn list(
         .id_salt("messages")
         .auto_shrink([false, false])
         .stick_to_bottom(true);
-    if st.jump {
+    let current_row = st.current.as_ref().and_then(|(micros, id)| {
+        let k = log
+            .messages
+            .partition_point(|m| m.sort_key() < (*micros, id.as_str()));
+        log.messages
+            .get(k)
+            .filter(|m| m.id == *id)
+            .and_then(|_| st.row_of_message(k))
+    });
+    if st.reveal
+        && let Some(r) = current_row
+    {
+        // A third of the way down the view, not glued to its edge.
+        let view_h = ui.available_height();
+        area = area.vertical_scroll_offset((st.tops[r] - view_h / 3.0).max(0.0));
+        st.reveal = false;
+        st.shift = 0.0;
+    } else if st.jump {
         area = area.vertical_scroll_offset(st.tops.last().copied().unwrap_or(0.0));
         st.jump = false;
         st.unseen = 0;
@@ -295,7 +360,15 @@ pub fn list(
                     }
                     Row::Message(k) => {
                         ui.add_space(2.0);
-                        message_row(ui, &log.messages[*k]);
+                        let highlight = st.highlight.as_deref();
+                        if current_row == Some(i) {
+                            egui::Frame::new()
+                                .stroke(egui::Stroke::new(2.0, theme::AMBER))
+                                .corner_radius(6.0)
+                                .show(ui, |ui| message_row(ui, &log.messages[*k], highlight));
+                        } else {
+                            message_row(ui, &log.messages[*k], highlight);
+                        }
                     }
                     Row::Pending(k) => {
                         ui.add_space(2.0);
