@@ -2,7 +2,7 @@
 //! summary line (and a JSON object with `--json`), side by side with a
 //! baseline measured in the same run where one makes sense.
 //!
-//!   cargo run --release -p hush-bench -- [all|inbound|latency|recovery|memory|history|catchup|frame|startup|idle|idle-listen|relay-conns|bundle]... [--json]
+//!   cargo run --release -p hush-bench -- [all|inbound|latency|recovery|memory|history|catchup|frame|startup|idle|idle-listen|relay-conns|search|bundle]... [--json]
 //!
 //! Everything runs on loopback against a real hush-relay (rate limits off),
 //! with real redb stores in temp dirs.
@@ -19,6 +19,8 @@ mod idle;
 mod relay_conns;
 #[cfg(not(target_arch = "wasm32"))]
 mod scenarios;
+#[cfg(not(target_arch = "wasm32"))]
+mod search;
 #[cfg(not(target_arch = "wasm32"))]
 mod slow_disk;
 

@@ -45,6 +45,7 @@ scenarios (all of them when none is named):
   idle         the real window idle under Xvfb (needs the release `hush` beside this)
   idle-listen  an idle `hush listen`: CPU and thread wake-ups
   relay-conns  the relay's memory per idle WebSocket, and after they close
+  search       find in a 100 000-message thread: the first search, then each query
   bundle       the browser bundle's sizes, raw and as sent (needs web/dist)
   store        (diagnostic, not in `all`) one redb commit's cost, durable and relaxed
 
@@ -106,6 +107,7 @@ pub fn main() {
         "idle",
         "idle-listen",
         "relay-conns",
+        "search",
         "bundle",
     ];
     let chosen: Vec<&str> = if picked.is_empty() || picked == ["all"] {
@@ -128,6 +130,7 @@ pub fn main() {
             "idle" => crate::idle::idle(),
             "idle-listen" => crate::idle::idle_listen(),
             "relay-conns" => crate::relay_conns::relay_conns(),
+            "search" => crate::search::search(100_000),
             "bundle" => bundle(),
             "store" => store_costs(2000),
             other => {
@@ -729,7 +732,7 @@ fn memory(n: usize) -> Report {
 }
 
 /// Runs in its own process: writes a profile with `n` stored messages.
-fn memory_setup(dir: &std::path::Path, n: usize) {
+pub(crate) fn memory_setup(dir: &std::path::Path, n: usize) {
     let salt = hush_core::b64::encode(&[5u8; 32]);
     let vk = VaultKey::derive(WORDS, &salt).unwrap();
     let me = Uuid::new_v4();
@@ -870,6 +873,7 @@ fn frame(n: usize) -> Report {
                     preview: None,
                     last_activity_ms: 1,
                     selected: true,
+                    request: false,
                 }],
                 open: Some(ThreadView {
                     thread: t,
@@ -877,15 +881,19 @@ fn frame(n: usize) -> Report {
                     peer_name: "Grace".into(),
                     log: &log,
                     saved_draft: "",
+                    request: false,
+                    find: None,
                 }),
                 offline: false,
                 max_ciphertext: 1 << 20,
+                requests_unsupported: false,
             }),
             profile: "bench",
             server: "http://127.0.0.1:8000",
             data_dir: "/tmp",
             prefs: Default::default(),
             time: i as f64 / 60.0,
+            details: None,
         };
         let input = egui::RawInput {
             screen_rect: Some(egui::Rect::from_min_size(

@@ -59,6 +59,14 @@ impl Store for SlowDisk {
         self.fsync(1);
         self.inner.put_contact(peer, record)
     }
+    fn remove_contact(&self, peer: Uuid) -> Result<()> {
+        self.fsync(1);
+        self.inner.remove_contact(peer)
+    }
+    fn forget_thread(&self, thread: ThreadId) -> Result<()> {
+        self.fsync(1);
+        self.inner.forget_thread(thread)
+    }
     fn threads(&self) -> Result<Vec<ThreadRecord>> {
         self.inner.threads()
     }
