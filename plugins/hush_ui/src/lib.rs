@@ -538,11 +538,14 @@ fn follow_events(
     }
 }
 
+/// A contact's thread: not a message request.
+type ContactThreads = (With<Thread>, Without<Request>);
+
 /// With nothing open, the most recently active contact's thread opens (a
 /// request waits to be chosen).
 fn focus_a_thread(
     mut commands: Commands,
-    threads: Query<(Entity, &ThreadLog), (With<Thread>, Without<Request>)>,
+    threads: Query<(Entity, &ThreadLog), ContactThreads>,
     focused: Query<(), (With<Thread>, With<Focused>)>,
 ) {
     if !focused.is_empty() {
