@@ -436,7 +436,7 @@ fn settings(data_dir: &std::path::Path, profile: &str, c: Change) -> Result<Stri
     Ok(serde_json::json!({
         "notifications": if p.notifications_off { "off" } else { "on" },
         "notification_text": if p.notification_text_hidden { "hidden" } else { "shown" },
-        "auto_lock_minutes": p.auto_lock_minutes,
+        "auto_lock": p.auto_lock_minutes.map_or(serde_json::json!("off"), |m| serde_json::json!(m)),
     })
     .to_string())
 }
