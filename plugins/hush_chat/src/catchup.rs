@@ -44,15 +44,15 @@ pub struct LastCatchup {
     pub generation: u64,
     /// Messages fetched in history pages on it.
     pub messages: usize,
-    /// When the connection opened (app time).
-    pub started: Duration,
+    /// When the connection opened (a real instant: a window's app clock
+    /// can lag behind a sleep).
+    pub started: Option<web_time::Instant>,
     /// How long until every thread was caught up; `None` while it runs.
     pub took: Option<Duration>,
 }
 
 fn time_catchups(
     conn: Res<Connection>,
-    time: Res<Time>,
     mut last: ResMut<LastCatchup>,
     mut batches: MessageReader<IncomingBatch>,
     q: Query<&ThreadSync>,
@@ -61,13 +61,13 @@ fn time_catchups(
     if conn.is_connected() && last.generation != generation {
         *last = LastCatchup {
             generation,
-            started: time.elapsed(),
+            started: Some(web_time::Instant::now()),
             ..LastCatchup::default()
         };
     }
     last.messages += batches.read().map(|b| b.messages.len()).sum::<usize>();
     if last.took.is_none() && conn.is_connected() && q.iter().all(|s| s.is_caught_up(generation)) {
-        last.took = Some(time.elapsed().saturating_sub(last.started));
+        last.took = last.started.map(|s| s.elapsed());
     }
 }
 

@@ -106,12 +106,14 @@ pub struct ConnectionStats {
 pub struct ConnectionDetails {
     /// The round trip of the last ping answered.
     pub rtt: Option<Duration>,
-    /// When the ping waiting for its pong went out.
-    ping_sent: Option<Duration>,
+    /// When the ping waiting for its pong went out: a real instant, as the
+    /// app's clock in a window that slept may still read the time before
+    /// the sleep.
+    ping_sent: Option<web_time::Instant>,
     /// When sockets opened, over the last day.
     opened: std::collections::VecDeque<Duration>,
     /// Why the last live connection ended, and when.
-    pub last_disconnect: Option<(String, Duration)>,
+    pub last_disconnect: Option<(String, web_time::Instant)>,
 }
 
 impl ConnectionDetails {
@@ -271,7 +273,7 @@ struct Driver<'w> {
 }
 
 impl Driver<'_> {
-    fn run(&mut self, actions: Vec<Action>, now: Duration) {
+    fn run(&mut self, actions: Vec<Action>) {
         for a in actions {
             match a {
                 Action::Open { generation } => self.open(generation),
@@ -288,7 +290,7 @@ impl Driver<'_> {
                         self.conn.server = None;
                     }
                 }
-                Action::SendPing { generation } => self.ping(generation, now),
+                Action::SendPing { generation } => self.ping(generation),
                 Action::NeedToken { stale } => {
                     self.token_needed.write(TokenNeeded { stale });
                 }
@@ -296,14 +298,17 @@ impl Driver<'_> {
         }
     }
 
-    fn ping(&mut self, generation: u64, now: Duration) {
+    fn ping(&mut self, generation: u64) {
         if let Some((g, h)) = &self.conn.socket
             && *g == generation
         {
             h.send(Outgoing::Text(ClientFrame::Ping.to_json()));
             self.conn.stats.frames_out += 1;
             // The round trip counts from the first ping not yet answered.
-            self.conn.details.ping_sent.get_or_insert(now);
+            self.conn
+                .details
+                .ping_sent
+                .get_or_insert_with(web_time::Instant::now);
         }
     }
 
@@ -382,7 +387,7 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                 if matches!(parsed, Ok(ServerFrame::Pong))
                     && let Some(sent) = conn.details.ping_sent.take()
                 {
-                    conn.details.rtt = Some(now.saturating_sub(sent));
+                    conn.details.rtt = Some(sent.elapsed());
                 }
                 match parsed {
                     Ok(f) => {
@@ -411,7 +416,8 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                     tracing::info!(generation = ev.generation, ?kind, "socket closed");
                     conn.last_failure = Some(describe_close(&kind));
                     if conn.machine.is_connected() {
-                        conn.details.last_disconnect = Some((describe_close(&kind), now));
+                        conn.details.last_disconnect =
+                            Some((describe_close(&kind), web_time::Instant::now()));
                     }
                     if matches!(
                         kind,
@@ -423,7 +429,7 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                 conn.machine.closed(ev.generation, &kind, now)
             }
         };
-        driver.run(actions, now);
+        driver.run(actions);
     }
 }
 
@@ -494,10 +500,10 @@ fn apply_intents(
             }
         });
     }
-    driver.run(actions, now);
+    driver.run(actions);
     if ping && driver.conn.is_connected() {
         let generation = driver.conn.generation();
-        driver.ping(generation, now);
+        driver.ping(generation);
     }
 }
 
@@ -521,7 +527,7 @@ pub fn describe_close(kind: &hush_core::policy::connection::CloseKind) -> String
 /// Update: the machine's timers (backoff, connect timeout, heartbeat).
 fn tick_connection(mut driver: Driver, time: Res<Time>, mut next: ResMut<NextUpdate>) {
     let actions = driver.conn.machine.tick(time.elapsed());
-    driver.run(actions, time.elapsed());
+    driver.run(actions);
     let conn = &*driver.conn;
     if let Some(at) = conn.machine.next_deadline() {
         next.at(at, time.elapsed());
