@@ -8,6 +8,7 @@
 //! messages arrive like any other's. Accepting adds the peer as a contact;
 //! ignoring hides it; blocking hides every thread with the peer for good.
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use hush_core::ThreadId;
 use hush_core::http::{ThreadRow, features};
@@ -67,20 +68,55 @@ struct ListPage {
     limit: usize,
 }
 
+/// What making a request's thread entity takes.
+#[derive(SystemParam)]
+struct Spawner<'w, 's> {
+    commands: Commands<'w, 's>,
+    threads: ResMut<'w, Threads>,
+    subs: ResMut<'w, Subscriptions>,
+    vault: Res<'w, Vault>,
+    store: Res<'w, ProfileStore>,
+    contacts: Res<'w, Contacts>,
+    blocked: Res<'w, Blocked>,
+    want: MessageWriter<'w, SubscriptionIntent>,
+    failed: MessageWriter<'w, StoreFailed>,
+}
+
+impl Spawner<'_, '_> {
+    /// The thread entity of a request from `record`'s peer, shown as `name`.
+    fn spawn(&mut self, record: ThreadRecord, name: String) {
+        let ignored = record.ignored;
+        if let Some(e) = spawn_thread(
+            &mut self.commands,
+            &mut self.threads,
+            &mut self.subs,
+            &self.vault,
+            &self.store,
+            record,
+            name,
+            &mut self.want,
+            &mut self.failed,
+        ) {
+            self.commands.entity(e).insert(Request { ignored });
+        }
+    }
+
+    fn stored_threads(&mut self) -> Option<Vec<ThreadRecord>> {
+        match self.store.threads() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.failed.write(StoreFailed::new("read threads", &e));
+                None
+            }
+        }
+    }
+}
+
 /// At unlock: the requests found on earlier runs.
-#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn spawn_stored_requests(
-    mut commands: Commands,
-    mut threads: ResMut<Threads>,
-    mut subs: ResMut<Subscriptions>,
-    vault: Res<Vault>,
-    store: Res<ProfileStore>,
-    contacts: Res<Contacts>,
-    blocked: Res<Blocked>,
+    mut s: Spawner,
     mut vault_events: MessageReader<VaultEvent>,
     mut contact_events: MessageReader<ContactEvent>,
-    mut want: MessageWriter<SubscriptionIntent>,
-    mut failed: MessageWriter<StoreFailed>,
 ) {
     let unlocked = vault_events.read().any(|e| *e == VaultEvent::Unlocked);
     // Someone unblocked who is no contact: their request comes back.
@@ -97,36 +133,18 @@ fn spawn_stored_requests(
     if !unlocked && unblocked.is_empty() {
         return;
     }
-    let Some(me) = vault.my_id().filter(|_| vault.is_unlocked()) else {
+    let Some(me) = s.vault.my_id().filter(|_| s.vault.is_unlocked()) else {
         return;
     };
-    let records = match store.threads() {
-        Ok(r) => r,
-        Err(e) => {
-            failed.write(StoreFailed::new("read threads", &e));
-            return;
-        }
+    let Some(records) = s.stored_threads() else {
+        return;
     };
     for r in records {
         if r.metadata.is_none() || !(unlocked || unblocked.contains(&r.peer)) {
             continue;
         }
-        let Some(name) = requester(&vault, me, &r, &contacts, &blocked, &threads) else {
-            continue;
-        };
-        let ignored = r.ignored;
-        if let Some(e) = spawn_thread(
-            &mut commands,
-            &mut threads,
-            &mut subs,
-            &vault,
-            &store,
-            r,
-            name,
-            &mut want,
-            &mut failed,
-        ) {
-            commands.entity(e).insert(Request { ignored });
+        if let Some(name) = requester(&s, me, &r) {
+            s.spawn(r, name);
         }
     }
 }
@@ -134,25 +152,19 @@ fn spawn_stored_requests(
 /// The name a request from this record's peer shows, if it is one now: its
 /// metadata opens, names us, and the peer is neither a contact nor blocked
 /// nor shown already.
-fn requester(
-    vault: &Vault,
-    me: Uuid,
-    r: &ThreadRecord,
-    contacts: &Contacts,
-    blocked: &Blocked,
-    threads: &Threads,
-) -> Option<String> {
+fn requester(s: &Spawner, me: Uuid, r: &ThreadRecord) -> Option<String> {
     let sealed = r.metadata.as_ref()?;
-    let meta: ThreadMetadata = vault
+    let meta: ThreadMetadata = s
+        .vault
         .keys()?
         .identity
         .open_json(&sealed.ciphertext, &sealed.iv)
         .ok()?;
     let peer = meta.peer_of(me, r.id)?;
     if peer != r.peer
-        || contacts.get(&peer).is_some()
-        || blocked.0.contains(&peer)
-        || threads.entity(r.id).is_some()
+        || s.contacts.get(&peer).is_some()
+        || s.blocked.0.contains(&peer)
+        || s.threads.entity(r.id).is_some()
     {
         return None;
     }
@@ -219,23 +231,14 @@ fn request_page(
 /// Listed pages and `thread_created` frames: each row that is a request
 /// becomes one. The cursor moves over listed pages only (a frame may come
 /// before older rows are listed).
-#[expect(clippy::too_many_arguments, reason = "a system's parameters")]
 fn take_listed_and_created_threads(
-    mut commands: Commands,
-    mut threads: ResMut<Threads>,
-    mut subs: ResMut<Subscriptions>,
-    vault: Res<Vault>,
-    store: Res<ProfileStore>,
-    contacts: Res<Contacts>,
-    blocked: Res<Blocked>,
+    mut s: Spawner,
     conn: Res<Connection>,
     session: Res<Session>,
     api: ApiClient<ListPage>,
     mut replies: MessageReader<ApiReply<ListPage>>,
     mut discovery: ResMut<Discovery>,
     mut frames: MessageReader<FrameReceived>,
-    mut want: MessageWriter<SubscriptionIntent>,
-    mut failed: MessageWriter<StoreFailed>,
 ) {
     let mut rows: Vec<ThreadRow> = Vec::new();
     let mut cursor = None;
@@ -286,26 +289,22 @@ fn take_listed_and_created_threads(
             rows.push(row.clone());
         }
     }
-    let Some(me) = vault.my_id().filter(|_| vault.is_unlocked()) else {
+    let Some(me) = s.vault.my_id().filter(|_| s.vault.is_unlocked()) else {
         return;
     };
     if !rows.is_empty() {
-        let stored = match store.threads() {
-            Ok(r) => r,
-            Err(e) => {
-                failed.write(StoreFailed::new("read threads", &e));
-                return;
-            }
+        let Some(stored) = s.stored_threads() else {
+            return;
         };
         for row in rows {
-            if threads.entity(row.id).is_some() {
+            if s.threads.entity(row.id).is_some() {
                 continue; // shown already: a contact's, or a request
             }
             let metadata = hush_core::crypto::Sealed {
                 ciphertext: row.ciphertext,
                 iv: row.iv,
             };
-            let Some(meta) = vault.keys().and_then(|k| {
+            let Some(meta) = s.vault.keys().and_then(|k| {
                 k.identity
                     .open_json::<ThreadMetadata>(&metadata.ciphertext, &metadata.iv)
                     .ok()
@@ -315,7 +314,7 @@ fn take_listed_and_created_threads(
             let Some(peer) = meta.peer_of(me, row.id) else {
                 continue; // someone else's thread
             };
-            if contacts.get(&peer).is_some() {
+            if s.contacts.get(&peer).is_some() {
                 continue;
             }
             let record = ThreadRecord {
@@ -328,36 +327,24 @@ fn take_listed_and_created_threads(
                     .unwrap_or_else(|| ThreadRecord::new(row.id, peer))
             };
             // Kept also for a blocked sender: an unblock brings it back.
-            if let Err(e) = store.put_thread(&record) {
-                failed.write(StoreFailed::new("save thread", &e));
+            if let Err(e) = s.store.put_thread(&record) {
+                s.failed.write(StoreFailed::new("save thread", &e));
                 continue;
             }
-            if blocked.0.contains(&peer) {
+            if s.blocked.0.contains(&peer) {
                 continue;
             }
-            let ignored = record.ignored;
-            if let Some(e) = spawn_thread(
-                &mut commands,
-                &mut threads,
-                &mut subs,
-                &vault,
-                &store,
-                record,
-                requester_name(&meta, peer),
-                &mut want,
-                &mut failed,
-            ) {
-                commands.entity(e).insert(Request { ignored });
-            }
+            s.spawn(record, requester_name(&meta, peer));
         }
     }
     if let Some(c) = cursor {
-        let saved = store.profile().and_then(|mut p| {
+        let saved = s.store.profile().and_then(|mut p| {
             p.threads_after = Some(c);
-            store.set_profile(&p)
+            s.store.set_profile(&p)
         });
         if let Err(e) = saved {
-            failed.write(StoreFailed::new("keep the thread list position", &e));
+            s.failed
+                .write(StoreFailed::new("keep the thread list position", &e));
         }
     }
 }
