@@ -52,6 +52,13 @@ fn open(opts: &Options) -> Result<Client, (Exit, String)> {
     Client::new(&opts.server, store, opts.ca_cert.clone()).map_err(|e| (Exit::Usage, e.to_string()))
 }
 
+/// The profile's client, unlocked with its identity.
+fn open_unlocked(opts: &Options) -> Result<Client, (Exit, String)> {
+    let mut c = open(opts)?;
+    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    Ok(c)
+}
+
 pub struct Options {
     pub server: String,
     pub data_dir: PathBuf,
@@ -134,16 +141,14 @@ fn contact_json(c: &Contact) -> serde_json::Value {
 }
 
 pub fn contacts_add(opts: &Options, uuid: &str, name: &str) -> CmdResult {
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let contact = c.add_contact(uuid, name).map_err(fail)?;
     println!("{}", contact_json(&contact));
     Ok(())
 }
 
 pub fn contacts_list(opts: &Options) -> CmdResult {
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let c = open_unlocked(opts)?;
     let blocked = &c.app.world().resource::<Blocked>().0;
     for contact in &c.app.world().resource::<Contacts>().list {
         let mut line = contact_json(contact);
@@ -162,8 +167,7 @@ fn user_uuid(uuid: &str) -> Result<uuid::Uuid, (Exit, String)> {
 
 pub fn contacts_rename(opts: &Options, uuid: &str, name: &str) -> CmdResult {
     let peer = user_uuid(uuid)?;
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let intent = RenameContact {
         user_id: peer,
         display_name: name.to_owned(),
@@ -180,8 +184,7 @@ pub fn contacts_rename(opts: &Options, uuid: &str, name: &str) -> CmdResult {
 
 pub fn contacts_remove(opts: &Options, uuid: &str, forget_history: bool) -> CmdResult {
     let peer = user_uuid(uuid)?;
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let intent = RemoveContact {
         user_id: peer,
         forget_history,
@@ -203,8 +206,7 @@ pub fn contacts_remove(opts: &Options, uuid: &str, forget_history: bool) -> CmdR
 /// `hush contacts block|unblock` and `hush requests block`.
 pub fn block(opts: &Options, uuid: &str, blocked: bool) -> CmdResult {
     let peer = user_uuid(uuid)?;
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let intent = Block {
         user_id: peer,
         blocked,
@@ -265,8 +267,7 @@ fn requests_of(c: &mut Client) -> Vec<serde_json::Value> {
 }
 
 pub fn requests_list(opts: &Options, timeout: Duration) -> CmdResult {
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let settled = c.run_until(timeout, requests_settled);
     if c.app.world().resource::<Discovery>().unsupported == Some(true) {
         eprintln!(
@@ -288,13 +289,11 @@ pub fn requests_list(opts: &Options, timeout: Duration) -> CmdResult {
 /// The request thread from `uuid`, with the name it shows.
 fn request_from(c: &mut Client, uuid: &str) -> Result<(ThreadId, String), (Exit, String)> {
     let peer = user_uuid(uuid)?;
-    requests_of(c)
-        .into_iter()
-        .find(|r| r["user_id"] == serde_json::json!(peer))
-        .map(|r| {
-            let t = serde_json::from_value(r["thread_id"].clone()).expect("a thread id");
-            (t, r["display_name"].as_str().unwrap_or_default().to_owned())
-        })
+    let w = c.app.world_mut();
+    w.query_filtered::<&hush_chat::Thread, bevy::prelude::With<Request>>()
+        .iter(w)
+        .find(|t| t.peer == peer)
+        .map(|t| (t.id, t.peer_name.clone()))
         .ok_or_else(|| {
             (
                 Exit::Error,
@@ -304,8 +303,7 @@ fn request_from(c: &mut Client, uuid: &str) -> Result<(ThreadId, String), (Exit,
 }
 
 pub fn requests_accept(opts: &Options, uuid: &str, name: Option<&str>) -> CmdResult {
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let (_, shown) = request_from(&mut c, uuid)?;
     let contact = c.add_contact(uuid, name.unwrap_or(&shown)).map_err(fail)?;
     println!("{}", contact_json(&contact));
@@ -313,14 +311,15 @@ pub fn requests_accept(opts: &Options, uuid: &str, name: Option<&str>) -> CmdRes
 }
 
 pub fn requests_ignore(opts: &Options, uuid: &str) -> CmdResult {
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let (t, _) = request_from(&mut c, uuid)?;
     c.app.world_mut().write_message(IgnoreRequest(t));
     let done = c.run_until(Duration::from_secs(5), |c| {
-        requests_of(c)
-            .iter()
-            .any(|r| r["thread_id"] == serde_json::json!(t) && r["ignored"] == true)
+        let w = c.app.world();
+        w.resource::<hush_chat::Threads>()
+            .entity(t)
+            .and_then(|e| w.get::<Request>(e))
+            .is_some_and(|r| r.ignored)
     });
     if !done {
         return Err((Exit::Error, "the request could not be ignored".into()));
@@ -333,8 +332,7 @@ pub fn send(opts: &Options, uuid: &str, text: &str, timeout: Duration) -> CmdRes
     let started = Instant::now();
     let peer = hush_core::ids::parse_user_uuid(uuid)
         .map_err(|_| (Exit::Usage, format!("not a UUID: {uuid:?}")))?;
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     if c.app.world().resource::<Contacts>().get(&peer).is_none() {
         let short: String = peer.to_string().chars().take(8).collect();
         c.add_contact(&peer.to_string(), &short).map_err(fail)?;
@@ -377,8 +375,7 @@ pub fn send(opts: &Options, uuid: &str, text: &str, timeout: Duration) -> CmdRes
 
 pub fn listen(opts: &Options, count: Option<usize>, timeout: Option<Duration>) -> CmdResult {
     let started = Instant::now();
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let me = c.vault().my_id().expect("unlocked");
     let store = c.app.world().resource::<ProfileStore>().0.clone();
     let stored = |what: &'static str, e: hush_store::StoreError| match e {
@@ -674,8 +671,7 @@ fn not_stored(what: &str, error: &str) -> (Exit, String) {
 }
 
 pub fn outbox(opts: &Options) -> CmdResult {
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     // One more update so the restored outbox is in place.
     c.step();
     let w = c.app.world();
@@ -712,8 +708,7 @@ pub fn outbox(opts: &Options) -> CmdResult {
 /// the timeout), and prints what the window's connection details show.
 pub fn status(opts: &Options, json: bool, timeout: Duration) -> CmdResult {
     let started = Instant::now();
-    let mut c = open(opts)?;
-    c.unlock_with_identity(&opts.words).map_err(fail)?;
+    let mut c = open_unlocked(opts)?;
     let left = timeout.saturating_sub(started.elapsed());
     let mut pinged = None;
     c.run_until(left, |c| {
