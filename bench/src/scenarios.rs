@@ -491,12 +491,56 @@ fn inbound(n: usize) -> Report {
 fn latency(rate: u64, secs: u64) -> Report {
     let relay = relay();
     let dir = tempfile::tempdir().unwrap();
+    let n = (rate * secs) as usize;
+    // Each client runs its own loop on its own thread, as two devices do:
+    // A's durable commit before a send must not hold back B's update. B
+    // sleeps until a frame arrives (`step_for`), like `hush listen`; A
+    // sleeps until its next send is due, like a window woken by a key.
+    let (a_id_tx, a_id_rx) = crossbeam_channel::bounded::<Uuid>(1);
+    let (from_b, events) = crossbeam_channel::unbounded::<BEvent>();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let receiver = {
+        let (url, path, stop) = (relay.url(), dir.path().to_owned(), stop.clone());
+        std::thread::spawn(move || {
+            let mut b = chat_client(&url, &path, "b");
+            let _ = from_b.send(BEvent::Id(b.user_id()));
+            let Ok(ida) = a_id_rx.recv() else { return };
+            b.add_contact(&ida.to_string(), "a").unwrap();
+            assert!(b.wait_thread(ida), "B has no thread with A");
+            let t = ThreadId::for_pair(&ida, &b.user_id());
+            let mut warm = false;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                b.step_for(Duration::from_millis(20));
+                if !warm {
+                    if log_len(&b, t) == 1 && ready(&b, t) {
+                        b.seen().received.clear();
+                        warm = true;
+                        let _ = from_b.send(BEvent::Ready);
+                    }
+                    continue;
+                }
+                let now = Instant::now();
+                for m in b.seen().received.drain(..) {
+                    if let Some(i) = m
+                        .message
+                        .content
+                        .strip_prefix("lat ")
+                        .and_then(|s| s.parse::<usize>().ok())
+                    {
+                        let _ = from_b.send(BEvent::Got(i, now));
+                    }
+                }
+            }
+        })
+    };
     let mut a = chat_client(&relay.url(), dir.path(), "a");
-    let mut b = chat_client(&relay.url(), dir.path(), "b");
-    let (ida, idb) = (a.user_id(), b.user_id());
+    let ida = a.user_id();
+    let Ok(BEvent::Id(idb)) = events.recv() else {
+        panic!("B did not start")
+    };
+    a_id_tx.send(ida).unwrap();
     a.add_contact(&idb.to_string(), "b").unwrap();
-    b.add_contact(&ida.to_string(), "a").unwrap();
-    assert!(a.wait_thread(idb) && b.wait_thread(ida));
+    assert!(a.wait_thread(idb));
     let t = ThreadId::for_pair(&ida, &idb);
     // Warm up: the thread exists, both are caught up.
     a.app.world_mut().write_message(SendIntent {
@@ -504,13 +548,12 @@ fn latency(rate: u64, secs: u64) -> Report {
         text: "warm".into(),
     });
     let end = Instant::now() + Duration::from_secs(30);
-    while !(log_len(&b, t) == 1 && ready(&a, t) && ready(&b, t)) {
-        a.app.update();
-        b.app.update();
+    let mut b_ready = false;
+    while !(b_ready && ready(&a, t)) {
+        a.step();
+        b_ready |= matches!(events.try_recv(), Ok(BEvent::Ready));
         assert!(Instant::now() < end, "warm-up failed");
     }
-    b.seen().received.clear();
-    let n = (rate * secs) as usize;
     let interval = Duration::from_nanos(1_000_000_000 / rate);
     let mut sent_at = vec![None; n];
     let mut lat = Vec::with_capacity(n);
@@ -527,21 +570,22 @@ fn latency(rate: u64, secs: u64) -> Report {
             sent_at[next] = Some(Instant::now());
             next += 1;
         }
-        a.app.update();
-        b.app.update();
-        let now = Instant::now();
-        for m in b.seen().received.drain(..) {
-            if let Some(i) = m
-                .message
-                .content
-                .strip_prefix("lat ")
-                .and_then(|s| s.parse::<usize>().ok())
-                && let Some(at) = sent_at[i]
+        let due = if next < n {
+            (start + interval * next as u32).saturating_duration_since(Instant::now())
+        } else {
+            Duration::from_millis(20)
+        };
+        a.step_for(due);
+        for e in events.try_iter() {
+            if let BEvent::Got(i, at) = e
+                && let Some(sent) = sent_at.get(i).copied().flatten()
             {
-                lat.push((now - at).as_secs_f64() * 1000.0);
+                lat.push((at - sent).as_secs_f64() * 1000.0);
             }
         }
     }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    receiver.join().expect("B's thread");
     let received = lat.len();
     lat.sort_by(f64::total_cmp);
     // Baseline: the relay hop alone, raw WebSocket clients at the same pace.
@@ -597,22 +641,56 @@ fn latency(rate: u64, secs: u64) -> Report {
         percentile(&base, 0.99),
         base.last().copied().unwrap_or(f64::NAN),
     );
-    let target = p50 <= 0.5 && p99 <= 2.0 && received == n;
+    // On a slow disk (issue 18, point 1) the target is two durable commits
+    // plus the relay hop of the same run; otherwise the original 0.5 / 2 ms.
+    // A durable commit there is the wrapper's sleep on top of the real
+    // commit, measured now on the same disk.
+    let fsync_ms = crate::slow_disk::SlowDisk::fsync_from_env().map(|d| {
+        let real = commit_costs(200).put / 1000.0;
+        (d.as_secs_f64() * 1000.0, real)
+    });
+    let (target, wanted) = match fsync_ms {
+        Some((slept, real)) => {
+            let f = slept + real;
+            let limit = 2.0 * f + b50;
+            (
+                p50 <= limit && received == n,
+                format!(
+                    "target on a {slept} ms slowed fsync ({f:.2} ms a durable commit with the real one): \
+                     p50 ≤ 2 × commit + relay hop = {limit:.2} ms"
+                ),
+            )
+        }
+        None => (
+            p50 <= 0.5 && p99 <= 2.0 && received == n,
+            "target p50 ≤0.5 ms, p99 ≤2 ms".to_owned(),
+        ),
+    };
     drop(dir);
     Report {
         summary: format!(
             "{n} msgs at {rate}/s: send intent → decrypted in B: p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.2} ms \
              ({received}/{n} arrived); relay hop alone p50 {b50:.3} ms, p99 {b99:.3} ms, max {bmax:.2} ms; \
-             target p50 ≤0.5 ms, p99 ≤2 ms: {}",
+             {wanted}: {}",
             if target { "met" } else { "MISSED" }
         ),
         json: json!({
             "messages": n, "rate": rate, "received": received,
             "p50_ms": p50, "p99_ms": p99, "max_ms": max,
             "baseline_p50_ms": b50, "baseline_p99_ms": b99, "baseline_max_ms": bmax,
+            "fsync_ms": fsync_ms.map(|(s, _)| s),
+            "durable_commit_ms": fsync_ms.map(|(s, r)| s + r),
             "target_met": target,
         }),
     }
+}
+
+/// What the latency scenario's receiving client reports to the sender's thread.
+enum BEvent {
+    Id(Uuid),
+    Ready,
+    /// Message number `.0` was decrypted and in B's world at `.1`.
+    Got(usize, Instant),
 }
 
 // ---------------------------------------------------------------- 3. recovery
@@ -994,6 +1072,30 @@ fn startup() -> Report {
 /// What one redb commit costs on this disk: the floor under every per-message
 /// path that writes (not part of `all`; run `hush-bench store`).
 fn store_costs(n: usize) -> Report {
+    let CommitCosts {
+        put,
+        relaxed,
+        fsync,
+    } = commit_costs(n);
+    Report {
+        summary: format!(
+            "per call, {n} each: durable redb commit (put_outbox) {put:.0} µs; relaxed commit (store_messages, one message) {relaxed:.0} µs; bare write+fdatasync {fsync:.0} µs"
+        ),
+        json: json!({ "put_outbox_us": put, "store_message_relaxed_us": relaxed, "fdatasync_us": fsync }),
+    }
+}
+
+/// Microseconds per call on this disk, now.
+struct CommitCosts {
+    /// A durable redb commit (`put_outbox`).
+    put: f64,
+    /// A relaxed one (`store_messages`, one message).
+    relaxed: f64,
+    /// A bare 512-byte write and fdatasync.
+    fsync: f64,
+}
+
+fn commit_costs(n: usize) -> CommitCosts {
     use hush_store::{OutboxEntry, OutboxState};
     let dir = tempfile::tempdir().unwrap();
     let s = RedbStore::open(&dir.path().join("s.redb")).unwrap();
@@ -1037,11 +1139,10 @@ fn store_costs(n: usize) -> Report {
             f.sync_data().unwrap();
         })
     };
-    Report {
-        summary: format!(
-            "per call, {n} each: durable redb commit (put_outbox) {put:.0} µs; relaxed commit (store_messages, one message) {relaxed:.0} µs; bare write+fdatasync {fsync:.0} µs"
-        ),
-        json: json!({ "put_outbox_us": put, "store_message_relaxed_us": relaxed, "fdatasync_us": fsync }),
+    CommitCosts {
+        put,
+        relaxed,
+        fsync,
     }
 }
 

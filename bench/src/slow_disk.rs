@@ -26,17 +26,23 @@ pub struct SlowDisk {
 impl SlowDisk {
     /// The wrapper the environment asks for, or the store as it is.
     pub fn from_env(inner: Arc<dyn Store>) -> Arc<dyn Store> {
-        let ms = std::env::var("HUSH_BENCH_FSYNC_MS")
-            .ok()
-            .and_then(|v| v.parse::<f64>().ok());
-        match ms {
-            Some(ms) if ms > 0.0 => Arc::new(SlowDisk {
+        match Self::fsync_from_env() {
+            Some(fsync) => Arc::new(SlowDisk {
                 inner,
-                fsync: Duration::from_secs_f64(ms / 1000.0),
+                fsync,
                 per_entry: std::env::var("HUSH_BENCH_FSYNC_PER_ENTRY").as_deref() == Ok("1"),
             }),
-            _ => inner,
+            None => inner,
         }
+    }
+
+    /// The fsync time `HUSH_BENCH_FSYNC_MS` asks for, if any.
+    pub fn fsync_from_env() -> Option<Duration> {
+        std::env::var("HUSH_BENCH_FSYNC_MS")
+            .ok()
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|ms| *ms > 0.0)
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
     }
 
     fn fsync(&self, times: usize) {
