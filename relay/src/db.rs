@@ -130,6 +130,22 @@ fn thread_from_row(r: &sqlx::any::AnyRow) -> Result<ThreadRecord, sqlx::Error> {
     })
 }
 
+fn bind_messages<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ms: &'q [MessageRecord],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for m in ms {
+        q = q
+            .bind(&m.id)
+            .bind(&m.thread_id)
+            .bind(&m.ciphertext)
+            .bind(&m.iv)
+            .bind(m.created_at)
+            .bind(m.client_message_id.as_deref());
+    }
+    q
+}
+
 /// Rows per multi-row INSERT (6 parameters each, well under SQLite's limit).
 const INSERT_BATCH: usize = 256;
 
@@ -374,7 +390,7 @@ impl Db {
 
     /// Stores a message. With a `client_message_id` already stored for the
     /// thread, nothing is written and the original row comes back.
-    pub async fn insert_message(&self, m: &MessageRecord) -> Result<Inserted, DbError> {
+    async fn insert_message(&self, m: &MessageRecord) -> Result<Inserted, DbError> {
         let r = sqlx::query(
             "INSERT INTO messages (id, thread_id, ciphertext, iv, created_at, client_message_id)
              VALUES ($1, $2, $3, $4, $5, $6)
@@ -412,50 +428,112 @@ impl Db {
     /// connection sent in one burst. The outcomes are in input order; a
     /// resend of a stored `client_message_id` (also one within the batch) is
     /// a `Duplicate` of the stored message.
-    pub async fn insert_messages(&self, ms: &[MessageRecord]) -> Result<Vec<Inserted>, DbError> {
+    ///
+    /// On PostgreSQL, several relay nodes may write at once: each thread's
+    /// row is locked for the transaction, and each new message gets a
+    /// `created_at` after its thread's newest (its node's clock otherwise),
+    /// so a thread's commit order is its `created_at` order on every node.
+    /// `notice` (when given) makes the notice of each new message, sent on
+    /// [`crate::cluster::CHANNEL`] in the same transaction.
+    pub async fn insert_messages(
+        &self,
+        ms: &[MessageRecord],
+        notice: Option<fn(&MessageRecord) -> String>,
+    ) -> Result<Vec<Inserted>, DbError> {
+        if self.postgres {
+            return self.insert_messages_locked(ms, notice).await;
+        }
         if let [one] = ms {
             return Ok(vec![self.insert_message(one).await?]);
         }
         let mut inserted = std::collections::HashSet::new();
         for chunk in ms.chunks(INSERT_BATCH) {
-            // PostgreSQL numbers its parameters; SQLite gets anonymous `?`s, as
-            // looking up a thousand numbered names cost more than the insert.
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let b = i * 6;
-                    if !self.postgres {
-                        return "(?, ?, ?, ?, ?, ?)".to_owned();
-                    }
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO messages (id, thread_id, ciphertext, iv, created_at, client_message_id)
-                 VALUES {} ON CONFLICT (thread_id, client_message_id) DO NOTHING RETURNING id",
-                values.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for m in chunk {
-                q = q
-                    .bind(&m.id)
-                    .bind(&m.thread_id)
-                    .bind(&m.ciphertext)
-                    .bind(&m.iv)
-                    .bind(m.created_at)
-                    .bind(m.client_message_id.as_deref());
-            }
-            for row in q.fetch_all(&self.pool).await? {
+            let sql = self.insert_sql(chunk.len());
+            for row in bind_messages(sqlx::query(&sql), chunk)
+                .fetch_all(&self.pool)
+                .await?
+            {
                 inserted.insert(row.try_get::<String, _>("id")?);
             }
         }
+        self.outcomes(ms, &inserted).await
+    }
+
+    /// PostgreSQL's `insert_messages`: in a transaction that locks the
+    /// threads written to.
+    async fn insert_messages_locked(
+        &self,
+        ms: &[MessageRecord],
+        notice: Option<fn(&MessageRecord) -> String>,
+    ) -> Result<Vec<Inserted>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let mut threads: Vec<&str> = ms.iter().map(|m| m.thread_id.as_str()).collect();
+        // One lock order for every node: no deadlocks between them.
+        threads.sort_unstable();
+        threads.dedup();
+        let mut newest = std::collections::HashMap::with_capacity(threads.len());
+        for t in threads {
+            sqlx::query("SELECT id FROM threads WHERE id = $1 FOR UPDATE")
+                .bind(t)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let r = sqlx::query(
+                "SELECT COALESCE(MAX(created_at), 0) AS m FROM messages WHERE thread_id = $1",
+            )
+            .bind(t)
+            .fetch_one(&mut *tx)
+            .await?;
+            newest.insert(t, r.try_get::<i64, _>("m")?);
+        }
+        let mut recs = ms.to_vec();
+        for m in &mut recs {
+            let last = newest
+                .get_mut(m.thread_id.as_str())
+                .expect("every thread was looked up");
+            m.created_at = m.created_at.max(*last + 1);
+            *last = m.created_at;
+        }
+        let mut inserted = std::collections::HashSet::new();
+        for chunk in recs.chunks(INSERT_BATCH) {
+            let sql = self.insert_sql(chunk.len());
+            for row in bind_messages(sqlx::query(&sql), chunk)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                inserted.insert(row.try_get::<String, _>("id")?);
+            }
+        }
+        if let Some(notice) = notice {
+            let notices: Vec<String> = recs
+                .iter()
+                .filter(|m| inserted.contains(&m.id))
+                .map(notice)
+                .collect();
+            for chunk in notices.chunks(INSERT_BATCH) {
+                let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+                let sql = format!(
+                    "SELECT COUNT(*) AS n FROM (SELECT pg_notify('{}', p) FROM (VALUES {}) v(p)) q",
+                    crate::cluster::CHANNEL,
+                    values.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for n in chunk {
+                    q = q.bind(n);
+                }
+                q.fetch_one(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        self.outcomes(&recs, &inserted).await
+    }
+
+    /// The outcome of each of `ms`: new if its id is `inserted`, else the
+    /// stored message it duplicated.
+    async fn outcomes(
+        &self,
+        ms: &[MessageRecord],
+        inserted: &std::collections::HashSet<String>,
+    ) -> Result<Vec<Inserted>, DbError> {
         let mut out = Vec::with_capacity(ms.len());
         for m in ms {
             out.push(if inserted.contains(&m.id) {
@@ -465,6 +543,61 @@ impl Db {
             });
         }
         Ok(out)
+    }
+
+    /// A multi-row INSERT of `n` messages that returns the ids it stored.
+    fn insert_sql(&self, n: usize) -> String {
+        // PostgreSQL numbers its parameters; SQLite gets anonymous `?`s, as
+        // looking up a thousand numbered names cost more than the insert.
+        let values: Vec<String> = (0..n)
+            .map(|i| {
+                if !self.postgres {
+                    return "(?, ?, ?, ?, ?, ?)".to_owned();
+                }
+                let b = i * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                )
+            })
+            .collect();
+        format!(
+            "INSERT INTO messages (id, thread_id, ciphertext, iv, created_at, client_message_id)
+             VALUES {} ON CONFLICT (thread_id, client_message_id) DO NOTHING RETURNING id",
+            values.join(", ")
+        )
+    }
+
+    /// Sends `notice` on [`crate::cluster::CHANNEL`] (PostgreSQL only).
+    pub async fn notify(&self, notice: &str) -> Result<(), DbError> {
+        sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM (SELECT pg_notify('{}', $1)) q",
+            crate::cluster::CHANNEL
+        ))
+        .bind(notice)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether messages reach subscribers through PostgreSQL's notices
+    /// (`cluster`) rather than straight from the storing connection.
+    pub fn fans_out_by_notice(&self) -> bool {
+        self.postgres
+    }
+
+    pub async fn get_message(&self, id: &str) -> Result<Option<MessageRecord>, DbError> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+        let r = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.as_ref().map(message_from_row).transpose()?)
     }
 
     /// Messages of a thread, oldest first: after `after` (exclusive) the oldest

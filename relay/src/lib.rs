@@ -9,6 +9,7 @@
 mod auth;
 pub mod cli;
 mod client_ip;
+mod cluster;
 mod db;
 mod hub;
 mod limits;
@@ -320,6 +321,10 @@ pub(crate) struct AppState {
     /// cursors can never skip a message written in the same microsecond.
     clock: AtomicI64,
     known_threads: Mutex<HashSet<ThreadId>>,
+    /// Whether this node hears every node's messages: always on SQLite; on
+    /// PostgreSQL while its listener is connected (`cluster`). Sockets are
+    /// refused while it is not.
+    fanout_up: std::sync::atomic::AtomicBool,
     shutdown: CancellationToken,
 }
 
@@ -409,11 +414,20 @@ impl Relay {
             stats: Arc::new(Stats::default()),
             clock: AtomicI64::new(clock),
             known_threads: Mutex::new(HashSet::new()),
+            fanout_up: std::sync::atomic::AtomicBool::new(!db.fans_out_by_notice()),
             shutdown: CancellationToken::new(),
             db,
             vault,
             config,
         });
+        if let Storage::Url(url) = &state.config.storage
+            && state.db.fans_out_by_notice()
+        {
+            // Listening before the port opens: no socket misses a message.
+            cluster::start(url, state.clone())
+                .await
+                .map_err(|e| RelayError::Db(DbError::Sql(e)))?;
+        }
         let app = router(state.clone());
         let stop = state.shutdown.clone();
         let limits = serve::ServeLimits {

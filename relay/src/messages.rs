@@ -46,10 +46,15 @@ pub async fn store_message(
     broadcast: bool,
 ) -> Result<Inserted, Refusal> {
     let rec = prepare_message(st, thread_id, ciphertext, iv, client_message_id).await?;
-    let outcome = st.db.insert_message(&rec).await.map_err(|e| {
-        tracing::error!("message insert failed: {e}");
-        persist_failed(&rec)
-    })?;
+    let mut outcomes = st
+        .db
+        .insert_messages(std::slice::from_ref(&rec), notice(st, broadcast))
+        .await
+        .map_err(|e| {
+            tracing::error!("message insert failed: {e}");
+            persist_failed(&rec)
+        })?;
+    let outcome = outcomes.pop().ok_or_else(|| persist_failed(&rec))?;
     finish_message(st, &outcome, broadcast);
     Ok(outcome)
 }
@@ -103,12 +108,19 @@ pub async fn prepare_message(
     })
 }
 
-/// Counts a stored message and broadcasts it if it is new.
+/// How the store makes a new message's notice to the other relay nodes:
+/// on PostgreSQL, when it is to be broadcast at all (`cluster`).
+pub fn notice(st: &AppState, broadcast: bool) -> Option<fn(&MessageRecord) -> String> {
+    (broadcast && st.db.fans_out_by_notice()).then_some(crate::cluster::message_notice as _)
+}
+
+/// Counts a stored message and broadcasts it if it is new (here: on
+/// PostgreSQL its notice does that, on every node).
 pub fn finish_message(st: &AppState, outcome: &Inserted, broadcast: bool) {
     match outcome {
         Inserted::New(m) => {
             st.stats.messages_stored.fetch_add(1, Ordering::Relaxed);
-            if !broadcast {
+            if !broadcast || st.db.fans_out_by_notice() {
                 return;
             }
             let Ok(thread_id) = ThreadId::parse(&m.thread_id) else {

@@ -284,9 +284,17 @@ pub async fn create_thread(
     if new && !st.config.stock {
         // [ext] Every connection hears of it: the peer may not have this
         // thread among its contacts' yet (a message request).
-        let frame = crate::messages::text(ServerFrame::ThreadCreated(row.clone()));
-        let lagged = st.hub.broadcast_all(frame);
-        st.stats.slow_closed.fetch_add(lagged, Ordering::Relaxed);
+        let frame = ServerFrame::ThreadCreated(row.clone());
+        if st.db.fans_out_by_notice() {
+            // Every node's connections, through the notice (`cluster`); a
+            // lost notice is what a reconnect's thread listing recovers.
+            if let Err(e) = st.db.notify(&crate::cluster::everyone_notice(&frame)).await {
+                tracing::warn!("thread_created notice not sent: {e}");
+            }
+        } else {
+            let lagged = st.hub.broadcast_all(crate::messages::text(frame));
+            st.stats.slow_closed.fetch_add(lagged, Ordering::Relaxed);
+        }
     }
     Ok((StatusCode::CREATED, Json(row)))
 }

@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::db::{Inserted, MessageRecord};
 use crate::hub::{ConnHandle, ConnId, Offer};
 use crate::limits::Bucket;
-use crate::messages::{finish_message, persist_failed, prepare_message, text};
+use crate::messages::{finish_message, notice, persist_failed, prepare_message, text};
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -54,6 +54,14 @@ pub async fn upgrade(
         // A stock server refuses the upgrade itself: no close code to see.
         st.stats.ws_auth_failures.fetch_add(1, Ordering::Relaxed);
         return axum::http::StatusCode::FORBIDDEN.into_response();
+    }
+    if !st.fanout_up.load(Ordering::Acquire) {
+        // It would miss other nodes' messages (`cluster`): try another.
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+        )
+            .into_response();
     }
     let max = st.config.limits.max_frame;
     // Registered before the 101 goes out: a client that lists threads once
@@ -109,7 +117,7 @@ async fn flush_sends(st: &AppState, pending: &mut Vec<MessageRecord>) -> Vec<Ser
         return Vec::new();
     }
     let recs = std::mem::take(pending);
-    match st.db.insert_messages(&recs).await {
+    match st.db.insert_messages(&recs, notice(st, true)).await {
         Ok(outcomes) => outcomes
             .into_iter()
             .filter_map(|o| {
