@@ -48,6 +48,7 @@ scenarios (all of them when none is named):
   search       find in a 100 000-message thread: the first search, then each query
   bundle       the browser bundle's sizes, raw and as sent (needs web/dist)
   store        (diagnostic, not in `all`) one redb commit's cost, durable and relaxed
+  fanout-engines  (not in `all`; needs HUSH_BENCH_PG and nats-server) PostgreSQL NOTIFY beside NATS
 
 --json       one JSON object per scenario instead of a summary line
 
@@ -133,6 +134,7 @@ pub fn main() {
             "search" => crate::search::search(100_000),
             "bundle" => bundle(),
             "store" => store_costs(2000),
+            "fanout-engines" => crate::fanout_engines::fanout_engines(),
             other => {
                 eprintln!("unknown scenario {other:?}; known: {all:?}");
                 std::process::exit(2);
