@@ -16,9 +16,11 @@ use crate::headless::{self, Exit, Options};
 #[derive(Parser, Debug)]
 #[command(name = "hush", version, about)]
 pub struct Cli {
-    /// The hush server, e.g. http://127.0.0.1:8000.
+    /// The hush server, e.g. http://127.0.0.1:8000. Several nodes of one
+    /// vault: repeat the flag or separate them with commas; a failed
+    /// connection moves on to the next.
     #[arg(long, global = true, env = "HUSH_SERVER")]
-    pub server: Option<String>,
+    pub server: Vec<String>,
     /// The local profile (one identity and its data).
     #[arg(long, global = true, default_value = "default")]
     pub profile: String,
@@ -193,6 +195,11 @@ fn words(cli: &Cli) -> Result<Zeroizing<String>, String> {
     })
 }
 
+/// Every `--server` given, as one comma-separated list (`None`: none).
+fn servers(cli: &Cli) -> Option<String> {
+    (!cli.server.is_empty()).then(|| cli.server.join(","))
+}
+
 fn words_if_given(cli: &Cli) -> Result<Option<Zeroizing<String>>, String> {
     if let Some(path) = &cli.words_file {
         let w = std::fs::read_to_string(path)
@@ -239,7 +246,7 @@ pub fn main() -> i32 {
             }
         };
         return crate::window::run(crate::window::WindowOptions {
-            server: cli.server.clone(),
+            server: servers(&cli),
             data_dir,
             profile: cli.profile.clone(),
             ca_cert,
@@ -292,7 +299,7 @@ pub fn main() -> i32 {
     };
     let opts = Options {
         // Without --server: the data directory's local relay, if it runs.
-        server: cli.server.clone().unwrap_or_else(|| {
+        server: servers(&cli).unwrap_or_else(|| {
             crate::local_relay::running(&data_dir).unwrap_or_else(|| "http://127.0.0.1:8000".into())
         }),
         data_dir: data_dir.clone(),

@@ -263,7 +263,7 @@ fn watch_local_relay(
                     match ServerUrl::parse(&url) {
                         Ok(u) => {
                             tracing::info!("the local relay is now at {url}");
-                            server.write(SetServer(u));
+                            server.write(SetServer(u.into()));
                             if let Some(mut ui) = ui {
                                 ui.server = url.clone();
                             }

@@ -1,15 +1,16 @@
 //! The client in a browser: the same plugins over IndexedDB, the browser's
 //! WebSocket and fetch. The server is the page's own origin (hush-relay
-//! serves the bundle), unless `?server=URL` says otherwise; `?profile=NAME`
-//! picks the profile (default `default`); `?report=1` logs progress lines
-//! (`connected`, `shown N`, `pending N`) to the console for scripts.
+//! serves the bundle), unless `?server=URL` says otherwise (several nodes:
+//! `?server=URL,URL`); `?profile=NAME` picks the profile (default
+//! `default`); `?report=1` logs progress lines (`connected`, `shown N`,
+//! `pending N`) to the console for scripts.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bevy::prelude::*;
 use hush_chat::{HushClientPlugins, StoreFailed};
-use hush_net::{NetConfig, NextUpdate, ServerUrl};
+use hush_net::{NetConfig, NextUpdate, ServerList};
 use hush_store::WebStore;
 use hush_ui::{HushUiPlugin, UiConfig};
 
@@ -49,7 +50,7 @@ fn fail(msg: &str) {
 pub fn start() {
     console_error_panic_hook::set_once();
     let (server, profile, report) = params();
-    let url = match ServerUrl::parse(&server) {
+    let url = match ServerList::parse(&server) {
         Ok(u) => u,
         Err(e) => return fail(&format!("hush: {e}")),
     };

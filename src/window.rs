@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use bevy::prelude::*;
 use bevy::window::WindowResolution;
 use hush_chat::HushClientPlugins;
-use hush_net::{NetConfig, ServerUrl};
+use hush_net::{NetConfig, ServerList};
 use hush_ui::{HushUiPlugin, UiConfig};
 use zeroize::Zeroizing;
 
@@ -33,7 +33,7 @@ pub fn run(opts: WindowOptions) -> i32 {
             }
         },
     };
-    let url = match ServerUrl::parse(&server) {
+    let url = match ServerList::parse(&server) {
         Ok(u) => u,
         Err(e) => {
             eprintln!("hush: {e}");

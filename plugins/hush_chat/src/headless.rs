@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bevy::prelude::*;
-use hush_net::{NetConfig, ServerUrl, UrlError};
+use hush_net::{NetConfig, ServerList, UrlError};
 use hush_store::Store;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -78,7 +78,7 @@ pub fn build_app(
     store: Arc<dyn Store>,
     ca_cert: Option<Vec<u8>>,
 ) -> Result<App, UrlError> {
-    let url = ServerUrl::parse(server)?;
+    let url = ServerList::parse(server)?;
     let mut config = NetConfig::new(url);
     config.ca_cert_pem = ca_cert;
     Ok(build_app_with(config, store))

@@ -1,4 +1,4 @@
-//! Where to connect and how: the server URL, timers, TLS trust.
+//! Where to connect and how: the server URLs, timers, TLS trust.
 
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ pub enum UrlError {
     Scheme(String),
     #[error("the server URL has no host: {0:?}")]
     NoHost(String),
+    #[error("no server URL given")]
+    Empty,
 }
 
 impl ServerUrl {
@@ -85,10 +87,82 @@ impl std::fmt::Display for ServerUrl {
     }
 }
 
+/// The URLs of one vault's relay nodes, tried in turn: a failed connection
+/// moves on to the next (see `connection.rs`). Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerList(Vec<ServerUrl>);
+
+impl ServerList {
+    /// One URL, or several separated by commas or white space (the same
+    /// text on the command line, in the window's settings and in `?server=`).
+    pub fn parse(s: &str) -> Result<Self, UrlError> {
+        Self::parse_all([s])
+    }
+
+    /// The URLs of several such texts (a repeated `--server`), duplicates
+    /// dropped.
+    pub fn parse_all<'a>(texts: impl IntoIterator<Item = &'a str>) -> Result<Self, UrlError> {
+        let mut urls: Vec<ServerUrl> = Vec::new();
+        for text in texts {
+            for part in text.split(|c: char| c == ',' || c.is_whitespace()) {
+                if part.is_empty() {
+                    continue;
+                }
+                let u = ServerUrl::parse(part)?;
+                if !urls.contains(&u) {
+                    urls.push(u);
+                }
+            }
+        }
+        if urls.is_empty() {
+            return Err(UrlError::Empty);
+        }
+        Ok(ServerList(urls))
+    }
+
+    pub fn first(&self) -> &ServerUrl {
+        &self.0[0]
+    }
+
+    pub fn urls(&self) -> &[ServerUrl] {
+        &self.0
+    }
+
+    /// The URL to try after `current` (the first again after the last, or
+    /// when `current` is not on the list).
+    pub fn after(&self, current: &ServerUrl) -> &ServerUrl {
+        match self.0.iter().position(|u| u == current) {
+            Some(i) => &self.0[(i + 1) % self.0.len()],
+            None => self.first(),
+        }
+    }
+}
+
+impl From<ServerUrl> for ServerList {
+    fn from(u: ServerUrl) -> Self {
+        ServerList(vec![u])
+    }
+}
+
+impl std::fmt::Display for ServerList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, u) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{u}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The connection's settings, a resource.
 #[derive(Resource, Debug, Clone)]
 pub struct NetConfig {
+    /// The server in use now: one of `servers`.
     pub server: ServerUrl,
+    /// Every node this client may use.
+    pub servers: ServerList,
     pub policy: ConnectionPolicy,
     /// A PEM CA certificate to trust for `https`/`wss` besides the system roots
     /// (a private CA, or a self-signed relay).
@@ -105,9 +179,11 @@ pub struct NetConfig {
 }
 
 impl NetConfig {
-    pub fn new(server: ServerUrl) -> Self {
+    pub fn new(servers: impl Into<ServerList>) -> Self {
+        let servers = servers.into();
         NetConfig {
-            server,
+            server: servers.first().clone(),
+            servers,
             policy: ConnectionPolicy::default(),
             ca_cert_pem: None,
             refresh_margin: Duration::from_secs(300),
@@ -148,6 +224,26 @@ mod tests {
             "http://a b",
         ] {
             assert!(ServerUrl::parse(bad).is_err(), "{bad}");
+            assert!(ServerList::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn server_lists() {
+        let l = ServerList::parse(" http://a:1/, http://b:2 ,http://c:3").unwrap();
+        let [a, b, c] = [0, 1, 2].map(|i| l.urls()[i].clone());
+        assert_eq!(l.urls().len(), 3);
+        assert_eq!((l.after(&a), l.after(&b), l.after(&c)), (&b, &c, &a));
+        let elsewhere = ServerUrl::parse("http://z:9").unwrap();
+        assert_eq!(l.after(&elsewhere), &a);
+        assert_eq!(l.to_string(), "http://a:1, http://b:2, http://c:3");
+        // Its own display parses back; repeated flags join; duplicates go.
+        assert_eq!(ServerList::parse(&l.to_string()).unwrap(), l);
+        let joined = ServerList::parse_all(["http://a:1", "http://b:2 http://a:1/", "http://c:3"]);
+        assert_eq!(joined.unwrap(), l);
+        let one = ServerList::parse("http://a:1").unwrap();
+        assert_eq!((one.urls().len(), one.after(&a)), (1, &a));
+        assert_eq!(ServerList::parse(" , "), Err(UrlError::Empty));
+        assert_eq!(NetConfig::new(l.clone()).server, a);
     }
 }

@@ -57,10 +57,10 @@ pub enum ConnectionIntent {
     MeasureRoundTrip,
 }
 
-/// Use another server from the next connection on (the current one, if
-/// any, is closed first).
+/// Use other servers from the next connection on (the current one, if
+/// any, is closed first; the first of the list is tried first).
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
-pub struct SetServer(pub crate::config::ServerUrl);
+pub struct SetServer(pub crate::config::ServerList);
 
 /// The platform's view of the network (browser events, an explicit signal).
 #[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +268,8 @@ struct Driver<'w> {
     conn: ResMut<'w, Connection>,
     session: Res<'w, Session>,
     platform: Res<'w, Platform>,
-    config: Res<'w, NetConfig>,
+    config: ResMut<'w, NetConfig>,
+    api: ResMut<'w, crate::api::Api>,
     token_needed: MessageWriter<'w, TokenNeeded>,
 }
 
@@ -414,6 +415,11 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
                 }
                 if current {
                     tracing::info!(generation = ev.generation, ?kind, "socket closed");
+                    if !kind.is_auth_rejection() {
+                        // Every node serves every thread: the next attempt, after
+                        // the usual backoff, goes to the next one.
+                        fail_over(&mut driver.config, &mut driver.api, conn);
+                    }
                     conn.last_failure = Some(describe_close(&kind));
                     if conn.machine.is_connected() {
                         conn.details.last_disconnect =
@@ -433,7 +439,31 @@ fn drain_transport(mut driver: Driver, time: Res<Time>, mut frames: MessageWrite
     }
 }
 
-/// Update: a new server URL takes effect for every later request.
+/// After a socket of `conn` closed: the next node of the list is used from
+/// the next attempt on, for the socket and for REST (a catch-up there is the
+/// same as after any reconnect). One node alone stays.
+fn fail_over(config: &mut NetConfig, api: &mut crate::api::Api, conn: &mut Connection) {
+    let next = config.servers.after(&config.server).clone();
+    if next == config.server {
+        return;
+    }
+    tracing::info!(server = %next, "trying the next server");
+    use_server(config, api, conn, next);
+}
+
+fn use_server(
+    config: &mut NetConfig,
+    api: &mut crate::api::Api,
+    conn: &mut Connection,
+    url: crate::config::ServerUrl,
+) {
+    config.server = url.clone();
+    api.config.server = url;
+    conn.health = Arc::default();
+    conn.server = None;
+}
+
+/// Update: new server URLs take effect for every later request.
 fn apply_server_change(
     mut conn: ResMut<Connection>,
     mut config: ResMut<NetConfig>,
@@ -441,19 +471,18 @@ fn apply_server_change(
     mut changes: MessageReader<SetServer>,
     mut intents: MessageWriter<ConnectionIntent>,
 ) {
-    for SetServer(url) in changes.read() {
-        if *url == config.server {
+    for SetServer(list) in changes.read() {
+        if *list == config.servers {
             continue;
         }
-        tracing::info!(server = %url, "server changed");
+        tracing::info!(servers = %list, "servers changed");
         let was_wanted = conn.machine.wants_connection();
         if was_wanted {
             intents.write(ConnectionIntent::Disconnect);
         }
-        config.server = url.clone();
-        api.config.server = url.clone();
-        conn.health = Arc::default();
-        conn.server = None;
+        config.servers = list.clone();
+        api.config.servers = list.clone();
+        use_server(&mut config, &mut api, &mut conn, list.first().clone());
         conn.known_max_ciphertext = None;
         if was_wanted {
             intents.write(ConnectionIntent::Connect);
@@ -482,6 +511,10 @@ fn apply_intents(
                 actions.extend(conn.machine.token_ready(now));
             }
             SessionEvent::Failed { error, fatal } => {
+                if matches!(error, crate::session::SessionError::Network(_)) {
+                    // The token comes from another node just as well.
+                    fail_over(&mut driver.config, &mut driver.api, conn);
+                }
                 let why = fatal.then(|| error.to_string());
                 actions.extend(conn.machine.token_failed(why, now));
             }

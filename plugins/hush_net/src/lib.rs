@@ -23,7 +23,7 @@ use bevy::prelude::*;
 pub use api::{
     Api, ApiAppExt, ApiClient, ApiReplies, ApiReply, ApiRequest, ApiResponse, ApiResult, NetError,
 };
-pub use config::{NetConfig, ServerUrl, UrlError};
+pub use config::{NetConfig, ServerList, ServerUrl, UrlError};
 pub use connection::{
     Connection, ConnectionChanged, ConnectionIntent, FrameReceived, NetworkStatus, SendFrame,
     SetServer,

@@ -27,7 +27,7 @@ fn collect(mut inbox: ResMut<Inbox>, mut frames: MessageReader<FrameReceived>) {
 }
 
 fn net_app(url: &str, session: Session, tweak: impl FnOnce(&mut NetConfig)) -> App {
-    let mut config = NetConfig::new(ServerUrl::parse(url).unwrap());
+    let mut config = NetConfig::new(ServerList::parse(url).unwrap());
     config.policy.backoff = BackoffPolicy::exact();
     config.jitter_seed = Some(1);
     tweak(&mut config);
@@ -235,6 +235,63 @@ fn relay_restart_follows_the_backoff_schedule_and_restores_subscriptions() {
     run_until(&mut app, WAIT, "both broadcasts", |a| {
         got_message(a, "AAAB") && got_message(a, "AAAC")
     });
+}
+
+#[test]
+fn a_dead_node_is_left_for_the_next_on_the_list_within_the_backoff() {
+    // A port nobody listens on (bound, then let go): connecting is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}", port.local_addr().unwrap());
+    drop(port);
+    let mut relay = RelayFixture::start();
+    let live = relay.url();
+    let mut app = net_app(
+        &format!("{dead}, {live}"),
+        Session::with_token(&relay.token()),
+        |_| {},
+    );
+    let server = |a: &App| a.world().resource::<NetConfig>().server.to_string();
+    let attempts = |a: &App| a.world().resource::<Connection>().stats.attempts;
+    assert_eq!(server(&app), dead);
+    connect(&mut app);
+    app.world_mut()
+        .write_message(SubscriptionIntent::Want(thread(1)));
+    run_until(&mut app, WAIT, "the first node refused", |a| {
+        matches!(state(a), ConnState::Reconnecting { .. })
+    });
+    // The next attempt goes to the next node, after the usual first wait.
+    let ConnState::Reconnecting { retry_at, .. } = state(&app) else {
+        unreachable!()
+    };
+    assert_eq!((retry_at - now(&app)).as_secs_f64().round(), 1.0);
+    assert_eq!(server(&app), live);
+    skip_backoff(&mut app);
+    wait_connected(&mut app);
+    assert_eq!(attempts(&app), 2);
+
+    // This node dies: the client tries the other, which is still dead,
+    // then comes back here once it is up again, and resubscribes.
+    relay.kill();
+    run_until(&mut app, WAIT, "reconnecting", |a| {
+        matches!(state(a), ConnState::Reconnecting { .. })
+    });
+    assert_eq!(server(&app), dead);
+    skip_backoff(&mut app);
+    run_until(&mut app, WAIT, "the dead node refused", |a| {
+        attempts(a) == 3 && matches!(state(a), ConnState::Reconnecting { .. })
+    });
+    assert_eq!(server(&app), live);
+    relay.restart();
+    run_until(&mut app, WAIT, "connected again", |a| {
+        skip_backoff(a);
+        a.world().resource::<Connection>().is_connected()
+    });
+    assert_eq!(server(&app), live);
+    run_until(&mut app, WAIT, "resubscribed", |a| {
+        subscription(a, thread(1)) == SubState::Subscribed
+    });
+    post(&relay, thread(1), "AAAB");
+    run_until(&mut app, WAIT, "the broadcast", |a| got_message(a, "AAAB"));
 }
 
 #[test]

@@ -23,7 +23,7 @@ use hush_chat::{
 };
 use hush_core::http::ApiFailure;
 use hush_net::{
-    ConnState, Connection, ConnectionIntent, DisconnectReason, ServerUrl, Session, SessionError,
+    ConnState, Connection, ConnectionIntent, DisconnectReason, ServerList, Session, SessionError,
     SetServer,
 };
 use zeroize::Zeroizing;
@@ -399,7 +399,7 @@ fn draw(
             }
             UiIntent::Unlock { server, words } => {
                 if server != config.server {
-                    match ServerUrl::parse(&server) {
+                    match ServerList::parse(&server) {
                         Ok(url) => {
                             w.server.write(SetServer(url));
                             config.server = server;

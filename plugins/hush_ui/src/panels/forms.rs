@@ -74,8 +74,12 @@ pub fn unlock(ui: &mut egui::Ui, form: &mut UnlockForm, status: &UnlockStatus) -
         ui.heading("Unlock your vault");
         ui.add_space(12.0);
         let l = ui.label("Server");
-        ui.add(TextEdit::singleline(&mut form.server).desired_width(f32::INFINITY))
-            .labelled_by(l.id);
+        ui.add(
+            TextEdit::singleline(&mut form.server)
+                .hint_text("https://host — several nodes: separate with commas")
+                .desired_width(f32::INFINITY),
+        )
+        .labelled_by(l.id);
         ui.add_space(8.0);
         let l = ui.label("Your 12 words");
         let words = ui
