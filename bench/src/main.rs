@@ -10,6 +10,8 @@
 #[cfg(not(target_arch = "wasm32"))]
 mod catchup;
 #[cfg(not(target_arch = "wasm32"))]
+mod cluster;
+#[cfg(not(target_arch = "wasm32"))]
 mod cpu;
 #[cfg(not(target_arch = "wasm32"))]
 mod fanout_engines;

@@ -49,6 +49,8 @@ scenarios (all of them when none is named):
   bundle       the browser bundle's sizes, raw and as sent (needs web/dist)
   store        (diagnostic, not in `all`) one redb commit's cost, durable and relaxed
   fanout-engines  (not in `all`; needs HUSH_BENCH_PG and nats-server) PostgreSQL NOTIFY beside NATS
+  cluster      (not in `all`; needs HUSH_BENCH_PG) nodes on one PostgreSQL: same- and cross-node hop,
+               a client's failover, inbound with 1, 2 and 3 nodes
 
 --json       one JSON object per scenario instead of a summary line
 
@@ -135,6 +137,7 @@ pub fn main() {
             "bundle" => bundle(),
             "store" => store_costs(2000),
             "fanout-engines" => crate::fanout_engines::fanout_engines(),
+            "cluster" => crate::cluster::cluster(),
             other => {
                 eprintln!("unknown scenario {other:?}; known: {all:?}");
                 std::process::exit(2);
