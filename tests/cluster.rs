@@ -78,6 +78,8 @@ struct Node {
     port: u16,
     db: String,
     child: Option<Child>,
+    /// Its stderr (the last start's).
+    log: std::path::PathBuf,
 }
 
 impl Node {
@@ -96,7 +98,8 @@ impl Node {
                 .env("HUSH_WORDS", WORDS)
                 .env_remove("HUSH_LOG")
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+                // A file, not a pipe nobody reads: a chatty node must not block.
+                .stderr(std::fs::File::create(&self.log).unwrap())
                 .spawn()
                 .expect("hush relay starts");
             let mut line = String::new();
@@ -109,7 +112,7 @@ impl Node {
                 return;
             }
             let _ = child.wait();
-            last = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
+            last = std::fs::read_to_string(&self.log).unwrap_or_default();
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("node on port {} did not start: {last}", self.port);
@@ -254,12 +257,14 @@ fn client(
 #[ignore = "needs PostgreSQL: set HUSH_TEST_DATABASE_URL and run with --ignored (scripts/test does)"]
 fn three_nodes_one_killed_one_restarted_every_message_once_in_order() {
     let db = Database::create();
+    let logs = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Node> = free_ports()
         .into_iter()
         .map(|port| Node {
             port,
             db: db.url.clone(),
             child: None,
+            log: logs.path().join(format!("node-{port}.log")),
         })
         .collect();
     // One after the other: the first makes the schema and the vault.
