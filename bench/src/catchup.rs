@@ -73,6 +73,7 @@ pub fn catchup(n: usize) -> Report {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let me = b.user_id();
     drop(b);
     drop(rt);
     let profile = RedbStore::open(&dir.path().join("b.redb")).unwrap();
@@ -88,11 +89,22 @@ pub fn catchup(n: usize) -> Report {
         });
     });
     let speedup = old_s / now_s;
+    let pager = reference_pager(&data, me, peer, n);
+    let pager_text = match &pager {
+        Ok((secs, cpu)) => format!(
+            "the Python reference pager (bench/pager.py), same relay: {secs:.2} s, {:.0} msg per CPU-second; \
+             hush {:.2}× its speed, {:.2}× its CPU",
+            n as f64 / cpu,
+            secs / now_s,
+            now_cpu / cpu
+        ),
+        Err(e) => format!("the Python reference pager: not run ({e})"),
+    };
     Report {
         summary: format!(
             "a new device catching up on {n} messages, default rate limits on: {now_s:.2} s, {:.0} msg per CPU-second \
              (every client thread); the relay as before (pages of {MAX_PAGE}, history in the shared bucket), same run: \
-             {old_s:.2} s, {:.0} msg per CPU-second; {speedup:.1}× faster (target ≥3×: {})",
+             {old_s:.2} s, {:.0} msg per CPU-second; {speedup:.1}× faster (target ≥3×: {}); {pager_text}",
             n as f64 / now_cpu,
             n as f64 / old_cpu,
             if speedup >= 3.0 { "met" } else { "MISSED" }
@@ -103,6 +115,56 @@ pub fn catchup(n: usize) -> Report {
             "baseline_pages_of_200_shared_bucket_seconds": old_s,
             "baseline_cpu_s": old_cpu,
             "speedup": speedup,
+            "reference_pager": match pager {
+                Ok((secs, cpu)) => json!({ "seconds": secs, "cpu_s": cpu }),
+                Err(e) => json!({ "error": e }),
+            },
         }),
     }
+}
+
+/// `bench/pager.py` against the relay of `data` as it is now (default rate
+/// limits): its seconds and CPU seconds. The Python is `HUSH_BENCH_PYTHON`,
+/// else the interop venv `scripts/test` makes, else `python3`; it needs
+/// argon2-cffi and cryptography.
+fn reference_pager(
+    data: &Path,
+    me: uuid::Uuid,
+    peer: uuid::Uuid,
+    n: usize,
+) -> Result<(f64, f64), String> {
+    let relay = RelayFixture::start_with(|c| {
+        c.storage = Storage::SqliteDir(data.to_owned());
+        c.rate_limits = Some(RateLimits::default());
+    });
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("../target/interop-venv/bin/python");
+    let python = std::env::var("HUSH_BENCH_PYTHON").unwrap_or_else(|_| {
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
+    });
+    let out = std::process::Command::new(&python)
+        .arg(root.join("pager.py"))
+        .args([relay.url(), me.to_string(), peer.to_string(), n.to_string()])
+        .env("HUSH_WORDS", hush_testkit::WORDS)
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(err.lines().last().unwrap_or("failed").to_owned());
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("its output: {e}"))?;
+    if v["messages"].as_u64() != Some(n as u64) {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(3).collect();
+        return Err(format!("it read {} of {n}; {tail:?}", v["messages"]));
+    }
+    Ok((
+        v["seconds"].as_f64().unwrap_or(f64::NAN),
+        v["cpu_s"].as_f64().unwrap_or(f64::NAN),
+    ))
 }
