@@ -13,7 +13,8 @@
 //! A notice is `m <thread id> <frame>` (the `message` frame to send as is),
 //! `r <thread id> <message id>` for a message whose frame would not fit in
 //! a notice (PostgreSQL's limit is 8 000 bytes; the node reads the row), or
-//! `t <frame>` for a frame every connection gets (`thread_created`).
+//! `t <relay time µs> <frame>` for a frame every connection there at that
+//! time gets (`thread_created`).
 //!
 //! While a node is not listening it may miss notices, so it closes every
 //! socket when the listening connection is lost and takes none until it
@@ -51,9 +52,10 @@ pub fn message_notice(m: &MessageRecord) -> String {
     }
 }
 
-/// The notice for a frame every connection of every node gets.
-pub fn everyone_notice(frame: &ServerFrame) -> String {
-    format!("t {}", frame.to_json())
+/// The notice for a frame every connection of every node gets, the news of
+/// something made at relay time `made_at` (µs).
+pub fn everyone_notice(frame: &ServerFrame, made_at: i64) -> String {
+    format!("t {made_at} {}", frame.to_json())
 }
 
 /// What a notice asks this node to do.
@@ -63,14 +65,15 @@ enum Notice<'a> {
     Frame(ThreadId, &'a str),
     /// Read the message `id` and send it to the thread's subscribers.
     Read(ThreadId, &'a str),
-    /// Send `frame` to every connection.
-    Everyone(&'a str),
+    /// Send `frame` to every connection there at relay time `.0`.
+    Everyone(i64, &'a str),
 }
 
 fn parse(n: &str) -> Option<Notice<'_>> {
     let (kind, rest) = n.split_once(' ')?;
     if kind == "t" {
-        return Some(Notice::Everyone(rest));
+        let (made_at, frame) = rest.split_once(' ')?;
+        return Some(Notice::Everyone(made_at.parse().ok()?, frame));
     }
     let (thread, body) = rest.split_once(' ')?;
     let thread = ThreadId::parse(thread).ok()?;
@@ -151,7 +154,9 @@ async fn deliver(st: &AppState, payload: &str) {
                 0
             }
         },
-        Some(Notice::Everyone(frame)) => st.hub.broadcast_all(Utf8Bytes::from(frame)),
+        Some(Notice::Everyone(made_at, frame)) => {
+            st.hub.broadcast_all(Utf8Bytes::from(frame), made_at)
+        }
         None => {
             tracing::warn!(len = payload.len(), "unreadable fan-out notice ignored");
             0
@@ -205,7 +210,11 @@ mod tests {
 
     #[test]
     fn a_notice_to_everyone_keeps_its_frame() {
-        assert_eq!(parse("t {\"a\": 1}"), Some(Notice::Everyone("{\"a\": 1}")));
+        assert_eq!(
+            parse("t 1700000000000001 {\"a\": 1}"),
+            Some(Notice::Everyone(1_700_000_000_000_001, "{\"a\": 1}"))
+        );
+        assert_eq!(parse("t {\"a\": 1}"), None, "no time: unreadable");
     }
 
     #[test]

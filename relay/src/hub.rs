@@ -26,6 +26,9 @@ pub struct ConnHandle {
     pub queued: Arc<AtomicUsize>,
     /// More than this many bytes queued makes the connection too slow.
     pub max_bytes: usize,
+    /// Relay time (µs) when it connected: news of a thread made before
+    /// then is not news to it (see [`Hub::broadcast_all`]).
+    pub since: i64,
 }
 
 impl ConnHandle {
@@ -141,12 +144,15 @@ impl Hub {
         lagged
     }
 
-    /// Queues `frame` for every connection, subscribed or not. Returns how
-    /// many were closed for being too slow.
-    pub fn broadcast_all(&self, frame: Utf8Bytes) -> u64 {
+    /// Queues `frame`, the news of something committed before relay time
+    /// `made_at`, for every connection that was there then, subscribed or
+    /// not: one made since finds it in its listing. (On PostgreSQL the news
+    /// comes late, through a notice.) Returns how many were closed for
+    /// being too slow.
+    pub fn broadcast_all(&self, frame: Utf8Bytes, made_at: i64) -> u64 {
         let inner = self.inner.lock().expect("hub lock");
         let mut lagged = 0;
-        for (id, h) in &inner.conns {
+        for (id, h) in inner.conns.iter().filter(|(_, h)| h.since < made_at) {
             if h.offer(*id, frame.clone()) == Offer::TooSlow {
                 lagged += 1;
             }

@@ -280,6 +280,9 @@ pub async fn create_thread(
         })
         .await?;
     st.known_threads.lock().expect("threads lock").insert(id);
+    // Connections made from now on list the thread (it is committed), so
+    // only those made before need the news.
+    let stored_at = st.next_time();
     let row = thread_row(stored)?;
     if new && !st.config.stock {
         // [ext] Every connection hears of it: the peer may not have this
@@ -288,11 +291,14 @@ pub async fn create_thread(
         if st.db.fans_out_by_notice() {
             // Every node's connections, through the notice (`cluster`); a
             // lost notice is what a reconnect's thread listing recovers.
-            if let Err(e) = st.db.notify(&crate::cluster::everyone_notice(&frame)).await {
+            let notice = crate::cluster::everyone_notice(&frame, stored_at);
+            if let Err(e) = st.db.notify(&notice).await {
                 tracing::warn!("thread_created notice not sent: {e}");
             }
         } else {
-            let lagged = st.hub.broadcast_all(crate::messages::text(frame));
+            let lagged = st
+                .hub
+                .broadcast_all(crate::messages::text(frame), stored_at);
             st.stats.slow_closed.fetch_add(lagged, Ordering::Relaxed);
         }
     }

@@ -175,6 +175,7 @@ impl Registration {
             kill: st.shutdown.child_token(),
             queued: Default::default(),
             max_bytes: st.config.queue_bytes.max(st.config.limits.max_frame * 2),
+            since: st.next_time(),
         };
         Registration {
             st: st.clone(),
