@@ -21,6 +21,7 @@ use hush_chat::SendIntent;
 use hush_chat::headless::Client;
 use hush_core::ThreadId;
 use hush_testkit::WORDS;
+use hush_testkit::pg::TempDatabase;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -30,48 +31,6 @@ const PER_CLIENT: usize = 500;
 /// Between one client's sends: the six together send about 600 a second.
 const PACE: Duration = Duration::from_millis(10);
 const DEADLINE: Duration = Duration::from_secs(240);
-
-/// A fresh database on the server `HUSH_TEST_DATABASE_URL` names, dropped
-/// at the end.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create() -> Database {
-        let admin = std::env::var("HUSH_TEST_DATABASE_URL")
-            .expect("HUSH_TEST_DATABASE_URL must name a PostgreSQL database for this test");
-        let name = format!("hush_cluster_{}", Uuid::new_v4().simple());
-        sql(&admin, &format!("CREATE DATABASE {name}"));
-        let (prefix, _) = admin.rsplit_once('/').expect("a database URL");
-        let url = format!("{prefix}/{name}");
-        Database { admin, name, url }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        sql(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        );
-    }
-}
-
-fn sql(url: &str, statement: &str) {
-    use sqlx::Connection;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut c = sqlx::postgres::PgConnection::connect(url).await.unwrap();
-        sqlx::Executor::execute(&mut c, statement).await.unwrap();
-        c.close().await.unwrap();
-    });
-}
 
 /// One relay node: a `hush relay` process on a port of its own.
 struct Node {
@@ -256,7 +215,9 @@ fn client(
 #[test]
 #[ignore = "needs PostgreSQL: set HUSH_TEST_DATABASE_URL and run with --ignored (scripts/test does)"]
 fn three_nodes_one_killed_one_restarted_every_message_once_in_order() {
-    let db = Database::create();
+    let admin = std::env::var("HUSH_TEST_DATABASE_URL")
+        .expect("HUSH_TEST_DATABASE_URL must name a PostgreSQL database for this test");
+    let db = TempDatabase::create(&admin, "hush_cluster");
     let logs = tempfile::tempdir().unwrap();
     let mut nodes: Vec<Node> = free_ports()
         .into_iter()

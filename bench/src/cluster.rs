@@ -25,6 +25,7 @@ use hush_core::ThreadId;
 use hush_net::{Connection, NetConfig};
 use hush_relay::{RelayConfig, RelayThread, Storage};
 use hush_testkit::WORDS;
+use hush_testkit::pg::TempDatabase;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
@@ -54,12 +55,11 @@ pub(crate) fn cluster() -> Report {
         .expect("runtime");
 
     let (hops, failover) = {
-        let db = Database::create(&rt, &admin);
+        let db = TempDatabase::create(&admin, "hush_bench");
         let nodes = start_nodes(&db.url, 2);
         let hops = rt.block_on(hop(&nodes[0], &nodes[1]));
         let failover = failover(&db.url);
         drop(nodes);
-        db.drop_on(&rt);
         (hops, failover)
     };
     let sqlite_hop = {
@@ -70,11 +70,10 @@ pub(crate) fn cluster() -> Report {
     };
     let mut inbound = Vec::new();
     for n in 1..=3 {
-        let db = Database::create(&rt, &admin);
+        let db = TempDatabase::create(&admin, "hush_bench");
         let nodes = start_nodes(&db.url, n);
         inbound.push(rt.block_on(inbound_rate(&nodes)));
         drop(nodes);
-        db.drop_on(&rt);
     }
 
     let (same, cross) = hops;
@@ -99,42 +98,6 @@ pub(crate) fn cluster() -> Report {
             "inbound_per_sec": inbound,
         }),
     }
-}
-
-/// A database of its own on the admin URL's server.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn create(rt: &tokio::runtime::Runtime, admin: &str) -> Database {
-        let name = format!("hush_bench_{}", Uuid::new_v4().simple());
-        rt.block_on(sql(admin, &format!("CREATE DATABASE {name}")));
-        let (prefix, _) = admin.rsplit_once('/').expect("a database URL");
-        Database {
-            admin: admin.to_owned(),
-            url: format!("{prefix}/{name}"),
-            name,
-        }
-    }
-
-    fn drop_on(self, rt: &tokio::runtime::Runtime) {
-        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        rt.block_on(sql(&self.admin, &drop));
-    }
-}
-
-async fn sql(url: &str, statement: &str) {
-    use sqlx::Connection;
-    let mut c = sqlx::postgres::PgConnection::connect(url)
-        .await
-        .expect("PostgreSQL");
-    sqlx::Executor::execute(&mut c, statement)
-        .await
-        .expect("SQL");
-    let _ = c.close().await;
 }
 
 fn config(storage: Storage) -> RelayConfig {

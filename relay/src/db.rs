@@ -146,6 +146,17 @@ fn bind_messages<'q>(
     q
 }
 
+/// A statement that sends its `n` parameters as notices on
+/// [`crate::cluster::CHANNEL`] (PostgreSQL).
+fn notify_sql(n: usize) -> String {
+    let values: Vec<String> = (1..=n).map(|i| format!("(${i})")).collect();
+    format!(
+        "SELECT COUNT(*) AS n FROM (SELECT pg_notify('{}', p) FROM (VALUES {}) v(p)) q",
+        crate::cluster::CHANNEL,
+        values.join(", ")
+    )
+}
+
 /// Rows per multi-row INSERT (6 parameters each, well under SQLite's limit).
 const INSERT_BATCH: usize = 256;
 
@@ -433,15 +444,16 @@ impl Db {
     /// row is locked for the transaction, and each new message gets a
     /// `created_at` after its thread's newest (its node's clock otherwise),
     /// so a thread's commit order is its `created_at` order on every node.
-    /// `notice` (when given) makes the notice of each new message, sent on
+    /// With `broadcast`, each new message's notice
+    /// ([`crate::cluster::message_notice`]) goes out on
     /// [`crate::cluster::CHANNEL`] in the same transaction.
     pub async fn insert_messages(
         &self,
         ms: &[MessageRecord],
-        notice: Option<fn(&MessageRecord) -> String>,
+        broadcast: bool,
     ) -> Result<Vec<Inserted>, DbError> {
         if self.postgres {
-            return self.insert_messages_locked(ms, notice).await;
+            return self.insert_messages_locked(ms, broadcast).await;
         }
         if let [one] = ms {
             return Ok(vec![self.insert_message(one).await?]);
@@ -464,7 +476,7 @@ impl Db {
     async fn insert_messages_locked(
         &self,
         ms: &[MessageRecord],
-        notice: Option<fn(&MessageRecord) -> String>,
+        broadcast: bool,
     ) -> Result<Vec<Inserted>, DbError> {
         let mut tx = self.pool.begin().await?;
         let mut threads: Vec<&str> = ms.iter().map(|m| m.thread_id.as_str()).collect();
@@ -503,19 +515,14 @@ impl Db {
                 inserted.insert(row.try_get::<String, _>("id")?);
             }
         }
-        if let Some(notice) = notice {
+        if broadcast {
             let notices: Vec<String> = recs
                 .iter()
                 .filter(|m| inserted.contains(&m.id))
-                .map(notice)
+                .map(crate::cluster::message_notice)
                 .collect();
             for chunk in notices.chunks(INSERT_BATCH) {
-                let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
-                let sql = format!(
-                    "SELECT COUNT(*) AS n FROM (SELECT pg_notify('{}', p) FROM (VALUES {}) v(p)) q",
-                    crate::cluster::CHANNEL,
-                    values.join(", ")
-                );
+                let sql = notify_sql(chunk.len());
                 let mut q = sqlx::query(&sql);
                 for n in chunk {
                     q = q.bind(n);
@@ -575,13 +582,10 @@ impl Db {
 
     /// Sends `notice` on [`crate::cluster::CHANNEL`] (PostgreSQL only).
     pub async fn notify(&self, notice: &str) -> Result<(), DbError> {
-        sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM (SELECT pg_notify('{}', $1)) q",
-            crate::cluster::CHANNEL
-        ))
-        .bind(notice)
-        .fetch_one(&self.pool)
-        .await?;
+        sqlx::query(&notify_sql(1))
+            .bind(notice)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -48,7 +48,7 @@ pub async fn store_message(
     let rec = prepare_message(st, thread_id, ciphertext, iv, client_message_id).await?;
     let mut outcomes = st
         .db
-        .insert_messages(std::slice::from_ref(&rec), notice(st, broadcast))
+        .insert_messages(std::slice::from_ref(&rec), broadcast)
         .await
         .map_err(|e| {
             tracing::error!("message insert failed: {e}");
@@ -106,12 +106,6 @@ pub async fn prepare_message(
         created_at: st.next_time(),
         client_message_id,
     })
-}
-
-/// How the store makes a new message's notice to the other relay nodes:
-/// on PostgreSQL, when it is to be broadcast at all (`cluster`).
-pub fn notice(st: &AppState, broadcast: bool) -> Option<fn(&MessageRecord) -> String> {
-    (broadcast && st.db.fans_out_by_notice()).then_some(crate::cluster::message_notice as _)
 }
 
 /// Counts a stored message and broadcasts it if it is new (here: on

@@ -24,7 +24,7 @@ use crate::AppState;
 use crate::db::{Inserted, MessageRecord};
 use crate::hub::{ConnHandle, ConnId, Offer};
 use crate::limits::Bucket;
-use crate::messages::{finish_message, notice, persist_failed, prepare_message, text};
+use crate::messages::{finish_message, persist_failed, prepare_message, text};
 
 #[derive(Deserialize)]
 pub struct WsQuery {
@@ -117,7 +117,7 @@ async fn flush_sends(st: &AppState, pending: &mut Vec<MessageRecord>) -> Vec<Ser
         return Vec::new();
     }
     let recs = std::mem::take(pending);
-    match st.db.insert_messages(&recs, notice(st, true)).await {
+    match st.db.insert_messages(&recs, true).await {
         Ok(outcomes) => outcomes
             .into_iter()
             .filter_map(|o| {

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod disk;
+pub mod pg;
 pub mod proxy;
 pub mod relay;
 pub mod rest;
