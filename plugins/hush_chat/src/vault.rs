@@ -12,7 +12,9 @@ use crossbeam_channel::Receiver;
 use hush_core::crypto::{AeadKey, CryptoError, VaultKey};
 use hush_core::http::ApiFailure;
 use hush_core::payload::{LocalIdentity, NameError, validate_display_name};
-use hush_net::{ConnectionIntent, SessionError, SessionEvent, SessionIntent, WakingSender};
+use hush_net::{
+    ConnectionIntent, NetConfig, SessionError, SessionEvent, SessionIntent, WakingSender,
+};
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -142,6 +144,9 @@ pub struct Vault {
     deriving: Option<String>,
     /// The server accepted the words during this unlock.
     server_confirmed: Option<String>,
+    /// Servers that did not answer during this unlock (the connection has
+    /// moved on to the next one after each).
+    unreachable: usize,
     tx: WakingSender<Derived>,
     rx: Receiver<Derived>,
 }
@@ -156,6 +161,7 @@ impl Vault {
             words: None,
             deriving: None,
             server_confirmed: None,
+            unreachable: 0,
             tx,
             rx,
         }
@@ -222,6 +228,7 @@ fn start_unlock(
         }
         vault.error = None;
         vault.server_confirmed = None;
+        vault.unreachable = 0;
         vault.words = Some(words.clone());
         vault.state = VaultState::Unlocking {
             step: UnlockStep::Authenticating,
@@ -247,8 +254,10 @@ fn start_unlock(
 fn follow_session(
     mut vault: ResMut<Vault>,
     kdf: Res<Kdf>,
+    config: Res<NetConfig>,
     mut events: MessageReader<SessionEvent>,
     mut out: MessageWriter<VaultEvent>,
+    mut session: MessageWriter<SessionIntent>,
 ) {
     for e in events.read() {
         match e {
@@ -276,7 +285,20 @@ fn follow_session(
                     SessionError::Network(n)
                         if vault.deriving.is_none() && vault.keys.is_none() =>
                     {
-                        vault.fail(UnlockError::ServerUnreachable(n.to_string()), &mut out);
+                        // Without a stored salt only a server can answer: ask
+                        // each of the list once (the connection has already
+                        // moved to the next) before giving up.
+                        vault.unreachable += 1;
+                        match vault.words.clone() {
+                            Some(words) if vault.unreachable < config.servers.urls().len() => {
+                                tracing::info!("no answer; asking the next server");
+                                session.write(SessionIntent::Login { words });
+                            }
+                            _ => {
+                                let e = UnlockError::ServerUnreachable(n.to_string());
+                                vault.fail(e, &mut out);
+                            }
+                        }
                     }
                     SessionError::Network(_) => {
                         // Carry on with the stored salt; the token comes later.
