@@ -11,13 +11,19 @@
 //! - the canvas is told it still has the focus, so the app does not think
 //!   the window lost it;
 //! - paste keeps going through bevy_egui's page-wide `paste` listener.
+//!
+//! The two sources reach the app by different roads (winit's messages and
+//! this agent's queue) and meet in one update, where the keys come first.
+//! So that a key pressed after an insertion still comes after it, a key that
+//! arrives while inserted text is waiting for the app waits behind it in the
+//! same queue, and goes to the canvas only once what came before it is in.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 
 use bevy::prelude::*;
 use bevy_egui::input::EguiInputEvent;
 use bevy_egui::{EguiInputSet, EguiOutput, EguiPostUpdateSet, PrimaryEguiContext, egui};
-use crossbeam_channel::Receiver;
 use hush_net::wake::Wake;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
@@ -28,9 +34,13 @@ use web_sys::{
 
 const AGENT_ID: &str = "hush-text-agent";
 
-/// Text and IME events from the agent, for the primary egui context.
-#[derive(Resource)]
-struct AgentEvents(Receiver<egui::Event>);
+/// What the agent received, in the order it did.
+enum Input {
+    /// Text or an IME event, for the primary egui context.
+    Text(egui::Event),
+    /// A key press or release, for the canvas (winit).
+    Key(KeyboardEvent),
+}
 
 struct Agent {
     textarea: HtmlTextAreaElement,
@@ -40,38 +50,37 @@ struct Agent {
 thread_local! {
     // Browser objects are not Send: they stay on the page's thread.
     static AGENT: RefCell<Option<Agent>> = const { RefCell::new(None) };
+    // Apart from AGENT: events fire while the agent is being focused (a
+    // blur commits a composition), and each borrow of this one is short.
+    static QUEUE: RefCell<VecDeque<Input>> = const { RefCell::new(VecDeque::new()) };
 }
 
 /// Installs the text agent next to the page's canvas (`canvas_id`).
 pub fn plugin(canvas_id: &'static str) -> impl Fn(&mut App) {
     move |app: &mut App| {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let tx = app.world().resource::<Wake>().sender(tx);
-        let send = move |e: egui::Event| {
-            let _ = tx.send(e);
-        };
-        if let Err(e) = install(canvas_id, send) {
+        let wake = app.world().resource::<Wake>().clone();
+        if let Err(e) = install(canvas_id, wake) {
             tracing::warn!("no text agent ({e}): only typed keys reach text fields");
         }
-        app.insert_resource(AgentEvents(rx))
-            // After the keys of the same update, always: a composition or
-            // an insertion comes after the keys typed before it (events of
-            // one update cannot be ordered by time across the two sources).
-            .add_systems(
-                PreUpdate,
-                forward_text
-                    .after(EguiInputSet::ReadBevyMessages)
-                    .before(EguiInputSet::WriteEguiEvents),
-            )
-            .add_systems(
-                PostUpdate,
-                follow_text_focus.after(EguiPostUpdateSet::ProcessOutput),
-            );
+        // After the keys of the same update: the keys that came later than
+        // a queued text are held back (see above).
+        app.add_systems(
+            PreUpdate,
+            forward_text
+                .after(EguiInputSet::ReadBevyMessages)
+                .before(EguiInputSet::WriteEguiEvents),
+        )
+        .add_systems(
+            PostUpdate,
+            follow_text_focus.after(EguiPostUpdateSet::ProcessOutput),
+        );
     }
 }
 
+/// The queue's text up to its first key goes to egui now; that key and the
+/// ones right after it go to the canvas, for the next update, and what is
+/// queued behind them waits for that update.
 fn forward_text(
-    events: Res<AgentEvents>,
     context: Query<Entity, With<PrimaryEguiContext>>,
     mut out: MessageWriter<EguiInputEvent>,
 ) {
@@ -79,8 +88,28 @@ fn forward_text(
         // Keep them until the context exists.
         return;
     };
-    while let Ok(event) = events.0.try_recv() {
-        out.write(EguiInputEvent { context, event });
+    let mut keys = Vec::new();
+    QUEUE.with_borrow_mut(|queue| {
+        while let Some(Input::Text(_)) = queue.front() {
+            if let Some(Input::Text(event)) = queue.pop_front() {
+                out.write(EguiInputEvent { context, event });
+            }
+        }
+        while let Some(Input::Key(_)) = queue.front() {
+            if let Some(Input::Key(k)) = queue.pop_front() {
+                keys.push(k);
+            }
+        }
+    });
+    if keys.is_empty() {
+        return;
+    }
+    // Outside the borrow: winit handles them once this update is over.
+    let canvas = AGENT.with_borrow(|a| a.as_ref().map(|a| a.canvas.clone()));
+    if let Some(canvas) = canvas {
+        for k in keys {
+            let _ = canvas.dispatch_event(&k);
+        }
     }
 }
 
@@ -150,7 +179,13 @@ fn focus_event(kind: &str) -> Option<FocusEvent> {
     FocusEvent::new_with_focus_event_init_dict(kind, &init).ok()
 }
 
-fn install(canvas_id: &str, send: impl Fn(egui::Event) + Clone + 'static) -> Result<(), String> {
+/// Queues `event` and wakes the app for it.
+fn queue(wake: &Wake, input: Input) {
+    QUEUE.with_borrow_mut(|q| q.push_back(input));
+    wake.wake();
+}
+
+fn install(canvas_id: &str, wake: Wake) -> Result<(), String> {
     let document = web_sys::window()
         .and_then(|w| w.document())
         .ok_or("no document")?;
@@ -203,12 +238,19 @@ fn install(canvas_id: &str, send: impl Fn(egui::Event) + Clone + 'static) -> Res
     // cut fire; an IME's keys stay entirely with the IME.
     for kind in ["keydown", "keyup"] {
         let canvas = canvas.clone();
+        let wake = wake.clone();
         let cb = Closure::<dyn FnMut(KeyboardEvent)>::new(move |e: KeyboardEvent| {
             if e.is_composing() || e.key() == "Process" || e.key_code() == 229 {
                 return;
             }
             if let Some(copy) = copy_key(&e) {
-                let _ = canvas.dispatch_event(&copy);
+                // Behind text the app has not taken yet, or straight on.
+                let waiting = QUEUE.with_borrow(|q| !q.is_empty());
+                if waiting {
+                    queue(&wake, Input::Key(copy));
+                } else {
+                    let _ = canvas.dispatch_event(&copy);
+                }
             }
             if e.type_() == "keydown" && !(e.ctrl_key() || e.meta_key()) {
                 e.prevent_default();
@@ -221,7 +263,7 @@ fn install(canvas_id: &str, send: impl Fn(egui::Event) + Clone + 'static) -> Res
     // Text the browser put in: insertText, an emoji picker, dictation.
     {
         let ta = textarea.clone();
-        let send = send.clone();
+        let wake = wake.clone();
         let cb = Closure::<dyn FnMut(InputEvent)>::new(move |e: InputEvent| {
             if e.is_composing() || e.input_type() == "insertCompositionText" {
                 return;
@@ -229,7 +271,7 @@ fn install(canvas_id: &str, send: impl Fn(egui::Event) + Clone + 'static) -> Res
             let text = ta.value();
             ta.set_value("");
             if !text.is_empty() {
-                send(egui::Event::Text(text));
+                queue(&wake, Input::Text(egui::Event::Text(text)));
             }
         });
         let _ = textarea.add_event_listener_with_callback("input", cb.as_ref().unchecked_ref());
@@ -246,19 +288,20 @@ fn install(canvas_id: &str, send: impl Fn(egui::Event) + Clone + 'static) -> Res
     // Composition: a preview while composing, then the committed text.
     for kind in ["compositionupdate", "compositionend"] {
         let ta = textarea.clone();
-        let send = send.clone();
+        let wake = wake.clone();
         let cb = Closure::<dyn FnMut(CompositionEvent)>::new(move |e: CompositionEvent| {
             let data = e.data().unwrap_or_default();
-            match e.type_().as_str() {
-                "compositionupdate" => send(egui::Event::Ime(egui::ImeEvent::Preedit {
+            let ime = match e.type_().as_str() {
+                "compositionupdate" => egui::ImeEvent::Preedit {
                     text: data,
                     active_range_chars: None,
-                })),
+                },
                 _ => {
                     ta.set_value("");
-                    send(egui::Event::Ime(egui::ImeEvent::Commit(data)));
+                    egui::ImeEvent::Commit(data)
                 }
-            }
+            };
+            queue(&wake, Input::Text(egui::Event::Ime(ime)));
         });
         let _ = textarea.add_event_listener_with_callback(kind, cb.as_ref().unchecked_ref());
         cb.forget();

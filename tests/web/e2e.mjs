@@ -190,10 +190,21 @@ const menuPaste = await page.evaluate(() => {
 });
 if (menuPaste.target !== "hush-text-agent" || !menuPaste.handled)
   fail(`the context-menu paste was not taken by the page: ${JSON.stringify(menuPaste)}`);
+// An insertion and a key press the page receives before it next draws (a
+// busy page, a slow machine): the key comes after the text, as typed. Both
+// in one task here, so that no update can run between them.
+await page.evaluate(() => {
+  const agent = document.activeElement;
+  agent.value = " ¡sí";
+  agent.dispatchEvent(new InputEvent("input", { inputType: "insertText", data: " ¡sí", bubbles: true }));
+  for (const type of ["keydown", "keyup"])
+    agent.dispatchEvent(new KeyboardEvent(type, { key: "!", code: "Digit1", shiftKey: true, bubbles: true, cancelable: true }));
+});
+await page.waitForTimeout(600);
 await enter();
 await waitLine(/^shown 2/, 60_000, "the typed-without-keys message");
 const ime = JSON.parse(hush("listen", "--count", "1", "--timeout", "60").trim().split("\n")[0]);
-if (ime.content !== "héllo ✓ 你好 🙂 日本 (pasted) (menu)") fail(`insertText/IME/paste: the native peer got ${JSON.stringify(ime.content)}`);
+if (ime.content !== "héllo ✓ 你好 🙂 日本 (pasted) (menu) ¡sí!") fail(`insertText/IME/paste: the native peer got ${JSON.stringify(ime.content)}`);
 console.log(`web e2e: insertText, an IME composition, a Ctrl+V paste and a context-menu paste arrived intact: ${JSON.stringify(ime.content)}`);
 // Its glyphs: the fallback fonts are fetched now that a text needs them
 // (the first load above fetched none).
