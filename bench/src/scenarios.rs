@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use futures_util::{SinkExt, StreamExt};
 use hush_chat::headless::Client;
 use hush_chat::threads::{ThreadLog, ThreadSync};
-use hush_chat::{SendIntent, Threads};
+use hush_chat::{ProfileStore, SendIntent, Threads};
 use hush_core::ThreadId;
 use hush_core::crypto::{AeadKey, VaultKey};
 use hush_core::payload::{ContactRecord, LocalIdentity, MessagePayload};
@@ -178,15 +178,19 @@ pub(crate) fn rt() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
-fn chat_client(url: &str, dir: &std::path::Path, name: &str) -> Client {
-    // HUSH_BENCH_STORE=memory swaps redb for the in-memory store: a
-    // diagnostic, to tell storage cost from the rest.
-    let store: Arc<dyn Store> = if std::env::var("HUSH_BENCH_STORE").as_deref() == Ok("memory") {
+/// A profile's store for the clients of the bench. HUSH_BENCH_STORE=memory
+/// swaps redb for the in-memory store: a diagnostic, to tell storage cost
+/// from the rest.
+fn chat_store(dir: &std::path::Path, name: &str) -> Arc<dyn Store> {
+    if std::env::var("HUSH_BENCH_STORE").as_deref() == Ok("memory") {
         Arc::new(hush_store::MemoryStore::new())
     } else {
         Arc::new(RedbStore::open(&dir.join(format!("{name}.redb"))).expect("store"))
-    };
-    let store = crate::slow_disk::SlowDisk::from_env(store);
+    }
+}
+
+fn chat_client(url: &str, dir: &std::path::Path, name: &str) -> Client {
+    let store = crate::slow_disk::SlowDisk::from_env(chat_store(dir, name));
     let mut c = Client::new(url, store, None).expect("client");
     c.unlock_as(&words(), name).expect("unlock");
     c
@@ -447,10 +451,10 @@ fn inbound(n: usize) -> Report {
     let base_rate = n as f64 / (base_done - start).as_secs_f64();
     // The same frames, decoupled from the relay's pace: how fast the client
     // takes a page-sized backlog (catch-up) on a new device.
+    let src = b.app.world().resource::<ProfileStore>().0.clone();
     drop(b);
-    let src = RedbStore::open(&dir.path().join("b.redb")).unwrap();
-    let fresh: Arc<dyn Store> = Arc::new(RedbStore::open(&dir.path().join("b2.redb")).unwrap());
-    new_device_of(&src, &*fresh);
+    let fresh = chat_store(dir.path(), "b2");
+    new_device_of(&*src, &*fresh);
     drop(src);
     let mut b2 = Client::new(&relay.url(), fresh, None).unwrap();
     b2.unlock(&words()).unwrap();
