@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-use crate::scenarios::{Report, percentile, words};
+use crate::scenarios::{self, Report, Ws, percentile, subscribe, words};
 
 const HOP_N: usize = 2_000;
 const SENDERS: usize = 6;
@@ -122,12 +122,8 @@ fn start_nodes(url: &str, n: usize) -> Vec<RelayThread> {
         .collect()
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn ws(node: &RelayThread) -> Ws {
-    let url = format!("ws://{}/ws?token={}", node.addr, node.test_token());
-    tokio_tungstenite::connect_async(url).await.expect("ws").0
+    scenarios::ws(&format!("ws://{}/ws", node.addr), node.test_token()).await
 }
 
 async fn create_thread(node: &RelayThread, t: ThreadId) {
@@ -140,21 +136,6 @@ async fn create_thread(node: &RelayThread, t: ThreadId) {
         .await
         .expect("request");
     assert!(r.status().is_success(), "create thread: {}", r.status());
-}
-
-async fn subscribe(s: &mut Ws, threads: &[ThreadId]) {
-    for t in threads {
-        let f = json!({ "type": "subscribe", "thread_id": t }).to_string();
-        s.send(Message::text(f)).await.unwrap();
-    }
-    let mut left = threads.len();
-    while left > 0 {
-        match s.next().await {
-            Some(Ok(Message::Text(t))) if t.as_str().contains("\"subscribed\"") => left -= 1,
-            Some(Ok(_)) => {}
-            other => panic!("subscribing: {other:?}"),
-        }
-    }
 }
 
 /// A message frame whose ciphertext carries `(sender, i)`.

@@ -271,10 +271,10 @@ pub(crate) fn sealed_frames(
         .collect()
 }
 
-type Ws =
+pub(crate) type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn ws(relay_ws: &str, token: &str) -> Ws {
+pub(crate) async fn ws(relay_ws: &str, token: &str) -> Ws {
     let (s, _) = tokio_tungstenite::connect_async(format!("{relay_ws}?token={token}"))
         .await
         .expect("ws");
@@ -295,17 +295,18 @@ pub(crate) fn send_burst(rt: &tokio::runtime::Runtime, relay: &RelayFixture, fra
     });
 }
 
-async fn subscribe(s: &mut Ws, t: ThreadId) {
-    s.send(Message::text(
-        ClientFrame::Subscribe { thread_id: t }.to_json(),
-    ))
-    .await
-    .unwrap();
-    while let Some(Ok(m)) = s.next().await {
-        if let Message::Text(txt) = m
-            && txt.as_str().contains("\"subscribed\"")
-        {
-            return;
+/// Subscribes to `threads` and waits until each is confirmed.
+pub(crate) async fn subscribe(s: &mut Ws, threads: &[ThreadId]) {
+    for t in threads {
+        let f = ClientFrame::Subscribe { thread_id: *t }.to_json();
+        s.send(Message::text(f)).await.unwrap();
+    }
+    let mut left = threads.len();
+    while left > 0 {
+        match s.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"subscribed\"") => left -= 1,
+            Some(Ok(_)) => {}
+            other => panic!("subscribing: {other:?}"),
         }
     }
 }
@@ -398,7 +399,7 @@ fn inbound(n: usize) -> Report {
         let (ws_url, token) = (ws_url.clone(), token.clone());
         rt.spawn(async move {
             let mut s = ws(&ws_url, &token).await;
-            subscribe(&mut s, t).await;
+            subscribe(&mut s, &[t]).await;
             let _ = ready_tx.send(());
             let mut got = 0usize;
             let mut first = None;
@@ -604,7 +605,7 @@ fn latency(rate: u64, secs: u64) -> Report {
     let base = rt.block_on(async move {
         let mut tx = ws(&ws_url, &token).await;
         let mut rx = ws(&ws_url, &token).await;
-        subscribe(&mut rx, t).await;
+        subscribe(&mut rx, &[t]).await;
         let (sent_tx, sent_rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
         let sender = tokio::spawn(async move {
             let start = tokio::time::Instant::now();
