@@ -90,14 +90,17 @@ fn forward_text(
     };
     let mut keys = Vec::new();
     QUEUE.with_borrow_mut(|queue| {
-        while let Some(Input::Text(_)) = queue.front() {
-            if let Some(Input::Text(event)) = queue.pop_front() {
-                out.write(EguiInputEvent { context, event });
-            }
-        }
-        while let Some(Input::Key(_)) = queue.front() {
-            if let Some(Input::Key(k)) = queue.pop_front() {
-                keys.push(k);
+        while let Some(input) = queue.pop_front() {
+            match input {
+                Input::Text(event) if keys.is_empty() => {
+                    out.write(EguiInputEvent { context, event });
+                }
+                // Text after a key waits for the update that has the key.
+                text @ Input::Text(_) => {
+                    queue.push_front(text);
+                    break;
+                }
+                Input::Key(k) => keys.push(k),
             }
         }
     });
