@@ -19,27 +19,23 @@ struct Inner {
     threads: BTreeMap<ThreadId, ThreadRecord>,
     messages: HashMap<ThreadId, BTreeMap<MessageKey, StoredMessage>>,
     ids: HashMap<(ThreadId, String), MessageKey>,
-    ivs: HashMap<(ThreadId, String), String>,
+    ivs: HashMap<(ThreadId, String), MessageKey>,
     outbox: BTreeMap<u64, OutboxEntry>,
     delivered: BTreeMap<ThreadId, MessageKey>,
     drafts: BTreeMap<ThreadId, Sealed>,
 }
 
 impl MessageIndex for Inner {
-    fn has_id(&self, thread: ThreadId, id: &str) -> Result<bool> {
-        Ok(self.ids.contains_key(&(thread, id.to_owned())))
+    fn has_id(&self, m: &StoredMessage) -> Result<bool> {
+        Ok(self.ids.contains_key(&(m.thread_id, m.id.clone())))
     }
 
-    fn id_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
+    fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
         Ok(self.ivs.get(&(thread, iv.to_owned())).cloned())
     }
 
-    fn message(&self, thread: ThreadId, id: &str) -> Result<Option<StoredMessage>> {
-        Ok(self
-            .ids
-            .get(&(thread, id.to_owned()))
-            .and_then(|k| self.messages.get(&thread)?.get(k))
-            .cloned())
+    fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
+        Ok(self.messages.get(&thread).and_then(|t| t.get(at)).cloned())
     }
 }
 
@@ -168,7 +164,7 @@ impl Store for MemoryStore {
             let k = message_key(m);
             inner.ids.insert((m.thread_id, m.id.clone()), k.clone());
             if index_iv {
-                inner.ivs.insert((m.thread_id, m.iv.clone()), m.id.clone());
+                inner.ivs.insert((m.thread_id, m.iv.clone()), k.clone());
             }
             inner
                 .messages
@@ -241,7 +237,11 @@ impl Store for MemoryStore {
     }
 
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        Ok(self.lock().ivs.get(&(thread, iv.to_owned())).cloned())
+        Ok(self
+            .lock()
+            .ivs
+            .get(&(thread, iv.to_owned()))
+            .map(|k| k.id.clone()))
     }
 
     fn outbox(&self) -> Result<Vec<OutboxEntry>> {

@@ -21,6 +21,7 @@
 //! commits that were not durable yet may be gone then, so the store counts
 //! such reopenings ([`Store::rollbacks`]) and the client reloads its cursors.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,51 +45,128 @@ use crate::{
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
 const THREADS: TableDefinition<&str, &[u8]> = TableDefinition::new("threads");
-/// (thread id, server micros, server id) → message JSON.
+/// (thread id, server micros, server id) → message JSON. Its key is also the
+/// server-id check: a message's time and id give its row.
 const MESSAGES: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("messages");
-/// (thread id, server id) → server micros: dedupe and lookup.
-const MESSAGE_IDS: TableDefinition<(&str, &str), i64> = TableDefinition::new("message_ids");
-/// (thread id, iv) → server id: a stock server's only proof of delivery.
-const MESSAGE_IVS: TableDefinition<(&str, &str), &str> = TableDefinition::new("message_ivs");
+/// (thread id, iv) → (server micros, server id) of the first message stored
+/// with that IV: a stock server's only proof of delivery. Written in batches
+/// (see [`PendingIvs`]), not per message.
+const IV_INDEX: TableDefinition<(&str, &str), (i64, &str)> = TableDefinition::new("iv_index");
+/// Before `iv_index`: (thread id, server id) → server micros. Read for the
+/// messages stored then; no longer written.
+const LEGACY_IDS: TableDefinition<(&str, &str), i64> = TableDefinition::new("message_ids");
+/// Before `iv_index`: (thread id, iv) → server id. Read, no longer written.
+const LEGACY_IVS: TableDefinition<(&str, &str), &str> = TableDefinition::new("message_ivs");
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Thread id → the `MessageKey` (JSON) a consumer was last handed.
 const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered");
 /// Thread id → the thread's sealed draft (JSON).
 const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 
+/// The IV index entries of messages committed (relaxed) but not yet written
+/// to `iv_index`.
+///
+/// An IV is random, so writing its entry with each message dirtied a fresh
+/// B-tree leaf per message at every commit: two thirds of the receive path's
+/// CPU. The entries wait here instead and go into the next durable commit
+/// (at most [`FLUSH_EVERY`] later), many to a leaf. That commit is the only
+/// one a crash keeps, and it carries every entry of the messages before it,
+/// so the file never holds a message whose IV is unindexed. When the file
+/// goes back to its last durable commit (a reopen after a failed write), the
+/// messages these entries point at are gone too, and so are the entries.
+type PendingIvs = HashMap<(ThreadId, String), MessageKey>;
+
+/// Entries past this many are written with the next commit, durable or not,
+/// so a store that is never flushed does not grow in memory.
+const PENDING_IVS_MAX: usize = 100_000;
+
 /// The message tables of one write, as the same-message rule reads them.
 struct Tables<'a, 't> {
     messages: &'a redb::Table<'t, (&'static str, i64, &'static str), &'static [u8]>,
-    ids: &'a redb::Table<'t, (&'static str, &'static str), i64>,
-    ivs: &'a redb::Table<'t, (&'static str, &'static str), &'static str>,
+    ivs: &'a redb::Table<'t, (&'static str, &'static str), (i64, &'static str)>,
+    legacy_ids: &'a redb::Table<'t, (&'static str, &'static str), i64>,
+    legacy_ivs: &'a redb::Table<'t, (&'static str, &'static str), &'static str>,
+    /// Committed entries not written yet, and this write's own.
+    pending: [&'a PendingIvs; 2],
+}
+
+/// Where the first message with this IV is, in the index tables (pending
+/// entries are the caller's to look at first).
+fn indexed_iv(
+    ivs: &impl ReadableTable<(&'static str, &'static str), (i64, &'static str)>,
+    legacy_ids: &impl ReadableTable<(&'static str, &'static str), i64>,
+    legacy_ivs: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+    tid: &str,
+    iv: &str,
+) -> Result<Option<MessageKey>> {
+    if let Some(v) = ivs.get((tid, iv)).map_err(io_err)? {
+        let (micros, id) = v.value();
+        return Ok(Some(MessageKey {
+            micros,
+            id: id.to_owned(),
+        }));
+    }
+    let Some(id) = legacy_ivs.get((tid, iv)).map_err(io_err)? else {
+        return Ok(None);
+    };
+    let id = id.value().to_owned();
+    let micros = legacy_ids
+        .get((tid, id.as_str()))
+        .map_err(io_err)?
+        .map_or(i64::MIN, |m| m.value());
+    Ok(Some(MessageKey { micros, id }))
 }
 
 impl MessageIndex for Tables<'_, '_> {
-    fn has_id(&self, thread: ThreadId, id: &str) -> Result<bool> {
-        let tid = thread.to_string();
-        Ok(self.ids.get((tid.as_str(), id)).map_err(io_err)?.is_some())
-    }
-
-    fn id_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        let tid = thread.to_string();
+    fn has_id(&self, m: &StoredMessage) -> Result<bool> {
+        let tid = m.thread_id.to_string();
+        let k = message_key(m);
         Ok(self
-            .ivs
-            .get((tid.as_str(), iv))
+            .messages
+            .get((tid.as_str(), k.micros, m.id.as_str()))
             .map_err(io_err)?
-            .map(|v| v.value().to_owned()))
+            .is_some())
     }
 
-    fn message(&self, thread: ThreadId, id: &str) -> Result<Option<StoredMessage>> {
+    fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
+        let key = (thread, iv.to_owned());
+        if let Some(k) = self.pending.iter().find_map(|p| p.get(&key)) {
+            return Ok(Some(k.clone()));
+        }
         let tid = thread.to_string();
-        let Some(micros) = self.ids.get((tid.as_str(), id)).map_err(io_err)? else {
-            return Ok(None);
-        };
+        indexed_iv(self.ivs, self.legacy_ids, self.legacy_ivs, &tid, iv)
+    }
+
+    fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
+        let tid = thread.to_string();
         self.messages
-            .get((tid.as_str(), micros.value(), id))
+            .get((tid.as_str(), at.micros, at.id.as_str()))
             .map_err(io_err)?
             .map(|v| dec(v.value()))
             .transpose()
     }
+}
+
+/// Writes pending IV entries into `iv_index` within `w`, in key order, so
+/// that each leaf is visited once.
+fn write_ivs<'a>(
+    w: &WriteTransaction,
+    pending: impl IntoIterator<Item = (&'a (ThreadId, String), &'a MessageKey)>,
+) -> Result<()> {
+    let mut rows: Vec<(String, &str, &MessageKey)> = pending
+        .into_iter()
+        .map(|((thread, iv), k)| (thread.to_string(), iv.as_str(), k))
+        .collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut t = w.open_table(IV_INDEX).map_err(io_err)?;
+    for (tid, iv, k) in rows {
+        t.insert((tid.as_str(), iv), (k.micros, k.id.as_str()))
+            .map_err(io_err)?;
+    }
+    Ok(())
 }
 
 /// redb's page cache per open profile.
@@ -119,6 +197,8 @@ pub struct RedbStore {
     damaged: Mutex<Option<String>>,
     /// When the file was last seen on disk (a deleted store is noticed).
     seen_at: Mutex<Instant>,
+    /// Locked after `durability` when both are.
+    pending_ivs: Mutex<PendingIvs>,
     _lock: File,
 }
 
@@ -181,7 +261,7 @@ fn open_db(path: &Path) -> Result<Database> {
             other => io_err(other),
         })?;
     // Only a new file needs the tables: a reopen on a full disk must not write.
-    const TABLES: usize = 9;
+    const TABLES: usize = 10;
     let present = db
         .begin_read()
         .map_err(io_err)?
@@ -197,8 +277,10 @@ fn open_db(path: &Path) -> Result<Database> {
         w.open_table(CONTACTS).map_err(io_err)?;
         w.open_table(THREADS).map_err(io_err)?;
         w.open_table(MESSAGES).map_err(io_err)?;
-        w.open_table(MESSAGE_IDS).map_err(io_err)?;
-        w.open_table(MESSAGE_IVS).map_err(io_err)?;
+        w.open_table(IV_INDEX).map_err(io_err)?;
+        // Empty in a new file; kept so that every file has the same tables.
+        w.open_table(LEGACY_IDS).map_err(io_err)?;
+        w.open_table(LEGACY_IVS).map_err(io_err)?;
         w.open_table(OUTBOX).map_err(io_err)?;
         w.open_table(DELIVERED).map_err(io_err)?;
         w.open_table(DRAFTS).map_err(io_err)?;
@@ -270,6 +352,7 @@ impl RedbStore {
             }),
             damaged: Mutex::new(None),
             seen_at: Mutex::new(Instant::now()),
+            pending_ivs: Mutex::new(HashMap::new()),
             _lock: lock,
         })
     }
@@ -349,6 +432,9 @@ impl RedbStore {
             return Ok(());
         }
         if let Some(old) = g.take() {
+            // The file goes back to its last durable commit, which holds
+            // every entry of its messages; the pending ones point past it.
+            self.pending_ivs().clear();
             let mut d = self.durable_state();
             if d.pending {
                 self.lost_pending.store(true, Ordering::Release);
@@ -379,14 +465,25 @@ impl RedbStore {
     }
 
     /// Commits what the server also holds: without fsync unless the last
-    /// durable commit is older than [`FLUSH_EVERY`].
-    fn commit_relaxed(&self, mut w: WriteTransaction) -> Result<()> {
+    /// durable commit is older than [`FLUSH_EVERY`]. `new_ivs`: the IV
+    /// entries of the messages in `w`, pending after it (see [`PendingIvs`]).
+    fn commit_relaxed(&self, mut w: WriteTransaction, new_ivs: PendingIvs) -> Result<()> {
         let mut d = self.durable_state();
         let durable = d.at.elapsed() >= FLUSH_EVERY;
+        let mut pending = self.pending_ivs();
+        let write_out = durable || pending.len() + new_ivs.len() >= PENDING_IVS_MAX;
+        if write_out {
+            write_ivs(&w, pending.iter().chain(&new_ivs))?;
+        }
         if !durable {
             w.set_durability(Durability::None).map_err(io_err)?;
         }
         w.commit().map_err(io_err)?;
+        if write_out {
+            pending.clear();
+        } else {
+            pending.extend(new_ivs);
+        }
         if durable {
             *d = DurableState {
                 at: Instant::now(),
@@ -398,10 +495,14 @@ impl RedbStore {
         Ok(())
     }
 
-    /// A durable commit: this one and every relaxed one before it.
+    /// A durable commit: this one and every relaxed one before it, with
+    /// their pending IV entries.
     fn commit_durable(&self, w: WriteTransaction) -> Result<()> {
         let mut d = self.durable_state();
+        let mut pending = self.pending_ivs();
+        write_ivs(&w, pending.iter())?;
         w.commit().map_err(io_err)?;
+        pending.clear();
         *d = DurableState {
             at: Instant::now(),
             pending: false,
@@ -411,6 +512,10 @@ impl RedbStore {
 
     fn durable_state(&self) -> std::sync::MutexGuard<'_, DurableState> {
         self.durability.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pending_ivs(&self) -> std::sync::MutexGuard<'_, PendingIvs> {
+        self.pending_ivs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn path(&self) -> &Path {
@@ -505,14 +610,20 @@ impl Store for RedbStore {
                     |_, _| false,
                 )
                 .map_err(io_err)?;
-            w.open_table(MESSAGE_IDS)
+            w.open_table(IV_INDEX)
                 .map_err(io_err)?
                 .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
                 .map_err(io_err)?;
-            w.open_table(MESSAGE_IVS)
+            w.open_table(LEGACY_IVS)
                 .map_err(io_err)?
                 .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
                 .map_err(io_err)?;
+            w.open_table(LEGACY_IDS)
+                .map_err(io_err)?
+                .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
+                .map_err(io_err)?;
+            // A failed commit reopens the file, which drops them all anyway.
+            self.pending_ivs().retain(|(t, _), _| *t != thread);
             Ok(())
         })
     }
@@ -577,7 +688,7 @@ impl Store for RedbStore {
                     }
                 }
             }
-            self.commit_relaxed(w)
+            self.commit_relaxed(w, PendingIvs::new())
         })
     }
 
@@ -599,15 +710,20 @@ impl Store for RedbStore {
         self.with_db(|db| {
             let w = db.begin_write().map_err(io_err)?;
             let mut out = Vec::with_capacity(msgs.len());
+            let mut new_ivs = PendingIvs::new();
             {
                 let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
-                let mut ids = w.open_table(MESSAGE_IDS).map_err(io_err)?;
-                let mut ivs = w.open_table(MESSAGE_IVS).map_err(io_err)?;
+                let ivs = w.open_table(IV_INDEX).map_err(io_err)?;
+                let legacy_ids = w.open_table(LEGACY_IDS).map_err(io_err)?;
+                let legacy_ivs = w.open_table(LEGACY_IVS).map_err(io_err)?;
+                let pending = self.pending_ivs();
                 for m in msgs {
                     let index = Tables {
                         messages: &messages,
-                        ids: &ids,
                         ivs: &ivs,
+                        legacy_ids: &legacy_ids,
+                        legacy_ivs: &legacy_ivs,
+                        pending: [&pending, &new_ivs],
                     };
                     let Arrival::New { index_iv } = arrival(&index, m)? else {
                         out.push(false);
@@ -615,15 +731,12 @@ impl Store for RedbStore {
                     };
                     let tid = m.thread_id.to_string();
                     let k = message_key(m);
-                    ids.insert((tid.as_str(), m.id.as_str()), k.micros)
-                        .map_err(io_err)?;
-                    if index_iv {
-                        ivs.insert((tid.as_str(), m.iv.as_str()), m.id.as_str())
-                            .map_err(io_err)?;
-                    }
                     messages
                         .insert((tid.as_str(), k.micros, m.id.as_str()), enc(m).as_slice())
                         .map_err(io_err)?;
+                    if index_iv {
+                        new_ivs.insert((m.thread_id, m.iv.clone()), k);
+                    }
                     out.push(true);
                 }
                 if let Some(rec) = thread {
@@ -638,7 +751,7 @@ impl Store for RedbStore {
                     }
                 }
             }
-            self.commit_relaxed(w)?;
+            self.commit_relaxed(w, new_ivs)?;
             Ok(out)
         })
     }
@@ -713,10 +826,10 @@ impl Store for RedbStore {
     fn message_count(&self, thread: ThreadId) -> Result<u64> {
         let tid = thread.to_string();
         self.read(|r| {
-            let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
+            let t = r.open_table(MESSAGES).map_err(io_err)?;
             let mut n = 0;
             for row in t
-                .range((tid.as_str(), "")..=(tid.as_str(), "\u{10FFFF}"))
+                .range((tid.as_str(), i64::MIN, "")..=(tid.as_str(), i64::MAX, "\u{10FFFF}"))
                 .map_err(io_err)?
             {
                 row.map_err(io_err)?;
@@ -726,21 +839,38 @@ impl Store for RedbStore {
         })
     }
 
+    /// A scan of the thread's keys: nothing on the receive path asks by id
+    /// alone (it knows the time too).
     fn has_message(&self, thread: ThreadId, id: &str) -> Result<bool> {
         let tid = thread.to_string();
         self.read(|r| {
-            let t = r.open_table(MESSAGE_IDS).map_err(io_err)?;
-            Ok(t.get((tid.as_str(), id)).map_err(io_err)?.is_some())
+            let t = r.open_table(MESSAGES).map_err(io_err)?;
+            for row in t
+                .range((tid.as_str(), i64::MIN, "")..=(tid.as_str(), i64::MAX, "\u{10FFFF}"))
+                .map_err(io_err)?
+            {
+                if row.map_err(io_err)?.0.value().2 == id {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         })
     }
 
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
+        if let Some(k) = self.pending_ivs().get(&(thread, iv.to_owned())) {
+            return Ok(Some(k.id.clone()));
+        }
         let tid = thread.to_string();
         self.read(|r| {
-            let t = r.open_table(MESSAGE_IVS).map_err(io_err)?;
-            Ok(t.get((tid.as_str(), iv))
-                .map_err(io_err)?
-                .map(|v| v.value().to_owned()))
+            let found = indexed_iv(
+                &r.open_table(IV_INDEX).map_err(io_err)?,
+                &r.open_table(LEGACY_IDS).map_err(io_err)?,
+                &r.open_table(LEGACY_IVS).map_err(io_err)?,
+                &tid,
+                iv,
+            )?;
+            Ok(found.map(|k| k.id))
         })
     }
 

@@ -9,14 +9,15 @@
 
 use hush_core::ThreadId;
 
-use crate::{Result, StoredMessage};
+use crate::{MessageKey, Result, StoredMessage};
 
 /// The lookups the rule needs, over one backend's tables.
 pub(crate) trait MessageIndex {
-    fn has_id(&self, thread: ThreadId, id: &str) -> Result<bool>;
-    /// The server id first stored with this IV.
-    fn id_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>>;
-    fn message(&self, thread: ThreadId, id: &str) -> Result<Option<StoredMessage>>;
+    /// A message with `m`'s server id is stored in its thread.
+    fn has_id(&self, m: &StoredMessage) -> Result<bool>;
+    /// Where the message first stored with this IV is.
+    fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>>;
+    fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>>;
 }
 
 /// What storing one message should do.
@@ -29,10 +30,10 @@ pub(crate) enum Arrival {
 }
 
 pub(crate) fn arrival(ix: &impl MessageIndex, m: &StoredMessage) -> Result<Arrival> {
-    if ix.has_id(m.thread_id, &m.id)? {
+    if ix.has_id(m)? {
         return Ok(Arrival::Known);
     }
-    let Some(first) = ix.id_with_iv(m.thread_id, &m.iv)? else {
+    let Some(first) = ix.first_with_iv(m.thread_id, &m.iv)? else {
         return Ok(Arrival::New { index_iv: true });
     };
     let same_blob = ix
@@ -50,12 +51,13 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::message_key;
 
-    /// The rule's view of a thread: messages by id, and the first id per IV.
+    /// The rule's view of a thread: messages by id, and the first one per IV.
     #[derive(Default)]
     struct Held {
         by_id: HashMap<String, StoredMessage>,
-        by_iv: HashMap<String, String>,
+        by_iv: HashMap<String, MessageKey>,
     }
 
     impl Held {
@@ -63,21 +65,21 @@ mod tests {
             if let Arrival::New { index_iv } = arrival(self, m).unwrap() {
                 self.by_id.insert(m.id.clone(), m.clone());
                 if index_iv {
-                    self.by_iv.insert(m.iv.clone(), m.id.clone());
+                    self.by_iv.insert(m.iv.clone(), message_key(m));
                 }
             }
         }
     }
 
     impl MessageIndex for Held {
-        fn has_id(&self, _: ThreadId, id: &str) -> Result<bool> {
-            Ok(self.by_id.contains_key(id))
+        fn has_id(&self, m: &StoredMessage) -> Result<bool> {
+            Ok(self.by_id.contains_key(&m.id))
         }
-        fn id_with_iv(&self, _: ThreadId, iv: &str) -> Result<Option<String>> {
+        fn first_with_iv(&self, _: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
             Ok(self.by_iv.get(iv).cloned())
         }
-        fn message(&self, _: ThreadId, id: &str) -> Result<Option<StoredMessage>> {
-            Ok(self.by_id.get(id).cloned())
+        fn message(&self, _: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
+            Ok(self.by_id.get(&at.id).cloned())
         }
     }
 
@@ -130,7 +132,7 @@ mod tests {
             Arrival::New { index_iv: false }
         );
         held.keep(&msg("b", "iv1", "other"));
-        assert_eq!(held.by_iv["iv1"], "a");
+        assert_eq!(held.by_iv["iv1"].id, "a");
         // The first blob's resend is still recognised.
         assert_eq!(
             arrival(&held, &msg("c", "iv1", "ct")).unwrap(),

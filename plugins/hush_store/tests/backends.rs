@@ -127,6 +127,130 @@ fn a_crash_rolls_back_messages_and_their_cursor_together() {
     eprintln!("after an abort: {n} messages, cursor {cursor:?}");
 }
 
+/// The same blob under another server id: how a stock server stores a
+/// resend.
+fn resend_of(m: &StoredMessage, i: u32) -> StoredMessage {
+    StoredMessage {
+        id: format!("ffffffff-0000-4000-8000-{i:012}"),
+        created_at: format!("2026-01-02T00:{:02}:{:02}.000000Z", i / 60, i % 60),
+        ..m.clone()
+    }
+}
+
+/// IV index entries are written in batches with the durable commit, not per
+/// message. Whatever a crash leaves, every message in the file is found by
+/// its IV: a resend of it that a stock server stored twice is not new.
+#[test]
+fn after_a_crash_every_stored_message_is_found_by_its_iv() {
+    let t = thread();
+    if let Ok(path) = std::env::var("HUSH_STORE_IV_CRASH_CHILD") {
+        let s = RedbStore::open(std::path::Path::new(&path)).unwrap();
+        s.put_thread(&rec(&msg(1).created_at)).unwrap();
+        let durable: Vec<StoredMessage> = (1..=50).map(msg).collect();
+        s.store_messages(&durable, Some(&rec(&msg(50).created_at)), &[])
+            .unwrap();
+        s.flush().unwrap();
+        let relaxed: Vec<StoredMessage> = (51..=80).map(msg).collect();
+        s.store_messages(&relaxed, Some(&rec(&msg(80).created_at)), &[])
+            .unwrap();
+        // Found while its entry is still pending, too.
+        assert_eq!(s.message_with_iv(t, &msg(60).iv).unwrap(), Some(msg(60).id));
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "after_a_crash_every_stored_message_is_found_by_its_iv",
+        ])
+        .env("HUSH_STORE_IV_CRASH_CHILD", &path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "the child was meant to abort");
+    let s = RedbStore::open(&path).unwrap();
+    let stored = s.messages(t, None, 1_000).unwrap();
+    assert!(stored.len() == 50 || stored.len() == 80, "{}", stored.len());
+    for (i, m) in stored.iter().enumerate() {
+        assert_eq!(s.message_with_iv(t, &m.iv).unwrap().as_ref(), Some(&m.id));
+        let copy = resend_of(m, i as u32);
+        assert_eq!(s.store_messages(&[copy], None, &[]).unwrap(), [false]);
+    }
+    // What the crash took is new again, and gets its entry back.
+    let lost: Vec<StoredMessage> = (stored.len() as u32 + 1..=80).map(msg).collect();
+    let news = s.store_messages(&lost, None, &[]).unwrap();
+    assert!(news.iter().all(|n| *n));
+    assert_eq!(s.message_count(t).unwrap(), 80);
+    assert_eq!(s.message_with_iv(t, &msg(80).iv).unwrap(), Some(msg(80).id));
+}
+
+/// A profile written before the IV index moved (server ids and IVs in their
+/// own tables, one row per message) opens, counts, and still recognises
+/// its messages' resends.
+#[test]
+fn a_store_of_the_earlier_layout_keeps_recognising_its_messages() {
+    use redb::TableDefinition;
+    let messages: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("messages");
+    let ids: TableDefinition<(&str, &str), i64> = TableDefinition::new("message_ids");
+    let ivs: TableDefinition<(&str, &str), &str> = TableDefinition::new("message_ivs");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let t = thread();
+    let tid = t.to_string();
+    let old: Vec<StoredMessage> = (1..=3).map(msg).collect();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let (mut m, mut i, mut v) = (
+                w.open_table(messages).unwrap(),
+                w.open_table(ids).unwrap(),
+                w.open_table(ivs).unwrap(),
+            );
+            for o in &old {
+                let micros = hush_store::message_key(o).micros;
+                let json = serde_json::to_vec(o).unwrap();
+                m.insert((tid.as_str(), micros, o.id.as_str()), json.as_slice())
+                    .unwrap();
+                i.insert((tid.as_str(), o.id.as_str()), micros).unwrap();
+                v.insert((tid.as_str(), o.iv.as_str()), o.id.as_str())
+                    .unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    let s = RedbStore::open(&path).unwrap();
+    assert_eq!(s.message_count(t).unwrap(), 3);
+    assert!(s.has_message(t, &old[1].id).unwrap());
+    assert_eq!(
+        s.message_with_iv(t, &old[2].iv).unwrap(),
+        Some(old[2].id.clone())
+    );
+    // The same id again, and the same blob under a new id: not new.
+    assert_eq!(
+        s.store_messages(&[old[0].clone(), resend_of(&old[1], 9)], None, &[])
+            .unwrap(),
+        [false, false]
+    );
+    // A new one is, and is recognised the same way.
+    assert_eq!(s.store_messages(&[msg(4)], None, &[]).unwrap(), [true]);
+    assert_eq!(
+        s.store_messages(&[resend_of(&msg(4), 10)], None, &[])
+            .unwrap(),
+        [false]
+    );
+    assert_eq!(s.message_count(t).unwrap(), 4);
+    // Forgetting the thread empties the old tables too.
+    s.forget_thread(t).unwrap();
+    assert_eq!(s.message_with_iv(t, &old[2].iv).unwrap(), None);
+    assert_eq!(
+        s.store_messages(&[resend_of(&old[1], 11)], None, &[])
+            .unwrap(),
+        [true]
+    );
+}
+
 #[test]
 fn a_relaxed_commit_says_when_it_is_due_until_it_is_flushed() {
     let dir = tempfile::tempdir().unwrap();
