@@ -106,6 +106,11 @@ fn indexed_iv(
             id: id.to_owned(),
         }));
     }
+    // Empty unless the file predates `iv_index`, and never written again:
+    // a new profile pays no second lookup.
+    if legacy_ivs.is_empty().map_err(io_err)? {
+        return Ok(None);
+    }
     let Some(id) = legacy_ivs.get((tid, iv)).map_err(io_err)? else {
         return Ok(None);
     };
