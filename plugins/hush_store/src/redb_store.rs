@@ -174,6 +174,11 @@ fn write_ivs<'a>(
     Ok(())
 }
 
+/// Every key of a thread's rows in `messages`.
+fn whole_thread(tid: &str) -> std::ops::RangeInclusive<(&str, i64, &str)> {
+    (tid, i64::MIN, "")..=(tid, i64::MAX, "\u{10FFFF}")
+}
+
 /// redb's page cache per open profile.
 pub const CACHE_BYTES: usize = 16 << 20;
 
@@ -610,10 +615,7 @@ impl Store for RedbStore {
             }
             w.open_table(MESSAGES)
                 .map_err(io_err)?
-                .retain_in(
-                    (tid, i64::MIN, "")..=(tid, i64::MAX, "\u{10FFFF}"),
-                    |_, _| false,
-                )
+                .retain_in(whole_thread(tid), |_, _| false)
                 .map_err(io_err)?;
             w.open_table(IV_INDEX)
                 .map_err(io_err)?
@@ -833,10 +835,7 @@ impl Store for RedbStore {
         self.read(|r| {
             let t = r.open_table(MESSAGES).map_err(io_err)?;
             let mut n = 0;
-            for row in t
-                .range((tid.as_str(), i64::MIN, "")..=(tid.as_str(), i64::MAX, "\u{10FFFF}"))
-                .map_err(io_err)?
-            {
+            for row in t.range(whole_thread(&tid)).map_err(io_err)? {
                 row.map_err(io_err)?;
                 n += 1;
             }
@@ -850,10 +849,7 @@ impl Store for RedbStore {
         let tid = thread.to_string();
         self.read(|r| {
             let t = r.open_table(MESSAGES).map_err(io_err)?;
-            for row in t
-                .range((tid.as_str(), i64::MIN, "")..=(tid.as_str(), i64::MAX, "\u{10FFFF}"))
-                .map_err(io_err)?
-            {
+            for row in t.range(whole_thread(&tid)).map_err(io_err)? {
                 if row.map_err(io_err)?.0.value().2 == id {
                     return Ok(true);
                 }

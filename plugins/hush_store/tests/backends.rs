@@ -87,33 +87,46 @@ fn msg(i: u32) -> StoredMessage {
     }
 }
 
-#[test]
-fn a_crash_rolls_back_messages_and_their_cursor_together() {
-    let t = thread();
-    if let Ok(path) = std::env::var("HUSH_STORE_CRASH_CHILD") {
-        let s = RedbStore::open(std::path::Path::new(&path)).unwrap();
-        // Durable: the thread with its first message and cursor.
-        s.put_thread(&rec(&msg(1).created_at)).unwrap();
-        s.store_messages(&[msg(1)], Some(&rec(&msg(1).created_at)), &[])
-            .unwrap();
-        s.flush().unwrap();
-        // Relaxed: two more and the cursor over them; then die, no drop.
-        s.store_messages(&[msg(2), msg(3)], Some(&rec(&msg(3).created_at)), &[])
-            .unwrap();
+/// Runs `child` on a new store in a child process (this test binary, running
+/// only the test named `test`), which then aborts: no drop, no flush. Returns
+/// the store file it left.
+fn left_by_an_abort(
+    test: &str,
+    child: impl FnOnce(&RedbStore),
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    const CHILD: &str = "HUSH_STORE_CRASH_CHILD";
+    if let Ok(path) = std::env::var(CHILD) {
+        child(&RedbStore::open(std::path::Path::new(&path)).unwrap());
         std::process::abort();
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.redb");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_crash_rolls_back_messages_and_their_cursor_together",
-        ])
-        .env("HUSH_STORE_CRASH_CHILD", &path)
+        .args(["--exact", test])
+        .env(CHILD, &path)
         .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(!status.success(), "the child was meant to abort");
+    (dir, path)
+}
+
+#[test]
+fn a_crash_rolls_back_messages_and_their_cursor_together() {
+    let t = thread();
+    let (_dir, path) = left_by_an_abort(
+        "a_crash_rolls_back_messages_and_their_cursor_together",
+        |s| {
+            // Durable: the thread with its first message and cursor.
+            s.put_thread(&rec(&msg(1).created_at)).unwrap();
+            s.store_messages(&[msg(1)], Some(&rec(&msg(1).created_at)), &[])
+                .unwrap();
+            s.flush().unwrap();
+            // Relaxed: two more and the cursor over them.
+            s.store_messages(&[msg(2), msg(3)], Some(&rec(&msg(3).created_at)), &[])
+                .unwrap();
+        },
+    );
     let s = RedbStore::open(&path).unwrap();
     let n = s.message_count(t).unwrap();
     let cursor = s.threads().unwrap()[0].cursor.clone();
@@ -143,32 +156,21 @@ fn resend_of(m: &StoredMessage, i: u32) -> StoredMessage {
 #[test]
 fn after_a_crash_every_stored_message_is_found_by_its_iv() {
     let t = thread();
-    if let Ok(path) = std::env::var("HUSH_STORE_IV_CRASH_CHILD") {
-        let s = RedbStore::open(std::path::Path::new(&path)).unwrap();
-        s.put_thread(&rec(&msg(1).created_at)).unwrap();
-        let durable: Vec<StoredMessage> = (1..=50).map(msg).collect();
-        s.store_messages(&durable, Some(&rec(&msg(50).created_at)), &[])
-            .unwrap();
-        s.flush().unwrap();
-        let relaxed: Vec<StoredMessage> = (51..=80).map(msg).collect();
-        s.store_messages(&relaxed, Some(&rec(&msg(80).created_at)), &[])
-            .unwrap();
-        // Found while its entry is still pending, too.
-        assert_eq!(s.message_with_iv(t, &msg(60).iv).unwrap(), Some(msg(60).id));
-        std::process::abort();
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("store.redb");
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "after_a_crash_every_stored_message_is_found_by_its_iv",
-        ])
-        .env("HUSH_STORE_IV_CRASH_CHILD", &path)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(!status.success(), "the child was meant to abort");
+    let (_dir, path) = left_by_an_abort(
+        "after_a_crash_every_stored_message_is_found_by_its_iv",
+        |s| {
+            s.put_thread(&rec(&msg(1).created_at)).unwrap();
+            let durable: Vec<StoredMessage> = (1..=50).map(msg).collect();
+            s.store_messages(&durable, Some(&rec(&msg(50).created_at)), &[])
+                .unwrap();
+            s.flush().unwrap();
+            let relaxed: Vec<StoredMessage> = (51..=80).map(msg).collect();
+            s.store_messages(&relaxed, Some(&rec(&msg(80).created_at)), &[])
+                .unwrap();
+            // Found while its entry is still pending, too.
+            assert_eq!(s.message_with_iv(t, &msg(60).iv).unwrap(), Some(msg(60).id));
+        },
+    );
     let s = RedbStore::open(&path).unwrap();
     let stored = s.messages(t, None, 1_000).unwrap();
     assert!(stored.len() == 50 || stored.len() == 80, "{}", stored.len());
