@@ -26,8 +26,8 @@ struct Inner {
 }
 
 impl MessageIndex for Inner {
-    fn has_id(&self, m: &StoredMessage) -> Result<bool> {
-        Ok(self.ids.contains_key(&(m.thread_id, m.id.clone())))
+    fn has_id(&self, thread: ThreadId, at: &MessageKey) -> Result<bool> {
+        Ok(self.ids.contains_key(&(thread, at.id.clone())))
     }
 
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
@@ -157,11 +157,11 @@ impl Store for MemoryStore {
         let inner = &mut *g;
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
-            let Arrival::New { index_iv } = arrival(&*inner, m)? else {
+            let k = message_key(m);
+            let Arrival::New { index_iv } = arrival(&*inner, m, &k)? else {
                 out.push(false);
                 continue;
             };
-            let k = message_key(m);
             inner.ids.insert((m.thread_id, m.id.clone()), k.clone());
             if index_iv {
                 inner.ivs.insert((m.thread_id, m.iv.clone()), k.clone());

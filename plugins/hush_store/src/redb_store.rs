@@ -123,12 +123,11 @@ fn indexed_iv(
 }
 
 impl MessageIndex for Tables<'_, '_> {
-    fn has_id(&self, m: &StoredMessage) -> Result<bool> {
-        let tid = m.thread_id.to_string();
-        let k = message_key(m);
+    fn has_id(&self, thread: ThreadId, at: &MessageKey) -> Result<bool> {
+        let tid = thread.to_string();
         Ok(self
             .messages
-            .get((tid.as_str(), k.micros, m.id.as_str()))
+            .get((tid.as_str(), at.micros, at.id.as_str()))
             .map_err(io_err)?
             .is_some())
     }
@@ -732,12 +731,12 @@ impl Store for RedbStore {
                         legacy_ivs: &legacy_ivs,
                         pending: [&pending, &new_ivs],
                     };
-                    let Arrival::New { index_iv } = arrival(&index, m)? else {
+                    let k = message_key(m);
+                    let Arrival::New { index_iv } = arrival(&index, m, &k)? else {
                         out.push(false);
                         continue;
                     };
                     let tid = m.thread_id.to_string();
-                    let k = message_key(m);
                     messages
                         .insert((tid.as_str(), k.micros, m.id.as_str()), enc(m).as_slice())
                         .map_err(io_err)?;

@@ -13,8 +13,8 @@ use crate::{MessageKey, Result, StoredMessage};
 
 /// The lookups the rule needs, over one backend's tables.
 pub(crate) trait MessageIndex {
-    /// A message with `m`'s server id is stored in its thread.
-    fn has_id(&self, m: &StoredMessage) -> Result<bool>;
+    /// A message with this key's server id is stored in the thread.
+    fn has_id(&self, thread: ThreadId, at: &MessageKey) -> Result<bool>;
     /// Where the message first stored with this IV is.
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>>;
     fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>>;
@@ -29,8 +29,14 @@ pub(crate) enum Arrival {
     New { index_iv: bool },
 }
 
-pub(crate) fn arrival(ix: &impl MessageIndex, m: &StoredMessage) -> Result<Arrival> {
-    if ix.has_id(m)? {
+/// `at`: the message's own key (`message_key(m)`, computed once by the caller,
+/// which stores it under that key).
+pub(crate) fn arrival(
+    ix: &impl MessageIndex,
+    m: &StoredMessage,
+    at: &MessageKey,
+) -> Result<Arrival> {
+    if ix.has_id(m.thread_id, at)? {
         return Ok(Arrival::Known);
     }
     let Some(first) = ix.first_with_iv(m.thread_id, &m.iv)? else {
@@ -62,7 +68,7 @@ mod tests {
 
     impl Held {
         fn keep(&mut self, m: &StoredMessage) {
-            if let Arrival::New { index_iv } = arrival(self, m).unwrap() {
+            if let Arrival::New { index_iv } = arrival(self, m, &message_key(m)).unwrap() {
                 self.by_id.insert(m.id.clone(), m.clone());
                 if index_iv {
                     self.by_iv.insert(m.iv.clone(), message_key(m));
@@ -72,8 +78,8 @@ mod tests {
     }
 
     impl MessageIndex for Held {
-        fn has_id(&self, m: &StoredMessage) -> Result<bool> {
-            Ok(self.by_id.contains_key(&m.id))
+        fn has_id(&self, _: ThreadId, at: &MessageKey) -> Result<bool> {
+            Ok(self.by_id.contains_key(&at.id))
         }
         fn first_with_iv(&self, _: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
             Ok(self.by_iv.get(iv).cloned())
@@ -81,6 +87,10 @@ mod tests {
         fn message(&self, _: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
             Ok(self.by_id.get(&at.id).cloned())
         }
+    }
+
+    fn arrival_of(held: &Held, m: &StoredMessage) -> Result<Arrival> {
+        arrival(held, m, &message_key(m))
     }
 
     fn msg(id: &str, iv: &str, ct: &str) -> StoredMessage {
@@ -98,7 +108,7 @@ mod tests {
     fn a_first_message_is_new_and_indexes_its_iv() {
         let held = Held::default();
         assert_eq!(
-            arrival(&held, &msg("a", "iv1", "ct")).unwrap(),
+            arrival_of(&held, &msg("a", "iv1", "ct")).unwrap(),
             Arrival::New { index_iv: true }
         );
     }
@@ -108,7 +118,7 @@ mod tests {
         let mut held = Held::default();
         held.keep(&msg("a", "iv1", "ct"));
         assert_eq!(
-            arrival(&held, &msg("a", "iv1", "ct")).unwrap(),
+            arrival_of(&held, &msg("a", "iv1", "ct")).unwrap(),
             Arrival::Known
         );
     }
@@ -118,7 +128,7 @@ mod tests {
         let mut held = Held::default();
         held.keep(&msg("a", "iv1", "ct"));
         assert_eq!(
-            arrival(&held, &msg("b", "iv1", "ct")).unwrap(),
+            arrival_of(&held, &msg("b", "iv1", "ct")).unwrap(),
             Arrival::Known
         );
     }
@@ -128,14 +138,14 @@ mod tests {
         let mut held = Held::default();
         held.keep(&msg("a", "iv1", "ct"));
         assert_eq!(
-            arrival(&held, &msg("b", "iv1", "other")).unwrap(),
+            arrival_of(&held, &msg("b", "iv1", "other")).unwrap(),
             Arrival::New { index_iv: false }
         );
         held.keep(&msg("b", "iv1", "other"));
         assert_eq!(held.by_iv["iv1"].id, "a");
         // The first blob's resend is still recognised.
         assert_eq!(
-            arrival(&held, &msg("c", "iv1", "ct")).unwrap(),
+            arrival_of(&held, &msg("c", "iv1", "ct")).unwrap(),
             Arrival::Known
         );
     }
