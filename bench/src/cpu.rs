@@ -42,12 +42,15 @@ pub fn process_wakeups(pid: u32) -> u64 {
 
 /// Whether a thread of this process works for a headless client: the main
 /// thread (where the benchmarks run its updates), its network runtime
-/// (`hush-net`) and Bevy's task pools. Not the in-process relay
+/// (`hush-net`) and Bevy's task pools, the async compute pool included
+/// (its thread name is cut to `Async Compute T`, without `Task Po`; the
+/// key derivation runs there). Not the in-process relay
 /// (`hush-relay*`, sqlx's workers) nor the benchmarks' own raw peers.
 fn client_thread(tid: &str, comm: &str) -> bool {
     tid == std::process::id().to_string()
         || comm.starts_with("hush-net")
         || comm.contains("Task Po")
+        || comm.starts_with("Async Compute")
 }
 
 /// CPU seconds every thread of the client in this process has used (threads

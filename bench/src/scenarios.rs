@@ -428,8 +428,10 @@ fn inbound(n: usize) -> Report {
     // listen` does, so waiting costs what it costs a user.
     let cpu0 = client_cpu();
     let end = Instant::now() + Duration::from_secs(600);
+    let mut updates = 0u64;
     let done = loop {
         b.step();
+        updates += 1;
         let l = log_len(&b, t);
         if l > 0 && b_first.is_none() {
             b_first = Some(Instant::now());
@@ -476,7 +478,7 @@ fn inbound(n: usize) -> Report {
     Report {
         summary: format!(
             "{n} msgs live: client {b_rate:.0} msg/s, bare WebSocket baseline {base_rate:.0} msg/s, ratio {ratio:.2} \
-             (relay stored {relay_stored}); the client used {b_cpu:.2} s of CPU, every thread ({cpu_rate:.0} msg per CPU-second); \
+             (relay stored {relay_stored}); the client used {b_cpu:.2} s of CPU, every thread ({cpu_rate:.0} msg per CPU-second) in {updates} updates; \
              new-device catch-up over REST {cu_rate:.0} msg/s ({cu_cpu_rate:.0} msg per CPU-second); target ≥100000 msg/s and ≥0.5×: {}",
             if target { "met" } else { "MISSED" }
         ),
@@ -484,6 +486,7 @@ fn inbound(n: usize) -> Report {
             "messages": n,
             "client_cpu_s_all_threads": b_cpu,
             "client_msgs_per_cpu_s": cpu_rate,
+            "client_updates": updates,
             "client_msgs_per_s": b_rate,
             "baseline_msgs_per_s": base_rate,
             "ratio": ratio,
