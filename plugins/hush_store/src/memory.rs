@@ -7,7 +7,7 @@ use hush_core::ThreadId;
 use hush_core::crypto::Sealed;
 use uuid::Uuid;
 
-use crate::same_message::{Arrival, MessageIndex, arrival};
+use crate::same_message::{Arrival, IvIndex, MessageIndex, arrival};
 use crate::{
     MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoredMessage, ThreadRecord, message_key,
 };
@@ -29,7 +29,9 @@ impl MessageIndex for Inner {
     fn has_id(&self, thread: ThreadId, at: &MessageKey) -> Result<bool> {
         Ok(self.ids.contains_key(&(thread, at.id.clone())))
     }
+}
 
+impl IvIndex for Inner {
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
         Ok(self.ivs.get(&(thread, iv.to_owned())).cloned())
     }

@@ -36,7 +36,8 @@ use redb::{
 };
 use uuid::Uuid;
 
-use crate::same_message::{Arrival, MessageIndex, arrival};
+use crate::message_row;
+use crate::same_message::{Arrival, IvIndex, arrival_of_unknown_id};
 use crate::{
     MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoreError, StoredMessage, ThreadRecord,
     message_key,
@@ -45,7 +46,8 @@ use crate::{
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const CONTACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("contacts");
 const THREADS: TableDefinition<&str, &[u8]> = TableDefinition::new("threads");
-/// (thread id, server micros, server id) → message JSON. Its key is also the
+/// (thread id, server micros, server id) → the rest of the message (see
+/// [`message_row`]; JSON in files written before it). Its key is also the
 /// server-id check: a message's time and id give its row.
 const MESSAGES: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("messages");
 /// (thread id, iv) → (server micros, server id) of the first message stored
@@ -63,6 +65,9 @@ const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered"
 /// Thread id → the thread's sealed draft (JSON).
 const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 
+/// A thread's pending entries: IV → (first message, the write that added it).
+type ThreadIvs = HashMap<String, (MessageKey, u64)>;
+
 /// The IV index entries of messages committed (relaxed) but not yet written
 /// to `iv_index`.
 ///
@@ -74,20 +79,72 @@ const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 /// so the file never holds a message whose IV is unindexed. When the file
 /// goes back to its last durable commit (a reopen after a failed write), the
 /// messages these entries point at are gone too, and so are the entries.
-type PendingIvs = HashMap<(ThreadId, String), MessageKey>;
+#[derive(Default)]
+struct PendingIvs {
+    /// Thread → IV → where its first message is, and the write that added it.
+    by_thread: HashMap<ThreadId, ThreadIvs>,
+    len: usize,
+    /// The last write that added entries (see [`PendingIvs::begin_write`]).
+    write: u64,
+}
+
+impl PendingIvs {
+    fn get(&self, thread: ThreadId, iv: &str) -> Option<&MessageKey> {
+        self.by_thread.get(&thread)?.get(iv).map(|(k, _)| k)
+    }
+
+    /// A number for the entries a write adds, to take them back if it fails.
+    fn begin_write(&mut self) -> u64 {
+        self.write += 1;
+        self.write
+    }
+
+    /// Keeps the first entry of an IV (a caller checks [`Self::get`] first).
+    fn insert(&mut self, thread: ThreadId, iv: String, at: MessageKey, write: u64) {
+        if let std::collections::hash_map::Entry::Vacant(e) =
+            self.by_thread.entry(thread).or_default().entry(iv)
+        {
+            e.insert((at, write));
+            self.len += 1;
+        }
+    }
+
+    /// Drops what a write that did not commit added.
+    fn forget_write(&mut self, write: u64) {
+        for ivs in self.by_thread.values_mut() {
+            ivs.retain(|_, (_, w)| *w != write);
+        }
+        self.by_thread.retain(|_, ivs| !ivs.is_empty());
+        self.len = self.by_thread.values().map(HashMap::len).sum();
+    }
+
+    fn forget_thread(&mut self, thread: ThreadId) {
+        if let Some(ivs) = self.by_thread.remove(&thread) {
+            self.len -= ivs.len();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_thread.clear();
+        self.len = 0;
+    }
+}
 
 /// Entries past this many are written with the next commit, durable or not,
 /// so a store that is never flushed does not grow in memory.
 const PENDING_IVS_MAX: usize = 100_000;
 
-/// The message tables of one write, as the same-message rule reads them.
+/// The message tables of one write, as the same-message rule reads them,
+/// for one message's thread.
 struct Tables<'a, 't> {
+    /// The thread's id as its keys spell it.
+    tid: &'a str,
     messages: &'a redb::Table<'t, (&'static str, i64, &'static str), &'static [u8]>,
     ivs: &'a redb::Table<'t, (&'static str, &'static str), (i64, &'static str)>,
     legacy_ids: &'a redb::Table<'t, (&'static str, &'static str), i64>,
     legacy_ivs: &'a redb::Table<'t, (&'static str, &'static str), &'static str>,
     /// Committed entries not written yet, and this write's own.
-    pending: [&'a PendingIvs; 2],
+    pending: &'a PendingIvs,
 }
 
 /// Where the first message with this IV is, in the index tables (pending
@@ -122,55 +179,117 @@ fn indexed_iv(
     Ok(Some(MessageKey { micros, id }))
 }
 
-impl MessageIndex for Tables<'_, '_> {
-    fn has_id(&self, thread: ThreadId, at: &MessageKey) -> Result<bool> {
-        let tid = thread.to_string();
-        Ok(self
-            .messages
-            .get((tid.as_str(), at.micros, at.id.as_str()))
-            .map_err(io_err)?
-            .is_some())
-    }
-
+impl IvIndex for Tables<'_, '_> {
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
-        let key = (thread, iv.to_owned());
-        if let Some(k) = self.pending.iter().find_map(|p| p.get(&key)) {
+        if let Some(k) = self.pending.get(thread, iv) {
             return Ok(Some(k.clone()));
         }
-        let tid = thread.to_string();
-        indexed_iv(self.ivs, self.legacy_ids, self.legacy_ivs, &tid, iv)
+        indexed_iv(self.ivs, self.legacy_ids, self.legacy_ivs, self.tid, iv)
     }
 
     fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
-        let tid = thread.to_string();
         self.messages
-            .get((tid.as_str(), at.micros, at.id.as_str()))
+            .get((self.tid, at.micros, at.id.as_str()))
             .map_err(io_err)?
-            .map(|v| dec(v.value()))
+            .map(|v| message_row::decode(thread, &at.id, v.value()))
             .transpose()
     }
 }
 
 /// Writes pending IV entries into `iv_index` within `w`, in key order, so
 /// that each leaf is visited once.
-fn write_ivs<'a>(
-    w: &WriteTransaction,
-    pending: impl IntoIterator<Item = (&'a (ThreadId, String), &'a MessageKey)>,
-) -> Result<()> {
-    let mut rows: Vec<(String, &str, &MessageKey)> = pending
-        .into_iter()
-        .map(|((thread, iv), k)| (thread.to_string(), iv.as_str(), k))
-        .collect();
-    if rows.is_empty() {
+fn write_ivs(w: &WriteTransaction, pending: &PendingIvs) -> Result<()> {
+    if pending.len == 0 {
         return Ok(());
     }
-    rows.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut threads: Vec<(String, &ThreadIvs)> = pending
+        .by_thread
+        .iter()
+        .map(|(thread, ivs)| (thread.to_string(), ivs))
+        .collect();
+    threads.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut t = w.open_table(IV_INDEX).map_err(io_err)?;
-    for (tid, iv, k) in rows {
-        t.insert((tid.as_str(), iv), (k.micros, k.id.as_str()))
-            .map_err(io_err)?;
+    for (tid, ivs) in threads {
+        let mut rows: Vec<(&str, &MessageKey)> =
+            ivs.iter().map(|(iv, (k, _))| (iv.as_str(), k)).collect();
+        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (iv, k) in rows {
+            t.insert((tid.as_str(), iv), (k.micros, k.id.as_str()))
+                .map_err(io_err)?;
+        }
     }
     Ok(())
+}
+
+/// Writes into `w` the messages not stored yet (their IV entries into
+/// `pending`, as `write`), the thread record and the completed outbox
+/// entries; says which messages were new.
+fn stage_messages(
+    w: &WriteTransaction,
+    pending: &mut PendingIvs,
+    write: u64,
+    msgs: &[StoredMessage],
+    thread: Option<&ThreadRecord>,
+    completed: &[u64],
+) -> Result<Vec<bool>> {
+    let mut out = Vec::with_capacity(msgs.len());
+    let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
+    let ivs = w.open_table(IV_INDEX).map_err(io_err)?;
+    let legacy_ids = w.open_table(LEGACY_IDS).map_err(io_err)?;
+    let legacy_ivs = w.open_table(LEGACY_IVS).map_err(io_err)?;
+    // The messages of one call are nearly always of one thread.
+    let mut tid: Option<(ThreadId, String)> = None;
+    for m in msgs {
+        let tid = match &tid {
+            Some((t, s)) if *t == m.thread_id => s.as_str(),
+            _ => &tid.insert((m.thread_id, m.thread_id.to_string())).1,
+        };
+        let k = message_key(m);
+        let key = (tid, k.micros, m.id.as_str());
+        // The server-id check is the write itself: a row under this key is
+        // this message (rewritten the same).
+        let row = message_row::encode(m);
+        if messages
+            .insert(key, row.as_slice())
+            .map_err(io_err)?
+            .is_some()
+        {
+            out.push(false);
+            continue;
+        }
+        let index = Tables {
+            tid,
+            messages: &messages,
+            ivs: &ivs,
+            legacy_ids: &legacy_ids,
+            legacy_ivs: &legacy_ivs,
+            pending,
+        };
+        match arrival_of_unknown_id(&index, m)? {
+            Arrival::Known => {
+                messages.remove(key).map_err(io_err)?;
+                out.push(false);
+            }
+            Arrival::New { index_iv } => {
+                if index_iv {
+                    pending.insert(m.thread_id, m.iv.clone(), k, write);
+                }
+                out.push(true);
+            }
+        }
+    }
+    if let Some(rec) = thread {
+        let mut t = w.open_table(THREADS).map_err(io_err)?;
+        t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
+            .map_err(io_err)?;
+    }
+    if !completed.is_empty() {
+        let mut o = w.open_table(OUTBOX).map_err(io_err)?;
+        for seq in completed {
+            o.remove(*seq).map_err(io_err)?;
+        }
+    }
+    Ok(out)
 }
 
 /// Every key of a thread's rows in `messages`.
@@ -361,7 +480,7 @@ impl RedbStore {
             }),
             damaged: Mutex::new(None),
             seen_at: Mutex::new(Instant::now()),
-            pending_ivs: Mutex::new(HashMap::new()),
+            pending_ivs: Mutex::new(PendingIvs::default()),
             _lock: lock,
         })
     }
@@ -474,15 +593,19 @@ impl RedbStore {
     }
 
     /// Commits what the server also holds: without fsync unless the last
-    /// durable commit is older than [`FLUSH_EVERY`]. `new_ivs`: the IV
-    /// entries of the messages in `w`, pending after it (see [`PendingIvs`]).
-    fn commit_relaxed(&self, mut w: WriteTransaction, new_ivs: PendingIvs) -> Result<()> {
-        let mut d = self.durable_state();
+    /// durable commit is older than [`FLUSH_EVERY`]. `pending` holds the IV
+    /// entries of the messages in `w` (see [`PendingIvs`]); the caller has
+    /// locked `d`, then `pending`, since before it wrote them.
+    fn commit_relaxed(
+        &self,
+        mut w: WriteTransaction,
+        d: &mut DurableState,
+        pending: &mut PendingIvs,
+    ) -> Result<()> {
         let durable = d.at.elapsed() >= FLUSH_EVERY;
-        let mut pending = self.pending_ivs();
-        let write_out = durable || pending.len() + new_ivs.len() >= PENDING_IVS_MAX;
+        let write_out = durable || pending.len >= PENDING_IVS_MAX;
         if write_out {
-            write_ivs(&w, pending.iter().chain(&new_ivs))?;
+            write_ivs(&w, pending)?;
         }
         if !durable {
             w.set_durability(Durability::None).map_err(io_err)?;
@@ -490,8 +613,6 @@ impl RedbStore {
         w.commit().map_err(io_err)?;
         if write_out {
             pending.clear();
-        } else {
-            pending.extend(new_ivs);
         }
         if durable {
             *d = DurableState {
@@ -509,7 +630,7 @@ impl RedbStore {
     fn commit_durable(&self, w: WriteTransaction) -> Result<()> {
         let mut d = self.durable_state();
         let mut pending = self.pending_ivs();
-        write_ivs(&w, pending.iter())?;
+        write_ivs(&w, &pending)?;
         w.commit().map_err(io_err)?;
         pending.clear();
         *d = DurableState {
@@ -629,7 +750,7 @@ impl Store for RedbStore {
                 .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
                 .map_err(io_err)?;
             // A failed commit reopens the file, which drops them all anyway.
-            self.pending_ivs().retain(|(t, _), _| *t != thread);
+            self.pending_ivs().forget_thread(thread);
             Ok(())
         })
     }
@@ -694,7 +815,8 @@ impl Store for RedbStore {
                     }
                 }
             }
-            self.commit_relaxed(w, PendingIvs::new())
+            let mut d = self.durable_state();
+            self.commit_relaxed(w, &mut d, &mut self.pending_ivs())
         })
     }
 
@@ -715,50 +837,18 @@ impl Store for RedbStore {
     ) -> Result<Vec<bool>> {
         self.with_db(|db| {
             let w = db.begin_write().map_err(io_err)?;
-            let mut out = Vec::with_capacity(msgs.len());
-            let mut new_ivs = PendingIvs::new();
-            {
-                let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
-                let ivs = w.open_table(IV_INDEX).map_err(io_err)?;
-                let legacy_ids = w.open_table(LEGACY_IDS).map_err(io_err)?;
-                let legacy_ivs = w.open_table(LEGACY_IVS).map_err(io_err)?;
-                let pending = self.pending_ivs();
-                for m in msgs {
-                    let index = Tables {
-                        messages: &messages,
-                        ivs: &ivs,
-                        legacy_ids: &legacy_ids,
-                        legacy_ivs: &legacy_ivs,
-                        pending: [&pending, &new_ivs],
-                    };
-                    let k = message_key(m);
-                    let Arrival::New { index_iv } = arrival(&index, m, &k)? else {
-                        out.push(false);
-                        continue;
-                    };
-                    let tid = m.thread_id.to_string();
-                    messages
-                        .insert((tid.as_str(), k.micros, m.id.as_str()), enc(m).as_slice())
-                        .map_err(io_err)?;
-                    if index_iv {
-                        new_ivs.insert((m.thread_id, m.iv.clone()), k);
-                    }
-                    out.push(true);
-                }
-                if let Some(rec) = thread {
-                    let mut t = w.open_table(THREADS).map_err(io_err)?;
-                    t.insert(rec.id.to_string().as_str(), enc(rec).as_slice())
-                        .map_err(io_err)?;
-                }
-                if !completed.is_empty() {
-                    let mut o = w.open_table(OUTBOX).map_err(io_err)?;
-                    for seq in completed {
-                        o.remove(*seq).map_err(io_err)?;
-                    }
-                }
+            let mut d = self.durable_state();
+            let mut pending = self.pending_ivs();
+            let write = pending.begin_write();
+            let stored =
+                stage_messages(&w, &mut pending, write, msgs, thread, completed).and_then(|out| {
+                    self.commit_relaxed(w, &mut d, &mut pending)?;
+                    Ok(out)
+                });
+            if stored.is_err() {
+                pending.forget_write(write);
             }
-            self.commit_relaxed(w, new_ivs)?;
-            Ok(out)
+            stored
         })
     }
 
@@ -783,13 +873,11 @@ impl Store for RedbStore {
             .map_err(io_err)?;
             for row in range {
                 let (k, v) = row.map_err(io_err)?;
-                if let Some(a) = after {
-                    let (_, micros, id) = k.value();
-                    if micros == a.micros && id == a.id {
-                        continue;
-                    }
+                let (_, micros, id) = k.value();
+                if after.is_some_and(|a| micros == a.micros && id == a.id) {
+                    continue;
                 }
-                out.push(dec(v.value())?);
+                out.push(message_row::decode(thread, id, v.value())?);
                 if out.len() >= limit {
                     break;
                 }
@@ -818,8 +906,8 @@ impl Store for RedbStore {
             }
             .map_err(io_err)?;
             for row in range.rev() {
-                let (_, v) = row.map_err(io_err)?;
-                out.push(dec(v.value())?);
+                let (k, v) = row.map_err(io_err)?;
+                out.push(message_row::decode(thread, k.value().2, v.value())?);
                 if out.len() >= limit {
                     break;
                 }
@@ -858,7 +946,7 @@ impl Store for RedbStore {
     }
 
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        if let Some(k) = self.pending_ivs().get(&(thread, iv.to_owned())) {
+        if let Some(k) = self.pending_ivs().get(thread, iv) {
             return Ok(Some(k.id.clone()));
         }
         let tid = thread.to_string();

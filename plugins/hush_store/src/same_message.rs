@@ -11,13 +11,17 @@ use hush_core::ThreadId;
 
 use crate::{MessageKey, Result, StoredMessage};
 
-/// The lookups the rule needs, over one backend's tables.
-pub(crate) trait MessageIndex {
-    /// A message with this key's server id is stored in the thread.
-    fn has_id(&self, thread: ThreadId, at: &MessageKey) -> Result<bool>;
+/// The lookups by IV the rule needs, over one backend's tables.
+pub(crate) trait IvIndex {
     /// Where the message first stored with this IV is.
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>>;
     fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>>;
+}
+
+/// All the lookups the rule needs.
+pub(crate) trait MessageIndex: IvIndex {
+    /// A message with this key's server id is stored in the thread.
+    fn has_id(&self, thread: ThreadId, at: &MessageKey) -> Result<bool>;
 }
 
 /// What storing one message should do.
@@ -39,6 +43,13 @@ pub(crate) fn arrival(
     if ix.has_id(m.thread_id, at)? {
         return Ok(Arrival::Known);
     }
+    arrival_of_unknown_id(ix, m)
+}
+
+/// The rule for a message whose server id is not stored. A backend that
+/// learns that from writing the row (one tree walk instead of two) asks only
+/// this, and takes the row back out when the answer is `Known`.
+pub(crate) fn arrival_of_unknown_id(ix: &impl IvIndex, m: &StoredMessage) -> Result<Arrival> {
     let Some(first) = ix.first_with_iv(m.thread_id, &m.iv)? else {
         return Ok(Arrival::New { index_iv: true });
     };
@@ -81,6 +92,9 @@ mod tests {
         fn has_id(&self, _: ThreadId, at: &MessageKey) -> Result<bool> {
             Ok(self.by_id.contains_key(&at.id))
         }
+    }
+
+    impl IvIndex for Held {
         fn first_with_iv(&self, _: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
             Ok(self.by_iv.get(iv).cloned())
         }

@@ -224,6 +224,8 @@ fn a_store_of_the_earlier_layout_keeps_recognising_its_messages() {
     }
     let s = RedbStore::open(&path).unwrap();
     assert_eq!(s.message_count(t).unwrap(), 3);
+    // Its rows are JSON; they read back beside the compact rows of today.
+    assert_eq!(s.messages(t, None, 10).unwrap(), old);
     assert!(s.has_message(t, &old[1].id).unwrap());
     assert_eq!(
         s.message_with_iv(t, &old[2].iv).unwrap(),
@@ -243,6 +245,9 @@ fn a_store_of_the_earlier_layout_keeps_recognising_its_messages() {
         [false]
     );
     assert_eq!(s.message_count(t).unwrap(), 4);
+    let all: Vec<StoredMessage> = (1..=4).map(msg).collect();
+    assert_eq!(s.messages(t, None, 10).unwrap(), all);
+    assert_eq!(s.messages_before(t, None, 2).unwrap(), all[2..]);
     // Forgetting the thread empties the old tables too.
     s.forget_thread(t).unwrap();
     assert_eq!(s.message_with_iv(t, &old[2].iv).unwrap(), None);
@@ -250,6 +255,59 @@ fn a_store_of_the_earlier_layout_keeps_recognising_its_messages() {
         s.store_messages(&[resend_of(&old[1], 11)], None, &[])
             .unwrap(),
         [true]
+    );
+}
+
+/// A write that fails half-way (here on a damaged row, met while checking
+/// an IV) stores nothing: not its messages, and not the IV entries of those
+/// it had taken in before the damage.
+#[test]
+fn a_write_that_fails_half_way_leaves_no_iv_entry_behind() {
+    use redb::TableDefinition;
+    let messages: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("messages");
+    let ivs: TableDefinition<(&str, &str), (i64, &str)> = TableDefinition::new("iv_index");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let t = thread();
+    let tid = t.to_string();
+    let damaged = msg(1);
+    drop(RedbStore::open(&path).unwrap());
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let micros = hush_store::message_key(&damaged).micros;
+            let key = (tid.as_str(), micros, damaged.id.as_str());
+            w.open_table(messages)
+                .unwrap()
+                .insert(key, &[0x7f_u8, 1, 2][..])
+                .unwrap();
+            w.open_table(ivs)
+                .unwrap()
+                .insert(
+                    (tid.as_str(), damaged.iv.as_str()),
+                    (micros, damaged.id.as_str()),
+                )
+                .unwrap();
+        }
+        w.commit().unwrap();
+    }
+    let s = RedbStore::open(&path).unwrap();
+    // msg(2) is taken in first; the resend of the damaged one then fails.
+    let err = s
+        .store_messages(&[msg(2), resend_of(&damaged, 3)], None, &[])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt(_)), "{err}");
+    assert_eq!(s.message_with_iv(t, &msg(2).iv).unwrap(), None);
+    assert_eq!(s.message_count(t).unwrap(), 1);
+    // Without the damaged row in the way, msg(2) is new, and indexed.
+    assert_eq!(s.store_messages(&[msg(2)], None, &[]).unwrap(), [true]);
+    assert_eq!(s.message_with_iv(t, &msg(2).iv).unwrap(), Some(msg(2).id));
+    s.flush().unwrap();
+    assert_eq!(
+        s.store_messages(&[resend_of(&msg(2), 4)], None, &[])
+            .unwrap(),
+        [false]
     );
 }
 
