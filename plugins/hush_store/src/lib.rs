@@ -7,6 +7,8 @@
 //! ids (thread ids and server ids are known to the server anyway), the
 //! contacts' UUIDs, timestamps, and the KDF salt (public).
 
+#[cfg(not(target_arch = "wasm32"))]
+mod iv_index;
 mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 mod message_row;

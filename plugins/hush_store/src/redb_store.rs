@@ -36,6 +36,7 @@ use redb::{
 };
 use uuid::Uuid;
 
+use crate::iv_index::{self, IV_INDEX};
 use crate::message_row;
 use crate::same_message::{Arrival, IvIndex, arrival_of_unknown_id};
 use crate::{
@@ -50,23 +51,14 @@ const THREADS: TableDefinition<&str, &[u8]> = TableDefinition::new("threads");
 /// [`message_row`]; JSON in files written before it). Its key is also the
 /// server-id check: a message's time and id give its row.
 const MESSAGES: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("messages");
-/// (thread id, iv) → (server micros, server id) of the first message stored
-/// with that IV: a stock server's only proof of delivery. Written in batches
-/// (see [`PendingIvs`]), not per message.
-const IV_INDEX: TableDefinition<(&str, &str), (i64, &str)> = TableDefinition::new("iv_index");
-/// Before `iv_index`: (thread id, server id) → server micros. Read for the
-/// messages stored then; no longer written.
-const LEGACY_IDS: TableDefinition<(&str, &str), i64> = TableDefinition::new("message_ids");
-/// Before `iv_index`: (thread id, iv) → server id. Read, no longer written.
-const LEGACY_IVS: TableDefinition<(&str, &str), &str> = TableDefinition::new("message_ivs");
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// Thread id → the `MessageKey` (JSON) a consumer was last handed.
 const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered");
 /// Thread id → the thread's sealed draft (JSON).
 const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 
-/// A thread's pending entries: IV → (first message, the write that added it).
-type ThreadIvs = HashMap<String, (MessageKey, u64)>;
+/// Pending entries by index key: (first message, the write that added it).
+type KeyedIvs = HashMap<(u128, u128), (MessageKey, u64)>;
 
 /// The IV index entries of messages committed (relaxed) but not yet written
 /// to `iv_index`.
@@ -81,16 +73,18 @@ type ThreadIvs = HashMap<String, (MessageKey, u64)>;
 /// messages these entries point at are gone too, and so are the entries.
 #[derive(Default)]
 struct PendingIvs {
-    /// Thread → IV → where its first message is, and the write that added it.
-    by_thread: HashMap<ThreadId, ThreadIvs>,
-    len: usize,
+    by_key: KeyedIvs,
     /// The last write that added entries (see [`PendingIvs::begin_write`]).
     write: u64,
 }
 
 impl PendingIvs {
-    fn get(&self, thread: ThreadId, iv: &str) -> Option<&MessageKey> {
-        self.by_thread.get(&thread)?.get(iv).map(|(k, _)| k)
+    fn get(&self, key: (u128, u128)) -> Option<&MessageKey> {
+        self.by_key.get(&key).map(|(k, _)| k)
+    }
+
+    fn len(&self) -> usize {
+        self.by_key.len()
     }
 
     /// A number for the entries a write adds, to take them back if it fails.
@@ -99,34 +93,23 @@ impl PendingIvs {
         self.write
     }
 
-    /// Keeps the first entry of an IV (a caller checks [`Self::get`] first).
-    fn insert(&mut self, thread: ThreadId, iv: String, at: MessageKey, write: u64) {
-        if let std::collections::hash_map::Entry::Vacant(e) =
-            self.by_thread.entry(thread).or_default().entry(iv)
-        {
-            e.insert((at, write));
-            self.len += 1;
-        }
+    /// Keeps the first entry of a key (a caller checks [`Self::get`] first).
+    fn insert(&mut self, key: (u128, u128), at: MessageKey, write: u64) {
+        self.by_key.entry(key).or_insert((at, write));
     }
 
     /// Drops what a write that did not commit added.
     fn forget_write(&mut self, write: u64) {
-        for ivs in self.by_thread.values_mut() {
-            ivs.retain(|_, (_, w)| *w != write);
-        }
-        self.by_thread.retain(|_, ivs| !ivs.is_empty());
-        self.len = self.by_thread.values().map(HashMap::len).sum();
+        self.by_key.retain(|_, (_, w)| *w != write);
     }
 
     fn forget_thread(&mut self, thread: ThreadId) {
-        if let Some(ivs) = self.by_thread.remove(&thread) {
-            self.len -= ivs.len();
-        }
+        let t = thread.0.as_u128();
+        self.by_key.retain(|(k, _), _| *k != t);
     }
 
     fn clear(&mut self) {
-        self.by_thread.clear();
-        self.len = 0;
+        self.by_key.clear();
     }
 }
 
@@ -140,51 +123,33 @@ struct Tables<'a, 't> {
     /// The thread's id as its keys spell it.
     tid: &'a str,
     messages: &'a redb::Table<'t, (&'static str, i64, &'static str), &'static [u8]>,
-    ivs: &'a redb::Table<'t, (&'static str, &'static str), (i64, &'static str)>,
-    legacy_ids: &'a redb::Table<'t, (&'static str, &'static str), i64>,
-    legacy_ivs: &'a redb::Table<'t, (&'static str, &'static str), &'static str>,
+    ivs: &'a redb::Table<'t, (u128, u128), (i64, &'static str)>,
     /// Committed entries not written yet, and this write's own.
     pending: &'a PendingIvs,
 }
 
-/// Where the first message with this IV is, in the index tables (pending
+/// Where the first message with this key is in `iv_keys` (pending
 /// entries are the caller's to look at first).
 fn indexed_iv(
-    ivs: &impl ReadableTable<(&'static str, &'static str), (i64, &'static str)>,
-    legacy_ids: &impl ReadableTable<(&'static str, &'static str), i64>,
-    legacy_ivs: &impl ReadableTable<(&'static str, &'static str), &'static str>,
-    tid: &str,
-    iv: &str,
+    ivs: &impl ReadableTable<(u128, u128), (i64, &'static str)>,
+    key: (u128, u128),
 ) -> Result<Option<MessageKey>> {
-    if let Some(v) = ivs.get((tid, iv)).map_err(io_err)? {
+    Ok(ivs.get(key).map_err(io_err)?.map(|v| {
         let (micros, id) = v.value();
-        return Ok(Some(MessageKey {
+        MessageKey {
             micros,
             id: id.to_owned(),
-        }));
-    }
-    // Empty unless the file predates `iv_index`, and never written again:
-    // a new profile pays no second lookup.
-    if legacy_ivs.is_empty().map_err(io_err)? {
-        return Ok(None);
-    }
-    let Some(id) = legacy_ivs.get((tid, iv)).map_err(io_err)? else {
-        return Ok(None);
-    };
-    let id = id.value().to_owned();
-    let micros = legacy_ids
-        .get((tid, id.as_str()))
-        .map_err(io_err)?
-        .map_or(i64::MIN, |m| m.value());
-    Ok(Some(MessageKey { micros, id }))
+        }
+    }))
 }
 
 impl IvIndex for Tables<'_, '_> {
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
-        if let Some(k) = self.pending.get(thread, iv) {
+        let key = iv_index::key(thread, iv);
+        if let Some(k) = self.pending.get(key) {
             return Ok(Some(k.clone()));
         }
-        indexed_iv(self.ivs, self.legacy_ids, self.legacy_ivs, self.tid, iv)
+        indexed_iv(self.ivs, key)
     }
 
     fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
@@ -199,24 +164,18 @@ impl IvIndex for Tables<'_, '_> {
 /// Writes pending IV entries into `iv_index` within `w`, in key order, so
 /// that each leaf is visited once.
 fn write_ivs(w: &WriteTransaction, pending: &PendingIvs) -> Result<()> {
-    if pending.len == 0 {
+    if pending.len() == 0 {
         return Ok(());
     }
-    let mut threads: Vec<(String, &ThreadIvs)> = pending
-        .by_thread
+    let mut rows: Vec<(&(u128, u128), &MessageKey)> = pending
+        .by_key
         .iter()
-        .map(|(thread, ivs)| (thread.to_string(), ivs))
+        .map(|(key, (k, _))| (key, k))
         .collect();
-    threads.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows.sort_unstable_by_key(|r| r.0);
     let mut t = w.open_table(IV_INDEX).map_err(io_err)?;
-    for (tid, ivs) in threads {
-        let mut rows: Vec<(&str, &MessageKey)> =
-            ivs.iter().map(|(iv, (k, _))| (iv.as_str(), k)).collect();
-        rows.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (iv, k) in rows {
-            t.insert((tid.as_str(), iv), (k.micros, k.id.as_str()))
-                .map_err(io_err)?;
-        }
+    for (key, k) in rows {
+        t.insert(*key, (k.micros, k.id.as_str())).map_err(io_err)?;
     }
     Ok(())
 }
@@ -235,8 +194,6 @@ fn stage_messages(
     let mut out = Vec::with_capacity(msgs.len());
     let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
     let ivs = w.open_table(IV_INDEX).map_err(io_err)?;
-    let legacy_ids = w.open_table(LEGACY_IDS).map_err(io_err)?;
-    let legacy_ivs = w.open_table(LEGACY_IVS).map_err(io_err)?;
     // The messages of one call are nearly always of one thread.
     let mut tid: Option<(ThreadId, String)> = None;
     for m in msgs {
@@ -261,8 +218,6 @@ fn stage_messages(
             tid,
             messages: &messages,
             ivs: &ivs,
-            legacy_ids: &legacy_ids,
-            legacy_ivs: &legacy_ivs,
             pending,
         };
         match arrival_of_unknown_id(&index, m)? {
@@ -272,7 +227,7 @@ fn stage_messages(
             }
             Arrival::New { index_iv } => {
                 if index_iv {
-                    pending.insert(m.thread_id, m.iv.clone(), k, write);
+                    pending.insert(iv_index::key(m.thread_id, &m.iv), k, write);
                 }
                 out.push(true);
             }
@@ -359,7 +314,7 @@ fn damaged(path: &Path, what: &str) -> StoreError {
     ))
 }
 
-fn io_err(e: impl Into<redb::Error>) -> StoreError {
+pub(crate) fn io_err(e: impl Into<redb::Error>) -> StoreError {
     match e.into() {
         redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::DiskFull,
         other => {
@@ -388,15 +343,29 @@ fn open_db(path: &Path) -> Result<Database> {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked,
             other => io_err(other),
         })?;
-    // Only a new file needs the tables: a reopen on a full disk must not write.
-    const TABLES: usize = 10;
-    let present = db
+    // Only a new file needs the tables, and only a file of an earlier
+    // layout an upgrade: a reopen on a full disk must not write.
+    const TABLES: [&str; 8] = [
+        "meta",
+        "contacts",
+        "threads",
+        "messages",
+        "iv_keys",
+        "outbox",
+        "delivered",
+        "drafts",
+    ];
+    let present: Vec<String> = db
         .begin_read()
         .map_err(io_err)?
         .list_tables()
         .map_err(io_err)?
-        .count();
-    if present >= TABLES {
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    let earlier = iv_index::EARLIER_TABLES
+        .iter()
+        .any(|e| present.iter().any(|p| p == e));
+    if !earlier && TABLES.iter().all(|t| present.iter().any(|p| p == t)) {
         return Ok(db);
     }
     let w = db.begin_write().map_err(io_err)?;
@@ -406,12 +375,10 @@ fn open_db(path: &Path) -> Result<Database> {
         w.open_table(THREADS).map_err(io_err)?;
         w.open_table(MESSAGES).map_err(io_err)?;
         w.open_table(IV_INDEX).map_err(io_err)?;
-        // Empty in a new file; kept so that every file has the same tables.
-        w.open_table(LEGACY_IDS).map_err(io_err)?;
-        w.open_table(LEGACY_IVS).map_err(io_err)?;
         w.open_table(OUTBOX).map_err(io_err)?;
         w.open_table(DELIVERED).map_err(io_err)?;
         w.open_table(DRAFTS).map_err(io_err)?;
+        iv_index::upgrade(&w, &present)?;
     }
     w.commit().map_err(io_err)?;
     Ok(db)
@@ -603,7 +570,7 @@ impl RedbStore {
         pending: &mut PendingIvs,
     ) -> Result<()> {
         let durable = d.at.elapsed() >= FLUSH_EVERY;
-        let write_out = durable || pending.len >= PENDING_IVS_MAX;
+        let write_out = durable || pending.len() >= PENDING_IVS_MAX;
         if write_out {
             write_ivs(&w, pending)?;
         }
@@ -737,17 +704,10 @@ impl Store for RedbStore {
                 .map_err(io_err)?
                 .retain_in(whole_thread(tid), |_, _| false)
                 .map_err(io_err)?;
+            let t = thread.0.as_u128();
             w.open_table(IV_INDEX)
                 .map_err(io_err)?
-                .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
-                .map_err(io_err)?;
-            w.open_table(LEGACY_IVS)
-                .map_err(io_err)?
-                .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
-                .map_err(io_err)?;
-            w.open_table(LEGACY_IDS)
-                .map_err(io_err)?
-                .retain_in((tid, "")..=(tid, "\u{10FFFF}"), |_, _| false)
+                .retain_in((t, 0)..=(t, u128::MAX), |_, _| false)
                 .map_err(io_err)?;
             // A failed commit reopens the file, which drops them all anyway.
             self.pending_ivs().forget_thread(thread);
@@ -945,20 +905,28 @@ impl Store for RedbStore {
         })
     }
 
+    /// The index finds the first message stored under the IV's key; its row
+    /// says whether that is this very IV (an odd string's key is a hash).
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        if let Some(k) = self.pending_ivs().get(thread, iv) {
-            return Ok(Some(k.id.clone()));
-        }
+        let key = iv_index::key(thread, iv);
+        let pending = self.pending_ivs().get(key).cloned();
         let tid = thread.to_string();
         self.read(|r| {
-            let found = indexed_iv(
-                &r.open_table(IV_INDEX).map_err(io_err)?,
-                &r.open_table(LEGACY_IDS).map_err(io_err)?,
-                &r.open_table(LEGACY_IVS).map_err(io_err)?,
-                &tid,
-                iv,
-            )?;
-            Ok(found.map(|k| k.id))
+            let found = match pending {
+                Some(k) => Some(k),
+                None => indexed_iv(&r.open_table(IV_INDEX).map_err(io_err)?, key)?,
+            };
+            let Some(k) = found else {
+                return Ok(None);
+            };
+            let row = r
+                .open_table(MESSAGES)
+                .map_err(io_err)?
+                .get((tid.as_str(), k.micros, k.id.as_str()))
+                .map_err(io_err)?
+                .map(|v| message_row::decode(thread, &k.id, v.value()))
+                .transpose()?;
+            Ok(row.filter(|m| m.iv == iv).map(|m| m.id))
         })
     }
 

@@ -55,7 +55,7 @@ pub(crate) fn arrival_of_unknown_id(ix: &impl IvIndex, m: &StoredMessage) -> Res
     };
     let same_blob = ix
         .message(m.thread_id, &first)?
-        .is_some_and(|prev| prev.ciphertext == m.ciphertext);
+        .is_some_and(|prev| prev.iv == m.iv && prev.ciphertext == m.ciphertext);
     Ok(if same_blob {
         Arrival::Known
     } else {

@@ -187,9 +187,9 @@ fn after_a_crash_every_stored_message_is_found_by_its_iv() {
     assert_eq!(s.message_with_iv(t, &msg(80).iv).unwrap(), Some(msg(80).id));
 }
 
-/// A profile written before the IV index moved (server ids and IVs in their
-/// own tables, one row per message) opens, counts, and still recognises
-/// its messages' resends.
+/// A profile written before the IV index (server ids and IVs in their own
+/// tables, one row per message) opens, counts, and still recognises its
+/// messages' resends; its tables are moved into the index on open.
 #[test]
 fn a_store_of_the_earlier_layout_keeps_recognising_its_messages() {
     use redb::TableDefinition;
@@ -256,6 +256,111 @@ fn a_store_of_the_earlier_layout_keeps_recognising_its_messages() {
             .unwrap(),
         [true]
     );
+    // The old tables were moved into the index on open.
+    drop(s);
+    let tables = tables_of(&path);
+    assert!(
+        !tables
+            .iter()
+            .any(|t| t == "message_ids" || t == "message_ivs"),
+        "{tables:?}"
+    );
+}
+
+/// The tables of a store file, by name.
+fn tables_of(path: &std::path::Path) -> Vec<String> {
+    let db = redb::Database::open(path).unwrap();
+    let r = redb::ReadableDatabase::begin_read(&db).unwrap();
+    r.list_tables()
+        .unwrap()
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect()
+}
+
+/// A profile whose IV index was keyed by text (thread id, IV) is moved to
+/// the fixed-width index on its first open; its messages' resends are still
+/// recognised, and the old table is gone.
+#[test]
+fn a_store_of_the_text_keyed_iv_index_is_upgraded_on_open() {
+    use redb::TableDefinition;
+    let messages: TableDefinition<(&str, i64, &str), &[u8]> = TableDefinition::new("messages");
+    let ivs: TableDefinition<(&str, &str), (i64, &str)> = TableDefinition::new("iv_index");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let t = thread();
+    let tid = t.to_string();
+    let old: Vec<StoredMessage> = (1..=3).map(msg).collect();
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        {
+            let (mut m, mut v) = (w.open_table(messages).unwrap(), w.open_table(ivs).unwrap());
+            for o in &old {
+                let micros = hush_store::message_key(o).micros;
+                let json = serde_json::to_vec(o).unwrap();
+                m.insert((tid.as_str(), micros, o.id.as_str()), json.as_slice())
+                    .unwrap();
+                v.insert((tid.as_str(), o.iv.as_str()), (micros, o.id.as_str()))
+                    .unwrap();
+            }
+            // An entry whose key is not a thread id is dropped, not fatal.
+            v.insert(("not a thread", "AAAA"), (0, "x")).unwrap();
+        }
+        w.commit().unwrap();
+    }
+    {
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.messages(t, None, 10).unwrap(), old);
+        for o in &old {
+            assert_eq!(s.message_with_iv(t, &o.iv).unwrap().as_ref(), Some(&o.id));
+        }
+        assert_eq!(
+            s.store_messages(&[resend_of(&old[2], 7), msg(4)], None, &[])
+                .unwrap(),
+            [false, true]
+        );
+    }
+    let tables = tables_of(&path);
+    assert!(!tables.iter().any(|t| t == "iv_index"), "{tables:?}");
+    assert!(tables.iter().any(|t| t == "iv_keys"), "{tables:?}");
+    let s = RedbStore::open(&path).unwrap();
+    assert_eq!(s.message_count(t).unwrap(), 4);
+    assert_eq!(
+        s.store_messages(&[resend_of(&old[0], 8)], None, &[])
+            .unwrap(),
+        [false]
+    );
+}
+
+/// Two IVs that differ only in their last bytes are two IVs.
+#[test]
+fn an_iv_sharing_its_first_eight_bytes_is_another_iv() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = RedbStore::open(&dir.path().join("store.redb")).unwrap();
+    let t = thread();
+    // Base64 of 12 bytes: the first 8 bytes are the first 10⅔ characters.
+    let a = StoredMessage {
+        iv: "AAECAwQFBgcICQoL".into(),
+        ..msg(1)
+    };
+    let b = StoredMessage {
+        iv: "AAECAwQFBgcIAAAA".into(),
+        ..msg(2)
+    };
+    assert_eq!(s.store_messages(&[a.clone()], None, &[]).unwrap(), [true]);
+    assert_eq!(s.message_with_iv(t, &b.iv).unwrap(), None);
+    // Same ciphertext, different IV: a different message.
+    assert_eq!(s.store_messages(&[b.clone()], None, &[]).unwrap(), [true]);
+    s.flush().unwrap();
+    assert_eq!(s.message_with_iv(t, &a.iv).unwrap(), Some(a.id.clone()));
+    assert_eq!(s.message_with_iv(t, &b.iv).unwrap(), Some(b.id.clone()));
+    // Each one's resend is recognised as its own.
+    assert_eq!(
+        s.store_messages(&[resend_of(&a, 9), resend_of(&b, 10)], None, &[])
+            .unwrap(),
+        [false, false]
+    );
+    assert_eq!(s.message_count(t).unwrap(), 2);
 }
 
 /// A write that fails half-way (here on a damaged row, met while checking
