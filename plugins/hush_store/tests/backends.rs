@@ -347,10 +347,18 @@ fn an_iv_sharing_its_first_eight_bytes_is_another_iv() {
         iv: "AAECAwQFBgcIAAAA".into(),
         ..msg(2)
     };
-    assert_eq!(s.store_messages(&[a.clone()], None, &[]).unwrap(), [true]);
+    assert_eq!(
+        s.store_messages(std::slice::from_ref(&a), None, &[])
+            .unwrap(),
+        [true]
+    );
     assert_eq!(s.message_with_iv(t, &b.iv).unwrap(), None);
     // Same ciphertext, different IV: a different message.
-    assert_eq!(s.store_messages(&[b.clone()], None, &[]).unwrap(), [true]);
+    assert_eq!(
+        s.store_messages(std::slice::from_ref(&b), None, &[])
+            .unwrap(),
+        [true]
+    );
     s.flush().unwrap();
     assert_eq!(s.message_with_iv(t, &a.iv).unwrap(), Some(a.id.clone()));
     assert_eq!(s.message_with_iv(t, &b.iv).unwrap(), Some(b.id.clone()));
