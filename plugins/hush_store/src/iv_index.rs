@@ -20,10 +20,10 @@ use sha2::{Digest, Sha256};
 
 use crate::Result;
 
-/// (thread, IV) → (server micros, server id) of the first message stored
-/// with that IV.
-pub(crate) const IV_INDEX: TableDefinition<(u128, u128), (i64, &str)> =
-    TableDefinition::new("iv_keys");
+/// (thread, IV) → server micros of the first message stored with that IV
+/// (its row is the one of that time with that IV). Fixed-width both sides:
+/// an entry is 40 bytes.
+pub(crate) const IV_INDEX: TableDefinition<(u128, u128), i64> = TableDefinition::new("iv_keys");
 
 /// Before `iv_keys`: (thread id, iv) → (server micros, server id).
 const TEXT_IV_INDEX: TableDefinition<(&str, &str), (i64, &str)> = TableDefinition::new("iv_index");
@@ -57,14 +57,14 @@ fn iv_key(iv: &str) -> u128 {
 pub(crate) fn upgrade(w: &WriteTransaction, present: &[String]) -> Result<()> {
     let has = |name: &str| present.iter().any(|p| p == name);
     let mut index = w.open_table(IV_INDEX).map_err(io_err)?;
-    let mut keep_first = |thread: &str, iv: &str, micros: i64, id: &str| -> Result<()> {
+    let mut keep_first = |thread: &str, iv: &str, micros: i64| -> Result<()> {
         // A key that is not a thread id was never written by hush.
         let Ok(thread) = ThreadId::parse(thread) else {
             return Ok(());
         };
         let k = key(thread, iv);
         if index.get(k).map_err(io_err)?.is_none() {
-            index.insert(k, (micros, id)).map_err(io_err)?;
+            index.insert(k, micros).map_err(io_err)?;
         }
         Ok(())
     };
@@ -72,8 +72,8 @@ pub(crate) fn upgrade(w: &WriteTransaction, present: &[String]) -> Result<()> {
         let t = w.open_table(TEXT_IV_INDEX).map_err(io_err)?;
         for row in t.iter().map_err(io_err)? {
             let (k, v) = row.map_err(io_err)?;
-            let ((thread, iv), (micros, id)) = (k.value(), v.value());
-            keep_first(thread, iv, micros, id)?;
+            let ((thread, iv), (micros, _)) = (k.value(), v.value());
+            keep_first(thread, iv, micros)?;
         }
     }
     if has("message_ivs") {
@@ -86,7 +86,7 @@ pub(crate) fn upgrade(w: &WriteTransaction, present: &[String]) -> Result<()> {
                 .get((thread, id))
                 .map_err(io_err)?
                 .map_or(i64::MIN, |m| m.value());
-            keep_first(thread, iv, micros, id)?;
+            keep_first(thread, iv, micros)?;
         }
     }
     drop(index);

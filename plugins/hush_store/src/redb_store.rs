@@ -123,33 +123,49 @@ struct Tables<'a, 't> {
     /// The thread's id as its keys spell it.
     tid: &'a str,
     messages: &'a redb::Table<'t, (&'static str, i64, &'static str), &'static [u8]>,
-    ivs: &'a redb::Table<'t, (u128, u128), (i64, &'static str)>,
+    ivs: &'a redb::Table<'t, (u128, u128), i64>,
     /// Committed entries not written yet, and this write's own.
     pending: &'a PendingIvs,
 }
 
-/// Where the first message with this key is in `iv_keys` (pending
-/// entries are the caller's to look at first).
+/// Where the first message with this IV is, by `iv_keys` (pending entries
+/// are the caller's to look at first). The index gives its time; the rows of
+/// that time say which one it is.
 fn indexed_iv(
-    ivs: &impl ReadableTable<(u128, u128), (i64, &'static str)>,
-    key: (u128, u128),
+    ivs: &impl ReadableTable<(u128, u128), i64>,
+    messages: &impl ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
+    (thread, tid): (ThreadId, &str),
+    iv: &str,
 ) -> Result<Option<MessageKey>> {
-    Ok(ivs.get(key).map_err(io_err)?.map(|v| {
-        let (micros, id) = v.value();
-        MessageKey {
-            micros,
-            id: id.to_owned(),
+    let Some(micros) = ivs
+        .get(iv_index::key(thread, iv))
+        .map_err(io_err)?
+        .map(|v| v.value())
+    else {
+        return Ok(None);
+    };
+    for row in messages
+        .range((tid, micros, "")..=(tid, micros, "\u{10FFFF}"))
+        .map_err(io_err)?
+    {
+        let (k, v) = row.map_err(io_err)?;
+        let id = k.value().2;
+        if message_row::decode(thread, id, v.value())?.iv == iv {
+            return Ok(Some(MessageKey {
+                micros,
+                id: id.to_owned(),
+            }));
         }
-    }))
+    }
+    Ok(None)
 }
 
 impl IvIndex for Tables<'_, '_> {
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
-        let key = iv_index::key(thread, iv);
-        if let Some(k) = self.pending.get(key) {
+        if let Some(k) = self.pending.get(iv_index::key(thread, iv)) {
             return Ok(Some(k.clone()));
         }
-        indexed_iv(self.ivs, key)
+        indexed_iv(self.ivs, self.messages, (thread, self.tid), iv)
     }
 
     fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
@@ -175,7 +191,7 @@ fn write_ivs(w: &WriteTransaction, pending: &PendingIvs) -> Result<()> {
     rows.sort_unstable_by_key(|r| r.0);
     let mut t = w.open_table(IV_INDEX).map_err(io_err)?;
     for (key, k) in rows {
-        t.insert(*key, (k.micros, k.id.as_str())).map_err(io_err)?;
+        t.insert(*key, k.micros).map_err(io_err)?;
     }
     Ok(())
 }
@@ -905,23 +921,17 @@ impl Store for RedbStore {
         })
     }
 
-    /// The index finds the first message stored under the IV's key; its row
-    /// says whether that is this very IV (an odd string's key is a hash).
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        let key = iv_index::key(thread, iv);
-        let pending = self.pending_ivs().get(key).cloned();
+        let pending = self.pending_ivs().get(iv_index::key(thread, iv)).cloned();
         let tid = thread.to_string();
         self.read(|r| {
-            let found = match pending {
-                Some(k) => Some(k),
-                None => indexed_iv(&r.open_table(IV_INDEX).map_err(io_err)?, key)?,
+            let messages = r.open_table(MESSAGES).map_err(io_err)?;
+            let Some(k) = pending else {
+                let ivs = r.open_table(IV_INDEX).map_err(io_err)?;
+                return Ok(indexed_iv(&ivs, &messages, (thread, &tid), iv)?.map(|k| k.id));
             };
-            let Some(k) = found else {
-                return Ok(None);
-            };
-            let row = r
-                .open_table(MESSAGES)
-                .map_err(io_err)?
+            // A pending entry is of a committed message: its row is there.
+            let row = messages
                 .get((tid.as_str(), k.micros, k.id.as_str()))
                 .map_err(io_err)?
                 .map(|v| message_row::decode(thread, &k.id, v.value()))
