@@ -58,7 +58,8 @@ const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered"
 const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 
 /// Pending entries by index key: (first message, the write that added it).
-type KeyedIvs = HashMap<(u128, u128), (MessageKey, u64)>;
+/// foldhash, seeded per process: SipHash was a tenth of the lookup.
+type KeyedIvs = HashMap<(u128, u128), (MessageKey, u64), foldhash::quality::RandomState>;
 
 /// The IV index entries of messages committed (relaxed) but not yet written
 /// to `iv_index`.
