@@ -8,6 +8,8 @@
 //! contacts' UUIDs, timestamps, and the KDF salt (public).
 
 #[cfg(not(target_arch = "wasm32"))]
+mod iv_filter;
+#[cfg(not(target_arch = "wasm32"))]
 mod iv_index;
 mod memory;
 #[cfg(not(target_arch = "wasm32"))]

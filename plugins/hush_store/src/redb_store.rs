@@ -36,6 +36,7 @@ use redb::{
 };
 use uuid::Uuid;
 
+use crate::iv_filter::{IV_FILTER, IvFilter};
 use crate::iv_index::{self, IV_INDEX};
 use crate::message_row;
 use crate::same_message::{Arrival, IvIndex, arrival_of_unknown_id};
@@ -72,11 +73,16 @@ type KeyedIvs = HashMap<(u128, u128), (MessageKey, u64), foldhash::quality::Rand
 /// so the file never holds a message whose IV is unindexed. When the file
 /// goes back to its last durable commit (a reopen after a failed write), the
 /// messages these entries point at are gone too, and so are the entries.
+///
+/// The index's filter lives here too (loaded on first use): it changes
+/// when these entries are written, under the same lock.
 #[derive(Default)]
 struct PendingIvs {
     by_key: KeyedIvs,
     /// The last write that added entries (see [`PendingIvs::begin_write`]).
     write: u64,
+    /// The filter of the index as committed (and as being written).
+    filter: Option<IvFilter>,
 }
 
 impl PendingIvs {
@@ -109,8 +115,24 @@ impl PendingIvs {
         self.by_key.retain(|(k, _), _| *k != t);
     }
 
-    fn clear(&mut self) {
+    /// After a failed write: the file goes back to its last durable commit,
+    /// which holds every entry of its messages and the filter of them; the
+    /// pending entries point past it, and the filter is read again.
+    fn forget_all(&mut self) {
         self.by_key.clear();
+        self.filter = None;
+    }
+
+    /// The filter of `ivs`, loaded from `filters` the first time.
+    fn filter(
+        &mut self,
+        filters: &impl ReadableTable<u32, &'static [u8]>,
+        ivs: &impl ReadableTable<(u128, u128), i64>,
+    ) -> Result<&mut IvFilter> {
+        if self.filter.is_none() {
+            self.filter = Some(IvFilter::load(filters, ivs)?);
+        }
+        Ok(self.filter.as_mut().expect("loaded"))
     }
 }
 
@@ -127,6 +149,8 @@ struct Tables<'a, 't> {
     ivs: &'a redb::Table<'t, (u128, u128), i64>,
     /// Committed entries not written yet, and this write's own.
     pending: &'a PendingIvs,
+    /// The filter of `ivs`.
+    filter: &'a IvFilter,
 }
 
 /// Where the first message with this IV is, by `iv_keys` (pending entries
@@ -163,8 +187,13 @@ fn indexed_iv(
 
 impl IvIndex for Tables<'_, '_> {
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
-        if let Some(k) = self.pending.get(iv_index::key(thread, iv)) {
+        let key = iv_index::key(thread, iv);
+        if let Some(k) = self.pending.get(key) {
             return Ok(Some(k.clone()));
+        }
+        // Nearly every IV is new, and the filter says so without a walk.
+        if !self.filter.may_hold(key) {
+            return Ok(None);
         }
         indexed_iv(self.ivs, self.messages, (thread, self.tid), iv)
     }
@@ -178,23 +207,27 @@ impl IvIndex for Tables<'_, '_> {
     }
 }
 
-/// Writes pending IV entries into `iv_index` within `w`, in key order, so
-/// that each leaf is visited once.
-fn write_ivs(w: &WriteTransaction, pending: &PendingIvs) -> Result<()> {
+/// Writes the pending IV entries into `iv_keys` within `w`, in key order so
+/// that each leaf is visited once, and the filter rows they change (the
+/// caller forgets the entries once `w` is committed).
+fn write_ivs(w: &WriteTransaction, pending: &mut PendingIvs) -> Result<()> {
     if pending.len() == 0 {
         return Ok(());
     }
-    let mut rows: Vec<(&(u128, u128), &MessageKey)> = pending
+    let mut rows: Vec<((u128, u128), i64)> = pending
         .by_key
         .iter()
-        .map(|(key, (k, _))| (key, k))
+        .map(|(key, (k, _))| (*key, k.micros))
         .collect();
     rows.sort_unstable_by_key(|r| r.0);
-    let mut t = w.open_table(IV_INDEX).map_err(io_err)?;
-    for (key, k) in rows {
-        t.insert(*key, k.micros).map_err(io_err)?;
+    let mut ivs = w.open_table(IV_INDEX).map_err(io_err)?;
+    let mut filters = w.open_table(IV_FILTER).map_err(io_err)?;
+    let filter = pending.filter(&filters, &ivs)?;
+    for (key, micros) in rows {
+        ivs.insert(key, micros).map_err(io_err)?;
+        filter.add(key);
     }
-    Ok(())
+    filter.save(&mut filters, &ivs)
 }
 
 /// Writes into `w` the messages not stored yet (their IV entries into
@@ -211,6 +244,7 @@ fn stage_messages(
     let mut out = Vec::with_capacity(msgs.len());
     let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
     let ivs = w.open_table(IV_INDEX).map_err(io_err)?;
+    pending.filter(&w.open_table(IV_FILTER).map_err(io_err)?, &ivs)?;
     // The messages of one call are nearly always of one thread.
     let mut tid: Option<(ThreadId, String)> = None;
     for m in msgs {
@@ -236,6 +270,7 @@ fn stage_messages(
             messages: &messages,
             ivs: &ivs,
             pending,
+            filter: pending.filter.as_ref().expect("loaded above"),
         };
         match arrival_of_unknown_id(&index, m)? {
             Arrival::Known => {
@@ -362,12 +397,13 @@ fn open_db(path: &Path) -> Result<Database> {
         })?;
     // Only a new file needs the tables, and only a file of an earlier
     // layout an upgrade: a reopen on a full disk must not write.
-    const TABLES: [&str; 8] = [
+    const TABLES: [&str; 9] = [
         "meta",
         "contacts",
         "threads",
         "messages",
         "iv_keys",
+        "iv_filter",
         "outbox",
         "delivered",
         "drafts",
@@ -392,10 +428,18 @@ fn open_db(path: &Path) -> Result<Database> {
         w.open_table(THREADS).map_err(io_err)?;
         w.open_table(MESSAGES).map_err(io_err)?;
         w.open_table(IV_INDEX).map_err(io_err)?;
+        w.open_table(IV_FILTER).map_err(io_err)?;
         w.open_table(OUTBOX).map_err(io_err)?;
         w.open_table(DELIVERED).map_err(io_err)?;
         w.open_table(DRAFTS).map_err(io_err)?;
         iv_index::upgrade(&w, &present)?;
+        if earlier {
+            // The index just changed under any filter: rebuilt on first use.
+            w.open_table(IV_FILTER)
+                .map_err(io_err)?
+                .retain(|_, _| false)
+                .map_err(io_err)?;
+        }
     }
     w.commit().map_err(io_err)?;
     Ok(db)
@@ -546,7 +590,7 @@ impl RedbStore {
         if let Some(old) = g.take() {
             // The file goes back to its last durable commit, which holds
             // every entry of its messages; the pending ones point past it.
-            self.pending_ivs().clear();
+            self.pending_ivs().forget_all();
             let mut d = self.durable_state();
             if d.pending {
                 self.lost_pending.store(true, Ordering::Release);
@@ -596,7 +640,7 @@ impl RedbStore {
         }
         w.commit().map_err(io_err)?;
         if write_out {
-            pending.clear();
+            pending.by_key.clear();
         }
         if durable {
             *d = DurableState {
@@ -614,9 +658,9 @@ impl RedbStore {
     fn commit_durable(&self, w: WriteTransaction) -> Result<()> {
         let mut d = self.durable_state();
         let mut pending = self.pending_ivs();
-        write_ivs(&w, &pending)?;
+        write_ivs(&w, &mut pending)?;
         w.commit().map_err(io_err)?;
-        pending.clear();
+        pending.by_key.clear();
         *d = DurableState {
             at: Instant::now(),
             pending: false,

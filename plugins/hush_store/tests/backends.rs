@@ -371,6 +371,55 @@ fn an_iv_sharing_its_first_eight_bytes_is_another_iv() {
     assert_eq!(s.message_count(t).unwrap(), 2);
 }
 
+/// The IV filter (which lets a new IV skip the index) is rebuilt from the
+/// index when its rows are damaged or gone, and never hides a stored IV.
+#[test]
+fn a_damaged_or_missing_iv_filter_is_rebuilt_from_the_index() {
+    use redb::TableDefinition;
+    let filter: TableDefinition<u32, &[u8]> = TableDefinition::new("iv_filter");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let t = thread();
+    let stored: Vec<StoredMessage> = (1..=300).map(msg).collect();
+    {
+        let s = RedbStore::open(&path).unwrap();
+        s.store_messages(&stored, None, &[]).unwrap();
+        s.flush().unwrap();
+    }
+    for damage in ["a row of the wrong size", "no filter at all"] {
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let mut f = w.open_table(filter).unwrap();
+                match damage {
+                    "a row of the wrong size" => {
+                        f.insert(0, &[0u8; 9][..]).unwrap();
+                    }
+                    _ => {
+                        f.retain(|_, _| false).unwrap();
+                    }
+                }
+            }
+            w.commit().unwrap();
+        }
+        let s = RedbStore::open(&path).unwrap();
+        let resends: Vec<StoredMessage> = stored
+            .iter()
+            .enumerate()
+            .map(|(i, m)| resend_of(m, 1_000 + i as u32))
+            .collect();
+        assert!(
+            s.store_messages(&resends, None, &[])
+                .unwrap()
+                .iter()
+                .all(|new| !new),
+            "{damage}"
+        );
+        assert_eq!(s.message_count(t).unwrap(), 300, "{damage}");
+    }
+}
+
 /// A write that fails half-way (here on a damaged row, met while checking
 /// an IV) stores nothing: not its messages, and not the IV entries of those
 /// it had taken in before the damage.
