@@ -63,7 +63,7 @@ const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 type KeyedIvs = HashMap<(u128, u128), (MessageKey, u64), foldhash::quality::RandomState>;
 
 /// The IV index entries of messages committed (relaxed) but not yet written
-/// to `iv_index`.
+/// to the index (`iv_keys`, see `iv_index.rs`).
 ///
 /// An IV is random, so writing its entry with each message dirtied a fresh
 /// B-tree leaf per message at every commit: two thirds of the receive path's
