@@ -12,7 +12,10 @@
 //! the index entries they cover, so a crash keeps the two together. A file
 //! without the filter (an earlier layout) or with a damaged row rebuilds it
 //! from the index on first use, and a filter holding more keys than it was
-//! sized for is rebuilt twice as large.
+//! sized for is rebuilt twice as large. A small index (under
+//! [`SAVED_FROM`] keys) is cheaper to read than its filter is to store, so
+//! its filter is built from it when first needed and not written at all
+//! until the index grows past that.
 
 use std::collections::BTreeSet;
 
@@ -31,6 +34,8 @@ const ROW_BITS: u64 = ROW_WORDS as u64 * 64;
 /// absent keys get a "maybe".
 const BITS_PER_KEY: u64 = 10;
 const HASHES: u64 = 7;
+/// The size of index from which the filter is kept in the file.
+const SAVED_FROM: u64 = 4096;
 
 pub(crate) struct IvFilter {
     /// `rows` × [`ROW_WORDS`] words.
@@ -40,6 +45,9 @@ pub(crate) struct IvFilter {
     keys: u64,
     /// Rows changed since the last save.
     dirty: BTreeSet<u32>,
+    /// The table holds this filter (as of the last save): from then on
+    /// every change must be saved, or the table would be stale.
+    in_table: bool,
 }
 
 type Key = (u128, u128);
@@ -56,6 +64,7 @@ impl IvFilter {
             rows,
             keys: 0,
             dirty: (0..rows).collect(),
+            in_table: false,
         }
     }
 
@@ -102,6 +111,7 @@ impl IvFilter {
             rows,
             keys,
             dirty: BTreeSet::new(),
+            in_table: true,
         }))
     }
 
@@ -135,14 +145,20 @@ impl IvFilter {
 
     /// Writes the changed rows into `table`, after rebuilding the filter
     /// twice as large from `index` if it holds more keys than it was sized
-    /// for. `index` must hold every key added.
+    /// for. `index` must hold every key added. A filter of a small index
+    /// that the table does not hold yet is not written (see [`SAVED_FROM`]).
     pub(crate) fn save(
         &mut self,
         table: &mut Table<u32, &'static [u8]>,
         index: &impl ReadableTable<Key, i64>,
     ) -> Result<()> {
         if self.keys.saturating_mul(BITS_PER_KEY) > u64::from(self.rows) * ROW_BITS {
+            let in_table = self.in_table;
             *self = Self::rebuild(index, self.keys.saturating_mul(2))?;
+            self.in_table = in_table;
+        }
+        if !self.in_table && self.keys < SAVED_FROM {
+            return Ok(());
         }
         let mut row = Vec::with_capacity(ROW_WORDS * 8);
         for &r in &self.dirty {
@@ -158,6 +174,7 @@ impl IvFilter {
         header[..4].copy_from_slice(&self.rows.to_le_bytes());
         header[4..].copy_from_slice(&self.keys.to_le_bytes());
         table.insert(HEADER, &header[..]).map_err(io_err)?;
+        self.in_table = true;
         Ok(())
     }
 
@@ -227,8 +244,12 @@ mod tests {
             let mut t = w.open_table(IV_FILTER).unwrap();
             let mut f = IvFilter::empty(100_000);
             assert!(f.rows > 1);
+            for i in 0..SAVED_FROM {
+                f.add(key(i));
+            }
             f.save(&mut t, &index).unwrap();
-            f.add(key(1));
+            assert!(f.dirty.is_empty());
+            f.add(key(SAVED_FROM));
             assert_eq!(f.dirty.len(), 1);
             f.save(&mut t, &index).unwrap();
             assert!(f.dirty.is_empty());
@@ -240,8 +261,38 @@ mod tests {
             &r.open_table(IV_INDEX).unwrap(),
         )
         .unwrap();
-        assert!(f.may_hold(key(1)));
-        assert_eq!((f.rows, f.keys), (31, 1));
+        assert!(f.in_table);
+        assert!((0..=SAVED_FROM).all(|i| f.may_hold(key(i))));
+        assert_eq!((f.rows, f.keys), (31, SAVED_FROM + 1));
+    }
+
+    #[test]
+    fn a_small_index_keeps_no_filter_in_the_file_until_it_grows() {
+        let (_dir, db) = db();
+        let w = db.begin_write().unwrap();
+        {
+            let mut index = w.open_table(IV_INDEX).unwrap();
+            let mut t = w.open_table(IV_FILTER).unwrap();
+            let mut f = IvFilter::load(&t, &index).unwrap();
+            for i in 0..10 {
+                index.insert(key(i), 0).unwrap();
+                f.add(key(i));
+            }
+            f.save(&mut t, &index).unwrap();
+            assert!(redb::ReadableTableMetadata::is_empty(&t).unwrap());
+            // Built again from the index, it holds the same keys.
+            let again = IvFilter::load(&t, &index).unwrap();
+            assert!((0..10).all(|i| again.may_hold(key(i))));
+            // Past the threshold every row goes in, the early keys' too.
+            for i in 10..SAVED_FROM {
+                index.insert(key(i), 0).unwrap();
+                f.add(key(i));
+            }
+            f.save(&mut t, &index).unwrap();
+            let saved = IvFilter::read(&t).unwrap().expect("saved");
+            assert!((0..SAVED_FROM).all(|i| saved.may_hold(key(i))));
+        }
+        w.commit().unwrap();
     }
 
     #[test]
@@ -273,7 +324,7 @@ mod tests {
         {
             let mut index = w.open_table(IV_INDEX).unwrap();
             let mut t = w.open_table(IV_FILTER).unwrap();
-            let mut f = IvFilter::load(&t, &index).unwrap();
+            let mut f = IvFilter::empty(SAVED_FROM);
             let rows = f.rows;
             let n = u64::from(rows) * ROW_BITS / BITS_PER_KEY + 10;
             for i in 0..n {
@@ -282,7 +333,8 @@ mod tests {
             }
             f.save(&mut t, &index).unwrap();
             assert!(f.rows > rows, "{} rows", f.rows);
-            let f = IvFilter::load(&t, &index).unwrap();
+            let f = IvFilter::read(&t).unwrap().expect("saved");
+            assert!(f.rows > rows, "{} rows", f.rows);
             assert!((0..n).all(|i| f.may_hold(key(i))));
         }
         w.commit().unwrap();

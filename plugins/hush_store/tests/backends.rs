@@ -383,13 +383,21 @@ fn a_damaged_or_missing_iv_filter_is_rebuilt_from_the_index() {
     let filter: TableDefinition<u32, &[u8]> = TableDefinition::new("iv_filter");
     let (_dir, path) = store_file();
     let t = thread();
-    let stored: Vec<StoredMessage> = (1..=300).map(msg).collect();
+    // Enough for the filter to be kept in the file.
+    let stored: Vec<StoredMessage> = (1..=5_000).map(msg).collect();
     {
+        // Two durable writes: the second changes a filter already saved.
         let s = RedbStore::open(&path).unwrap();
-        s.store_messages(&stored, None, &[]).unwrap();
+        s.store_messages(&stored[..4_500], None, &[]).unwrap();
+        s.flush().unwrap();
+        s.store_messages(&stored[4_500..], None, &[]).unwrap();
         s.flush().unwrap();
     }
-    for damage in ["a row of the wrong size", "no filter at all"] {
+    for damage in [
+        "none: as saved",
+        "a row of the wrong size",
+        "no filter at all",
+    ] {
         {
             let db = redb::Database::create(&path).unwrap();
             let w = db.begin_write().unwrap();
@@ -399,9 +407,13 @@ fn a_damaged_or_missing_iv_filter_is_rebuilt_from_the_index() {
                     "a row of the wrong size" => {
                         f.insert(0, &[0u8; 9][..]).unwrap();
                     }
-                    _ => {
+                    "no filter at all" => {
                         f.retain(|_, _| false).unwrap();
                     }
+                    _ => assert!(
+                        !redb::ReadableTableMetadata::is_empty(&f).unwrap(),
+                        "the filter was saved"
+                    ),
                 }
             }
             w.commit().unwrap();
@@ -419,7 +431,7 @@ fn a_damaged_or_missing_iv_filter_is_rebuilt_from_the_index() {
                 .all(|new| !new),
             "{damage}"
         );
-        assert_eq!(s.message_count(t).unwrap(), 300, "{damage}");
+        assert_eq!(s.message_count(t).unwrap(), 5_000, "{damage}");
     }
 }
 
