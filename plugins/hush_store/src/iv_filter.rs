@@ -222,6 +222,18 @@ mod tests {
         (dir, db)
     }
 
+    /// Runs `f` on the index and filter tables of one write to a new file.
+    fn in_a_write(f: impl FnOnce(&mut Table<Key, i64>, &mut Table<u32, &'static [u8]>)) {
+        let (_dir, db) = db();
+        let w = db.begin_write().unwrap();
+        {
+            let mut index = w.open_table(IV_INDEX).unwrap();
+            let mut t = w.open_table(IV_FILTER).unwrap();
+            f(&mut index, &mut t);
+        }
+        w.commit().unwrap();
+    }
+
     #[test]
     fn every_key_added_is_held_and_few_others_seem_to_be() {
         let mut f = IvFilter::empty(20_000);
@@ -268,62 +280,48 @@ mod tests {
 
     #[test]
     fn a_small_index_keeps_no_filter_in_the_file_until_it_grows() {
-        let (_dir, db) = db();
-        let w = db.begin_write().unwrap();
-        {
-            let mut index = w.open_table(IV_INDEX).unwrap();
-            let mut t = w.open_table(IV_FILTER).unwrap();
-            let mut f = IvFilter::load(&t, &index).unwrap();
+        in_a_write(|index, t| {
+            let mut f = IvFilter::load(t, index).unwrap();
             for i in 0..10 {
                 index.insert(key(i), 0).unwrap();
                 f.add(key(i));
             }
-            f.save(&mut t, &index).unwrap();
-            assert!(redb::ReadableTableMetadata::is_empty(&t).unwrap());
+            f.save(t, index).unwrap();
+            assert!(redb::ReadableTableMetadata::is_empty(&*t).unwrap());
             // Built again from the index, it holds the same keys.
-            let again = IvFilter::load(&t, &index).unwrap();
+            let again = IvFilter::load(t, index).unwrap();
             assert!((0..10).all(|i| again.may_hold(key(i))));
             // Past the threshold every row goes in, the early keys' too.
             for i in 10..SAVED_FROM {
                 index.insert(key(i), 0).unwrap();
                 f.add(key(i));
             }
-            f.save(&mut t, &index).unwrap();
-            let saved = IvFilter::read(&t).unwrap().expect("saved");
+            f.save(t, index).unwrap();
+            let saved = IvFilter::read(t).unwrap().expect("saved");
             assert!((0..SAVED_FROM).all(|i| saved.may_hold(key(i))));
-        }
-        w.commit().unwrap();
+        });
     }
 
     #[test]
     fn a_missing_or_damaged_filter_is_rebuilt_from_the_index() {
-        let (_dir, db) = db();
-        let w = db.begin_write().unwrap();
-        {
-            let mut index = w.open_table(IV_INDEX).unwrap();
+        in_a_write(|index, t| {
             for i in 0..5_000 {
                 index.insert(key(i), i as i64).unwrap();
             }
-            let mut t = w.open_table(IV_FILTER).unwrap();
-            let f = IvFilter::load(&t, &index).unwrap();
+            let f = IvFilter::load(t, index).unwrap();
             assert!((0..5_000).all(|i| f.may_hold(key(i))));
             // A row of the wrong size.
             t.insert(HEADER, &[1u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..])
                 .unwrap();
             t.insert(0, &[0u8; 7][..]).unwrap();
-            let f = IvFilter::load(&t, &index).unwrap();
+            let f = IvFilter::load(t, index).unwrap();
             assert!((0..5_000).all(|i| f.may_hold(key(i))));
-        }
-        w.commit().unwrap();
+        });
     }
 
     #[test]
     fn a_filter_past_its_size_is_rebuilt_larger_holding_every_key() {
-        let (_dir, db) = db();
-        let w = db.begin_write().unwrap();
-        {
-            let mut index = w.open_table(IV_INDEX).unwrap();
-            let mut t = w.open_table(IV_FILTER).unwrap();
+        in_a_write(|index, t| {
             let mut f = IvFilter::empty(SAVED_FROM);
             let rows = f.rows;
             let n = u64::from(rows) * ROW_BITS / BITS_PER_KEY + 10;
@@ -331,12 +329,11 @@ mod tests {
                 index.insert(key(i), 0).unwrap();
                 f.add(key(i));
             }
-            f.save(&mut t, &index).unwrap();
+            f.save(t, index).unwrap();
             assert!(f.rows > rows, "{} rows", f.rows);
-            let f = IvFilter::read(&t).unwrap().expect("saved");
+            let f = IvFilter::read(t).unwrap().expect("saved");
             assert!(f.rows > rows, "{} rows", f.rows);
             assert!((0..n).all(|i| f.may_hold(key(i))));
-        }
-        w.commit().unwrap();
+        });
     }
 }
