@@ -22,6 +22,7 @@ use std::collections::BTreeSet;
 use redb::{ReadableTable, Table, TableDefinition};
 
 use crate::Result;
+use crate::redb_error::io_err;
 
 /// Row number → 4 KiB of filter bits; row [`HEADER`] holds the row count
 /// and the number of keys added.
@@ -199,10 +200,6 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
-}
-
-fn io_err(e: impl Into<redb::Error>) -> crate::StoreError {
-    crate::redb_store::io_err(e)
 }
 
 #[cfg(test)]

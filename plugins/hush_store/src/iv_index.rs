@@ -19,6 +19,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use sha2::{Digest, Sha256};
 
 use crate::Result;
+use crate::redb_error::io_err;
 
 /// (thread, IV) → server micros of the first message stored with that IV
 /// (its row is the one of that time with that IV). Fixed-width both sides:
@@ -100,10 +101,6 @@ pub(crate) fn upgrade(w: &WriteTransaction, present: &[String]) -> Result<()> {
         w.delete_table(LEGACY_IDS).map_err(io_err)?;
     }
     Ok(())
-}
-
-fn io_err(e: impl Into<redb::Error>) -> crate::StoreError {
-    crate::redb_store::io_err(e)
 }
 
 #[cfg(test)]

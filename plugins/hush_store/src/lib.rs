@@ -15,6 +15,8 @@ mod memory;
 #[cfg(not(target_arch = "wasm32"))]
 mod message_row;
 #[cfg(not(target_arch = "wasm32"))]
+mod redb_error;
+#[cfg(not(target_arch = "wasm32"))]
 mod redb_store;
 mod same_message;
 #[cfg(target_arch = "wasm32")]

@@ -39,6 +39,7 @@ use uuid::Uuid;
 use crate::iv_filter::{IV_FILTER, IvFilter};
 use crate::iv_index::{self, IV_INDEX};
 use crate::message_row;
+use crate::redb_error::io_err;
 use crate::same_message::{Arrival, IvIndex, arrival_of_unknown_id};
 use crate::{
     MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoreError, StoredMessage, ThreadRecord,
@@ -123,14 +124,15 @@ impl PendingIvs {
         self.filter = None;
     }
 
-    /// The filter of `ivs`, loaded from `filters` the first time.
+    /// The filter of `ivs`, read from the file within `w` the first time.
     fn filter(
         &mut self,
-        filters: &impl ReadableTable<u32, &'static [u8]>,
+        w: &WriteTransaction,
         ivs: &impl ReadableTable<(u128, u128), i64>,
     ) -> Result<&mut IvFilter> {
         if self.filter.is_none() {
-            self.filter = Some(IvFilter::load(filters, ivs)?);
+            let filters = w.open_table(IV_FILTER).map_err(io_err)?;
+            self.filter = Some(IvFilter::load(&filters, ivs)?);
         }
         Ok(self.filter.as_mut().expect("loaded"))
     }
@@ -199,12 +201,21 @@ impl IvIndex for Tables<'_, '_> {
     }
 
     fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
-        self.messages
-            .get((self.tid, at.micros, at.id.as_str()))
-            .map_err(io_err)?
-            .map(|v| message_row::decode(thread, &at.id, v.value()))
-            .transpose()
+        message_at(self.messages, (thread, self.tid), at)
     }
+}
+
+/// The message stored at `at` in the thread (`tid`: its id as keys spell it).
+fn message_at(
+    messages: &impl ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
+    (thread, tid): (ThreadId, &str),
+    at: &MessageKey,
+) -> Result<Option<StoredMessage>> {
+    messages
+        .get((tid, at.micros, at.id.as_str()))
+        .map_err(io_err)?
+        .map(|v| message_row::decode(thread, &at.id, v.value()))
+        .transpose()
 }
 
 /// Writes the pending IV entries into `iv_keys` within `w`, in key order so
@@ -221,8 +232,8 @@ fn write_ivs(w: &WriteTransaction, pending: &mut PendingIvs) -> Result<()> {
         .collect();
     rows.sort_unstable_by_key(|r| r.0);
     let mut ivs = w.open_table(IV_INDEX).map_err(io_err)?;
+    let filter = pending.filter(w, &ivs)?;
     let mut filters = w.open_table(IV_FILTER).map_err(io_err)?;
-    let filter = pending.filter(&filters, &ivs)?;
     for (key, micros) in rows {
         ivs.insert(key, micros).map_err(io_err)?;
         filter.add(key);
@@ -244,7 +255,7 @@ fn stage_messages(
     let mut out = Vec::with_capacity(msgs.len());
     let mut messages = w.open_table(MESSAGES).map_err(io_err)?;
     let ivs = w.open_table(IV_INDEX).map_err(io_err)?;
-    pending.filter(&w.open_table(IV_FILTER).map_err(io_err)?, &ivs)?;
+    pending.filter(w, &ivs)?;
     // The messages of one call are nearly always of one thread.
     let mut tid: Option<(ThreadId, String)> = None;
     for m in msgs {
@@ -364,23 +375,6 @@ fn damaged(path: &Path, what: &str) -> StoreError {
          device had (identity, contacts, queued messages) is in that file",
         path.display()
     ))
-}
-
-pub(crate) fn io_err(e: impl Into<redb::Error>) -> StoreError {
-    match e.into() {
-        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => StoreError::DiskFull,
-        other => {
-            let lower = other.to_string().to_lowercase();
-            if lower.contains("no space left")
-                || lower.contains("storage full")
-                || lower.contains("disk full")
-            {
-                StoreError::DiskFull
-            } else {
-                StoreError::io(other)
-            }
-        }
-    }
 }
 
 /// Opens (creating if needed) the database and every table, so readers never
@@ -976,11 +970,7 @@ impl Store for RedbStore {
                 return Ok(indexed_iv(&ivs, &messages, (thread, &tid), iv)?.map(|k| k.id));
             };
             // A pending entry is of a committed message: its row is there.
-            let row = messages
-                .get((tid.as_str(), k.micros, k.id.as_str()))
-                .map_err(io_err)?
-                .map(|v| message_row::decode(thread, &k.id, v.value()))
-                .transpose()?;
+            let row = message_at(&messages, (thread, &tid), &k)?;
             Ok(row.filter(|m| m.iv == iv).map(|m| m.id))
         })
     }
