@@ -284,7 +284,7 @@ mod tests {
     fn msg(live: bool, mine: bool) -> MessageReceived {
         MessageReceived {
             thread: ThreadId::parse("90b3f6e0-fe98-88c0-51f3-0305c43f6b8a").unwrap(),
-            message: ChatMessage {
+            message: std::sync::Arc::new(ChatMessage {
                 id: "m".into(),
                 created_at: String::new(),
                 micros: 0,
@@ -294,7 +294,7 @@ mod tests {
                 timestamp_ms: 0,
                 mine,
                 status: MessageStatus::Sent,
-            },
+            }),
             live,
         }
     }

@@ -7,6 +7,7 @@
 //! them, from its socket, then finds them stored and shows nothing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bevy::prelude::*;
 use hush_core::ThreadId;
@@ -33,7 +34,9 @@ pub(crate) fn plugin(app: &mut App) {
 #[derive(Message, Debug, Clone)]
 pub struct MessageReceived {
     pub thread: ThreadId,
-    pub message: ChatMessage,
+    /// Shared, so that each reader that keeps it (`hush listen`'s list,
+    /// notifications) does not copy its strings.
+    pub message: Arc<ChatMessage>,
     /// From the live socket (false: from catch-up).
     pub live: bool,
 }
@@ -79,11 +82,13 @@ fn ingest(
     // Live messages per thread, in arrival order.
     let mut groups: Vec<Group> = Vec::new();
     let mut live: HashMap<ThreadId, usize> = HashMap::new();
+    // Nearly always one thread: room for every frame, within reason.
+    let room = frames.len().min(256);
     let mut push_live = |groups: &mut Vec<Group>, m: WireMessage| {
         let i = *live.entry(m.thread_id).or_insert_with(|| {
             groups.push(Group {
                 thread: m.thread_id,
-                msgs: Vec::new(),
+                msgs: Vec::with_capacity(room),
                 from: Origin::Live { generation },
             });
             groups.len() - 1
@@ -196,7 +201,7 @@ fn ingest(
             }
             received.write(MessageReceived {
                 thread: thread.id,
-                message: msg,
+                message: Arc::new(msg),
                 live: matches!(g.from, Origin::Live { .. }),
             });
         }
