@@ -170,9 +170,14 @@ pub struct MessageKey {
 /// The sort key of a stored message (unparsable times sort first).
 pub fn message_key(m: &StoredMessage) -> MessageKey {
     MessageKey {
-        micros: hush_core::time::parse_iso_micros(&m.created_at).unwrap_or(i64::MIN),
+        micros: message_micros(m),
         id: m.id.clone(),
     }
+}
+
+/// The time part of [`message_key`], without copying the id.
+pub fn message_micros(m: &StoredMessage) -> i64 {
+    hush_core::time::parse_iso_micros(&m.created_at).unwrap_or(i64::MIN)
 }
 
 /// A profile's storage. Writes are atomic per call.

@@ -43,7 +43,7 @@ use crate::redb_error::io_err;
 use crate::same_message::{Arrival, IvIndex, arrival_of_unknown_id};
 use crate::{
     MessageKey, OutboxEntry, ProfileMeta, Result, Store, StoreError, StoredMessage, ThreadRecord,
-    message_key,
+    message_micros,
 };
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -59,9 +59,10 @@ const DELIVERED: TableDefinition<&str, &[u8]> = TableDefinition::new("delivered"
 /// Thread id → the thread's sealed draft (JSON).
 const DRAFTS: TableDefinition<&str, &[u8]> = TableDefinition::new("drafts");
 
-/// Pending entries by index key: (first message, the write that added it).
-/// foldhash, seeded per process: SipHash was a tenth of the lookup.
-type KeyedIvs = HashMap<(u128, u128), (MessageKey, u64), foldhash::quality::RandomState>;
+/// Pending entries by index key: (the first message's time, as the index
+/// keeps it, and the write that added it). foldhash, seeded per process:
+/// SipHash was a tenth of the lookup.
+type KeyedIvs = HashMap<(u128, u128), (i64, u64), foldhash::quality::RandomState>;
 
 /// The IV index entries of messages committed (relaxed) but not yet written
 /// to the index (`iv_keys`, see `iv_index.rs`).
@@ -87,8 +88,8 @@ struct PendingIvs {
 }
 
 impl PendingIvs {
-    fn get(&self, key: (u128, u128)) -> Option<&MessageKey> {
-        self.by_key.get(&key).map(|(k, _)| k)
+    fn get(&self, key: (u128, u128)) -> Option<i64> {
+        self.by_key.get(&key).map(|(micros, _)| *micros)
     }
 
     fn len(&self) -> usize {
@@ -102,8 +103,8 @@ impl PendingIvs {
     }
 
     /// Keeps the first entry of a key (a caller checks [`Self::get`] first).
-    fn insert(&mut self, key: (u128, u128), at: MessageKey, write: u64) {
-        self.by_key.entry(key).or_insert((at, write));
+    fn insert(&mut self, key: (u128, u128), micros: i64, write: u64) {
+        self.by_key.entry(key).or_insert((micros, write));
     }
 
     /// Drops what a write that did not commit added.
@@ -156,21 +157,31 @@ struct Tables<'a, 't> {
 }
 
 /// Where the first message with this IV is, by `iv_keys` (pending entries
-/// are the caller's to look at first). The index gives its time; the rows of
-/// that time say which one it is.
+/// are the caller's to look at first).
 fn indexed_iv(
     ivs: &impl ReadableTable<(u128, u128), i64>,
     messages: &impl ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
     (thread, tid): (ThreadId, &str),
     iv: &str,
 ) -> Result<Option<MessageKey>> {
-    let Some(micros) = ivs
+    match ivs
         .get(iv_index::key(thread, iv))
         .map_err(io_err)?
         .map(|v| v.value())
-    else {
-        return Ok(None);
-    };
+    {
+        Some(micros) => with_iv_at(messages, (thread, tid), micros, iv),
+        None => Ok(None),
+    }
+}
+
+/// The message with this IV among the thread's of this time (an index
+/// entry gives only the time; the rows of that time say which one it is).
+fn with_iv_at(
+    messages: &impl ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
+    (thread, tid): (ThreadId, &str),
+    micros: i64,
+    iv: &str,
+) -> Result<Option<MessageKey>> {
     for row in messages
         .range((tid, micros, "")..=(tid, micros, "\u{10FFFF}"))
         .map_err(io_err)?
@@ -190,8 +201,8 @@ fn indexed_iv(
 impl IvIndex for Tables<'_, '_> {
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
         let key = iv_index::key(thread, iv);
-        if let Some(k) = self.pending.get(key) {
-            return Ok(Some(k.clone()));
+        if let Some(micros) = self.pending.get(key) {
+            return with_iv_at(self.messages, (thread, self.tid), micros, iv);
         }
         // Nearly every IV is new, and the filter says so without a walk.
         if !self.filter.may_hold(key) {
@@ -228,7 +239,7 @@ fn write_ivs(w: &WriteTransaction, pending: &mut PendingIvs) -> Result<()> {
     let mut rows: Vec<((u128, u128), i64)> = pending
         .by_key
         .iter()
-        .map(|(key, (k, _))| (*key, k.micros))
+        .map(|(key, (micros, _))| (*key, *micros))
         .collect();
     rows.sort_unstable_by_key(|r| r.0);
     let mut ivs = w.open_table(IV_INDEX).map_err(io_err)?;
@@ -263,8 +274,8 @@ fn stage_messages(
             Some((t, s)) if *t == m.thread_id => s.as_str(),
             _ => &tid.insert((m.thread_id, m.thread_id.to_string())).1,
         };
-        let k = message_key(m);
-        let key = (tid, k.micros, m.id.as_str());
+        let micros = message_micros(m);
+        let key = (tid, micros, m.id.as_str());
         // The server-id check is the write itself: a row under this key is
         // this message (rewritten the same).
         let row = message_row::encode(m);
@@ -290,7 +301,7 @@ fn stage_messages(
             }
             Arrival::New { index_iv } => {
                 if index_iv {
-                    pending.insert(iv_index::key(m.thread_id, &m.iv), k, write);
+                    pending.insert(iv_index::key(m.thread_id, &m.iv), micros, write);
                 }
                 out.push(true);
             }
@@ -961,17 +972,19 @@ impl Store for RedbStore {
     }
 
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        let pending = self.pending_ivs().get(iv_index::key(thread, iv)).cloned();
+        let pending = self.pending_ivs().get(iv_index::key(thread, iv));
         let tid = thread.to_string();
         self.read(|r| {
             let messages = r.open_table(MESSAGES).map_err(io_err)?;
-            let Some(k) = pending else {
-                let ivs = r.open_table(IV_INDEX).map_err(io_err)?;
-                return Ok(indexed_iv(&ivs, &messages, (thread, &tid), iv)?.map(|k| k.id));
+            let first = match pending {
+                // A pending entry is of a committed message: its row is there.
+                Some(micros) => with_iv_at(&messages, (thread, &tid), micros, iv)?,
+                None => {
+                    let ivs = r.open_table(IV_INDEX).map_err(io_err)?;
+                    indexed_iv(&ivs, &messages, (thread, &tid), iv)?
+                }
             };
-            // A pending entry is of a committed message: its row is there.
-            let row = message_at(&messages, (thread, &tid), &k)?;
-            Ok(row.filter(|m| m.iv == iv).map(|m| m.id))
+            Ok(first.map(|k| k.id))
         })
     }
 
