@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use aes_gcm::aead::Aead;
+use aes_gcm::aead::{Aead, AeadInPlace};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use argon2::{Algorithm, Argon2, Params, Version};
 use hkdf::Hkdf;
@@ -203,11 +203,12 @@ impl AeadKey {
     /// Decrypts the wire strings of a sealed blob.
     pub fn open(&self, ciphertext: &str, iv: &str) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         let iv: [u8; IV_LEN] = b64::decode_array(iv).map_err(|_| OpenError::BadIv)?;
-        let ct = b64::decode(ciphertext).map_err(|_| OpenError::BadCiphertextEncoding)?;
+        let mut buf = b64::decode(ciphertext).map_err(|_| OpenError::BadCiphertextEncoding)?;
+        // In place: the plaintext takes the ciphertext's buffer.
         self.cipher
-            .decrypt(Nonce::from_slice(&iv), ct.as_slice())
-            .map(Zeroizing::new)
-            .map_err(|_| OpenError::Tampered)
+            .decrypt_in_place(Nonce::from_slice(&iv), b"", &mut buf)
+            .map_err(|_| OpenError::Tampered)?;
+        Ok(Zeroizing::new(buf))
     }
 
     /// Decrypts and parses a JSON plaintext.
