@@ -44,7 +44,7 @@ impl ChatMessage {
     /// Decrypts a stored message for the log (undecryptable ones are kept,
     /// marked so).
     pub fn decrypt(key: &AeadKey, m: &WireMessage, me: Uuid) -> ChatMessage {
-        let micros = hush_core::time::parse_iso_micros(&m.created_at).unwrap_or(i64::MIN);
+        let micros = hush_store::message_micros(m);
         match key.open_json::<MessagePayload>(&m.ciphertext, &m.iv) {
             Ok(p) => ChatMessage {
                 id: m.id.clone(),

@@ -156,32 +156,27 @@ struct Tables<'a, 't> {
     filter: &'a IvFilter,
 }
 
-/// Where the first message with this IV is, by `iv_keys` (pending entries
-/// are the caller's to look at first).
-fn indexed_iv(
+/// The time of the first message with this index key, as `iv_keys` holds
+/// it (pending entries are the caller's to look at first).
+fn indexed_micros(
     ivs: &impl ReadableTable<(u128, u128), i64>,
-    messages: &impl ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
-    (thread, tid): (ThreadId, &str),
-    iv: &str,
-) -> Result<Option<MessageKey>> {
-    match ivs
-        .get(iv_index::key(thread, iv))
-        .map_err(io_err)?
-        .map(|v| v.value())
-    {
-        Some(micros) => with_iv_at(messages, (thread, tid), micros, iv),
-        None => Ok(None),
-    }
+    key: (u128, u128),
+) -> Result<Option<i64>> {
+    Ok(ivs.get(key).map_err(io_err)?.map(|v| v.value()))
 }
 
-/// The message with this IV among the thread's of this time (an index
-/// entry gives only the time; the rows of that time say which one it is).
+/// The message with this IV among the thread's of this time, if any (an
+/// index entry, pending or written, gives only the time; the rows of that
+/// time say which one it is).
 fn with_iv_at(
     messages: &impl ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
     (thread, tid): (ThreadId, &str),
-    micros: i64,
+    micros: Option<i64>,
     iv: &str,
 ) -> Result<Option<MessageKey>> {
+    let Some(micros) = micros else {
+        return Ok(None);
+    };
     for row in messages
         .range((tid, micros, "")..=(tid, micros, "\u{10FFFF}"))
         .map_err(io_err)?
@@ -201,32 +196,22 @@ fn with_iv_at(
 impl IvIndex for Tables<'_, '_> {
     fn first_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<MessageKey>> {
         let key = iv_index::key(thread, iv);
-        if let Some(micros) = self.pending.get(key) {
-            return with_iv_at(self.messages, (thread, self.tid), micros, iv);
-        }
-        // Nearly every IV is new, and the filter says so without a walk.
-        if !self.filter.may_hold(key) {
-            return Ok(None);
-        }
-        indexed_iv(self.ivs, self.messages, (thread, self.tid), iv)
+        let micros = match self.pending.get(key) {
+            Some(micros) => Some(micros),
+            // Nearly every IV is new, and the filter says so without a walk.
+            None if !self.filter.may_hold(key) => None,
+            None => indexed_micros(self.ivs, key)?,
+        };
+        with_iv_at(self.messages, (thread, self.tid), micros, iv)
     }
 
     fn message(&self, thread: ThreadId, at: &MessageKey) -> Result<Option<StoredMessage>> {
-        message_at(self.messages, (thread, self.tid), at)
+        self.messages
+            .get((self.tid, at.micros, at.id.as_str()))
+            .map_err(io_err)?
+            .map(|v| message_row::decode(thread, &at.id, v.value()))
+            .transpose()
     }
-}
-
-/// The message stored at `at` in the thread (`tid`: its id as keys spell it).
-fn message_at(
-    messages: &impl ReadableTable<(&'static str, i64, &'static str), &'static [u8]>,
-    (thread, tid): (ThreadId, &str),
-    at: &MessageKey,
-) -> Result<Option<StoredMessage>> {
-    messages
-        .get((tid, at.micros, at.id.as_str()))
-        .map_err(io_err)?
-        .map(|v| message_row::decode(thread, &at.id, v.value()))
-        .transpose()
 }
 
 /// Writes the pending IV entries into `iv_keys` within `w`, in key order so
@@ -972,19 +957,17 @@ impl Store for RedbStore {
     }
 
     fn message_with_iv(&self, thread: ThreadId, iv: &str) -> Result<Option<String>> {
-        let pending = self.pending_ivs().get(iv_index::key(thread, iv));
+        let key = iv_index::key(thread, iv);
+        let pending = self.pending_ivs().get(key);
         let tid = thread.to_string();
         self.read(|r| {
             let messages = r.open_table(MESSAGES).map_err(io_err)?;
-            let first = match pending {
-                // A pending entry is of a committed message: its row is there.
-                Some(micros) => with_iv_at(&messages, (thread, &tid), micros, iv)?,
-                None => {
-                    let ivs = r.open_table(IV_INDEX).map_err(io_err)?;
-                    indexed_iv(&ivs, &messages, (thread, &tid), iv)?
-                }
+            // A pending entry is of a committed message: its row is there.
+            let micros = match pending {
+                Some(micros) => Some(micros),
+                None => indexed_micros(&r.open_table(IV_INDEX).map_err(io_err)?, key)?,
             };
-            Ok(first.map(|k| k.id))
+            Ok(with_iv_at(&messages, (thread, &tid), micros, iv)?.map(|k| k.id))
         })
     }
 
