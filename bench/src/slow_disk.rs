@@ -80,13 +80,13 @@ impl Store for SlowDisk {
         self.fsync(1);
         self.inner.put_thread(t)
     }
-    fn store_messages(
+    fn store_message_refs(
         &self,
-        msgs: &[StoredMessage],
+        msgs: &[&StoredMessage],
         thread: Option<&ThreadRecord>,
         completed: &[u64],
     ) -> Result<Vec<bool>> {
-        self.inner.store_messages(msgs, thread, completed)
+        self.inner.store_message_refs(msgs, thread, completed)
     }
     fn messages(
         &self,

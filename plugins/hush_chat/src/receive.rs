@@ -6,6 +6,7 @@
 //! stored ([`StoredElsewhere`]) show the same way; the tab's own copy of
 //! them, from its socket, then finds them stored and shows nothing.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -41,9 +42,11 @@ pub struct MessageReceived {
     pub live: bool,
 }
 
-struct Group {
+/// One thread's messages from one origin. They are the update's own
+/// frames and batches, borrowed (only an acknowledgement makes a message).
+struct Group<'a> {
     thread: ThreadId,
-    msgs: Vec<WireMessage>,
+    msgs: Vec<Cow<'a, WireMessage>>,
     from: Origin,
 }
 
@@ -82,9 +85,19 @@ fn ingest(
     // Live messages per thread, in arrival order.
     let mut groups: Vec<Group> = Vec::new();
     let mut live: HashMap<ThreadId, usize> = HashMap::new();
-    // Nearly always one thread: room for every frame, within reason.
-    let room = frames.len().min(256);
-    let mut push_live = |groups: &mut Vec<Group>, m: WireMessage| {
+    let arrived: Vec<Cow<'_, WireMessage>> = frames
+        .read()
+        .filter_map(|FrameReceived(f)| match f {
+            ServerFrame::Message(m) => Some(Cow::Borrowed(m)),
+            // [ext] The ack carries id and time: with our own blob that is
+            // the stored message, whether or not the echo comes.
+            ServerFrame::MessageSent(ack) => outbox.acked(ack).map(Cow::Owned),
+            _ => None,
+        })
+        .collect();
+    // Nearly always one thread: room for every message, within reason.
+    let room = arrived.len().min(256);
+    for m in arrived {
         let i = *live.entry(m.thread_id).or_insert_with(|| {
             groups.push(Group {
                 thread: m.thread_id,
@@ -94,24 +107,11 @@ fn ingest(
             groups.len() - 1
         });
         groups[i].msgs.push(m);
-    };
-    for FrameReceived(f) in frames.read() {
-        match f {
-            ServerFrame::Message(m) => push_live(&mut groups, m.clone()),
-            // [ext] The ack carries id and time: with our own blob that is
-            // the stored message, whether or not the echo comes.
-            ServerFrame::MessageSent(ack) => {
-                if let Some(m) = outbox.acked(ack) {
-                    push_live(&mut groups, m);
-                }
-            }
-            _ => {}
-        }
     }
     for b in batches.read() {
         groups.push(Group {
             thread: b.thread,
-            msgs: b.messages.clone(),
+            msgs: b.messages.iter().map(Cow::Borrowed).collect(),
             from: Origin::Catchup { run: b.run },
         });
     }
@@ -124,10 +124,10 @@ fn ingest(
                 .iter_mut()
                 .find(|g| g.from == Origin::Elsewhere && g.thread == m.thread_id)
             {
-                Some(g) => g.msgs.push(m.clone()),
+                Some(g) => g.msgs.push(Cow::Borrowed(m)),
                 None => groups.push(Group {
                     thread: m.thread_id,
-                    msgs: vec![m.clone()],
+                    msgs: vec![Cow::Borrowed(m)],
                     from: Origin::Elsewhere,
                 }),
             }
@@ -165,7 +165,10 @@ fn ingest(
             Origin::Elsewhere => store
                 .store_messages(&[], None, &seqs)
                 .map(|_| vec![true; g.msgs.len()]),
-            _ => store.store_messages(&g.msgs, record.as_ref(), &seqs),
+            _ => {
+                let msgs: Vec<&WireMessage> = g.msgs.iter().map(|m| &**m).collect();
+                store.store_message_refs(&msgs, record.as_ref(), &seqs)
+            }
         };
         let news = match stored {
             Ok(n) => n,

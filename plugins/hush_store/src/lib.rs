@@ -206,6 +206,18 @@ pub trait Store: Send + Sync + 'static {
         msgs: &[StoredMessage],
         thread: Option<&ThreadRecord>,
         completed: &[u64],
+    ) -> Result<Vec<bool>> {
+        let refs: Vec<&StoredMessage> = msgs.iter().collect();
+        self.store_message_refs(&refs, thread, completed)
+    }
+
+    /// [`Store::store_messages`] for messages the caller holds elsewhere
+    /// (the frames of an update), so that none is copied to make a slice.
+    fn store_message_refs(
+        &self,
+        msgs: &[&StoredMessage],
+        thread: Option<&ThreadRecord>,
+        completed: &[u64],
     ) -> Result<Vec<bool>>;
 
     /// A thread's messages in order: those after `after` (exclusive), at most

@@ -149,9 +149,9 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn store_messages(
+    fn store_message_refs(
         &self,
-        msgs: &[StoredMessage],
+        msgs: &[&StoredMessage],
         thread: Option<&ThreadRecord>,
         completed: &[u64],
     ) -> Result<Vec<bool>> {
@@ -172,7 +172,7 @@ impl Store for MemoryStore {
                 .messages
                 .entry(m.thread_id)
                 .or_default()
-                .insert(k, m.clone());
+                .insert(k, (*m).clone());
             out.push(true);
         }
         if let Some(t) = thread {

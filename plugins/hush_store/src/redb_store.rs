@@ -244,7 +244,7 @@ fn stage_messages(
     w: &WriteTransaction,
     pending: &mut PendingIvs,
     write: u64,
-    msgs: &[StoredMessage],
+    msgs: &[&StoredMessage],
     thread: Option<&ThreadRecord>,
     completed: &[u64],
 ) -> Result<Vec<bool>> {
@@ -840,9 +840,9 @@ impl Store for RedbStore {
         })
     }
 
-    fn store_messages(
+    fn store_message_refs(
         &self,
-        msgs: &[StoredMessage],
+        msgs: &[&StoredMessage],
         thread: Option<&ThreadRecord>,
         completed: &[u64],
     ) -> Result<Vec<bool>> {

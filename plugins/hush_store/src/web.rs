@@ -639,13 +639,13 @@ impl Store for WebStore {
         Ok(())
     }
 
-    fn store_messages(
+    fn store_message_refs(
         &self,
-        msgs: &[StoredMessage],
+        msgs: &[&StoredMessage],
         thread: Option<&ThreadRecord>,
         completed: &[u64],
     ) -> Result<Vec<bool>> {
-        let news = self.mem.store_messages(msgs, thread, completed)?;
+        let news = self.mem.store_message_refs(msgs, thread, completed)?;
         let mut ops: Vec<Op> = msgs
             .iter()
             .zip(&news)
