@@ -946,6 +946,7 @@ fn frame(n: usize) -> Report {
                 mine: i % 2 == 0,
                 status: MessageStatus::Sent,
             })
+            .map(std::sync::Arc::new)
             .collect(),
         pending: Vec::new(),
         older: false,

@@ -195,7 +195,7 @@ fn ingest(
             if !new {
                 continue;
             }
-            let msg = ChatMessage::decrypt(&key.0, m, me);
+            let msg = Arc::new(ChatMessage::decrypt(&key.0, m, me));
             if !log.insert(msg.clone()) {
                 continue;
             }
@@ -204,7 +204,7 @@ fn ingest(
             }
             received.write(MessageReceived {
                 thread: thread.id,
-                message: Arc::new(msg),
+                message: msg,
                 live: matches!(g.from, Origin::Live { .. }),
             });
         }

@@ -15,6 +15,7 @@ use hush_net::{
 };
 use hush_store::ThreadRecord;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::contacts::{Blocked, ContactEvent, Contacts};
@@ -59,7 +60,7 @@ pub struct ThreadKey(pub AeadKey);
 /// `history.rs`), and our unacknowledged ones.
 #[derive(Component, Default, Debug)]
 pub struct ThreadLog {
-    pub messages: Vec<ChatMessage>,
+    pub messages: Vec<Arc<ChatMessage>>,
     pub pending: Vec<LocalEcho>,
     /// Older messages are in the store, not loaded ([`LoadOlder`](crate::history::LoadOlder)).
     pub older: bool,
@@ -72,7 +73,7 @@ impl ThreadLog {
     /// shown already (fetched again after the store rolled back, see
     /// [`Store::rollbacks`](hush_store::Store::rollbacks)). One older than
     /// the loaded pages is left to the store, where paging back finds it.
-    pub fn insert(&mut self, m: ChatMessage) -> bool {
+    pub fn insert(&mut self, m: Arc<ChatMessage>) -> bool {
         if self.older
             && self
                 .messages
@@ -104,7 +105,7 @@ impl ThreadLog {
     pub(crate) fn prepend(&mut self, page: Vec<ChatMessage>, older: bool) {
         self.older = older;
         self.revision += 1;
-        self.messages.splice(0..0, page);
+        self.messages.splice(0..0, page.into_iter().map(Arc::new));
     }
 
     /// Milliseconds of the newest activity (sender clock), for ordering threads.

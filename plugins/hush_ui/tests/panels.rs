@@ -1,5 +1,7 @@
 //! The panels without a GPU: egui_kittest drives them by label and role.
 
+use std::sync::Arc;
+
 use bevy_egui::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
@@ -200,8 +202,8 @@ fn the_status_indicator_shows_every_state() {
     }
 }
 
-fn message(i: usize, mine: bool, status: MessageStatus, content: &str) -> ChatMessage {
-    ChatMessage {
+fn message(i: usize, mine: bool, status: MessageStatus, content: &str) -> Arc<ChatMessage> {
+    Arc::new(ChatMessage {
         id: format!("m{i}"),
         created_at: String::new(),
         micros: 1_795_000_000_000_000 + i as i64 * 1_000_000,
@@ -211,7 +213,7 @@ fn message(i: usize, mine: bool, status: MessageStatus, content: &str) -> ChatMe
         timestamp_ms: 1_795_000_000_000 + i as i64 * 1000,
         mine,
         status,
-    }
+    })
 }
 
 #[test]
@@ -324,7 +326,7 @@ fn tid() -> hush_core::ThreadId {
     hush_core::ThreadId::parse("ab000000-0000-4000-8000-0000000000ab").unwrap()
 }
 
-fn numbered(range: std::ops::Range<usize>) -> Vec<ChatMessage> {
+fn numbered(range: std::ops::Range<usize>) -> Vec<Arc<ChatMessage>> {
     range
         .map(|i| {
             message(
