@@ -18,10 +18,12 @@ use crate::{Result, StoreError, StoredMessage};
 /// The first byte of a compact row.
 const COMPACT: u8 = 0x01;
 
-/// The row of `m`, stored under `m`'s thread and id.
-pub(crate) fn encode(m: &StoredMessage) -> Vec<u8> {
+/// Writes into `out` (cleared first) the row of `m`, stored under `m`'s
+/// thread and id; one buffer serves a whole write.
+pub(crate) fn encode_into(out: &mut Vec<u8>, m: &StoredMessage) {
     let cmid = m.client_message_id.as_deref();
-    let mut out = Vec::with_capacity(
+    out.clear();
+    out.reserve(
         1 + 4
             + m.created_at.len()
             + 4
@@ -31,17 +33,16 @@ pub(crate) fn encode(m: &StoredMessage) -> Vec<u8> {
             + m.ciphertext.len(),
     );
     out.push(COMPACT);
-    put(&mut out, &m.created_at);
-    put(&mut out, &m.iv);
+    put(out, &m.created_at);
+    put(out, &m.iv);
     match cmid {
         Some(c) => {
             out.push(1);
-            put(&mut out, c);
+            put(out, c);
         }
         None => out.push(0),
     }
     out.extend_from_slice(m.ciphertext.as_bytes());
-    out
 }
 
 fn put(out: &mut Vec<u8>, s: &str) {
@@ -106,6 +107,12 @@ fn corrupt(what: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode(m: &StoredMessage) -> Vec<u8> {
+        let mut out = vec![0xAA; 3];
+        encode_into(&mut out, m);
+        out
+    }
 
     fn msg(cmid: Option<&str>) -> StoredMessage {
         StoredMessage {

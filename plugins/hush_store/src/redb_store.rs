@@ -254,6 +254,7 @@ fn stage_messages(
     pending.filter(w, &ivs)?;
     // The messages of one call are nearly always of one thread.
     let mut tid: Option<(ThreadId, String)> = None;
+    let mut row = Vec::new();
     for m in msgs {
         let tid = match &tid {
             Some((t, s)) if *t == m.thread_id => s.as_str(),
@@ -263,7 +264,7 @@ fn stage_messages(
         let key = (tid, micros, m.id.as_str());
         // The server-id check is the write itself: a row under this key is
         // this message (rewritten the same).
-        let row = message_row::encode(m);
+        message_row::encode_into(&mut row, m);
         if messages
             .insert(key, row.as_slice())
             .map_err(io_err)?
