@@ -2,7 +2,8 @@
 //! fetch what was written while this client was away, page by page, from the
 //! thread's cursor (the server's own `created_at` string). Live messages
 //! that arrive meanwhile are stored too (deduplicated by id); only pages of
-//! the current run move the stored cursor until the thread is caught up.
+//! the current run move the stored cursor until the thread is caught up,
+//! and the run's end moves it over those live messages as well.
 
 use std::time::Duration;
 
@@ -157,19 +158,24 @@ fn handle_catchup_replies(
         let effect =
             sync.machine
                 .on_reply(r.run, r.generation, conn.generation(), reply, r.limit, now);
-        if let ReplyEffect::Rows { run, outcome } = effect {
-            if outcome == PageOutcome::Stuck {
-                tracing::warn!(thread = %r.thread, "history timestamps do not advance; stopping");
+        let rows = match (effect, page) {
+            (ReplyEffect::Stale, _) => continue,
+            (ReplyEffect::Rows { outcome, .. }, Read::Rows(rows)) => {
+                if outcome == PageOutcome::Stuck {
+                    tracing::warn!(thread = %r.thread, "history timestamps do not advance; stopping");
+                }
+                rows
             }
-            if let Read::Rows(rows) = page
-                && !rows.is_empty()
-            {
-                batches.write(IncomingBatch {
-                    thread: r.thread,
-                    messages: rows,
-                    run,
-                });
-            }
+            _ => Vec::new(),
+        };
+        // A run that ended over messages stored live meanwhile moves the
+        // cursor over them, with rows of its own or without.
+        if !rows.is_empty() || sync.machine.holds_live_past_cursor() {
+            batches.write(IncomingBatch {
+                thread: r.thread,
+                messages: rows,
+                run: sync.machine.run(),
+            });
         }
     }
 }
@@ -215,7 +221,9 @@ mod tests {
     use std::time::Duration;
 
     use hush_core::http::MAX_PAGE;
+    use hush_core::wire::ServerFrame;
     use serde_json::json;
+    use uuid::Uuid;
 
     use crate::testing::*;
 
@@ -316,6 +324,55 @@ mod tests {
         h.answer_history(404, json!({"error": "Thread not found"}));
         assert!(h.sync(t).is_caught_up(h.conn().generation()));
         assert!(h.log(t).messages.is_empty());
+    }
+
+    /// The stored cursor of `t`, as the next run (or `hush listen`) reads it.
+    fn stored_cursor(h: &Harness, t: hush_core::ThreadId) -> Option<String> {
+        let records = h.store.threads().unwrap();
+        records.into_iter().find(|r| r.id == t).unwrap().cursor
+    }
+
+    #[test]
+    fn a_message_that_came_live_while_the_last_page_was_on_its_way_is_under_the_cursor() {
+        // The relay read the page before the message was written, and the
+        // message overtook the page's reply on the socket.
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(PEER, "Bob");
+        h.subscribed(t);
+        let m = h.sealed_from(PEER, t, "m2", &at(2), "live meanwhile");
+        h.net.frame(ServerFrame::Message(m));
+        h.steps(2);
+        assert_eq!(h.log(t).messages.len(), 1, "shown at once");
+        assert_eq!(stored_cursor(&h, t), None, "not yet known to be contiguous");
+        h.answer_history(200, json!([]));
+        assert!(h.sync(t).is_caught_up(h.conn().generation()));
+        assert_eq!(stored_cursor(&h, t).as_deref(), Some(at(2).as_str()));
+        assert_eq!(h.sync(t).machine.cursor(), Some(at(2).as_str()));
+        assert_eq!(h.log(t).messages.len(), 1, "and shown once");
+        // The same with a page of older rows.
+        let t2 = h.add_contact(Uuid::from_u128(0x77), "Cy");
+        h.subscribed(t2);
+        let live = h.sealed_from(Uuid::from_u128(0x77), t2, "c3", &at(3), "live");
+        h.net.frame(ServerFrame::Message(live));
+        h.steps(2);
+        let page = vec![h.sealed_from(Uuid::from_u128(0x77), t2, "c1", &at(1), "old")];
+        h.answer_history(200, json!(page));
+        assert_eq!(stored_cursor(&h, t2).as_deref(), Some(at(3).as_str()));
+        let ids: Vec<_> = h.log(t2).messages.iter().map(|m| m.id.clone()).collect();
+        assert_eq!(ids, ["c1", "c3"]);
+    }
+
+    #[test]
+    fn a_message_live_before_the_thread_was_on_the_server_is_under_the_cursor() {
+        let mut h = Harness::unlocked("Ann");
+        let t = h.add_contact(PEER, "Bob");
+        h.subscribed(t);
+        let m = h.sealed_from(PEER, t, "m1", &at(1), "first");
+        h.net.frame(ServerFrame::Message(m));
+        h.steps(2);
+        h.answer_history(404, json!({"error": "Thread not found"}));
+        assert!(h.sync(t).is_caught_up(h.conn().generation()));
+        assert_eq!(stored_cursor(&h, t).as_deref(), Some(at(1).as_str()));
     }
 
     #[test]

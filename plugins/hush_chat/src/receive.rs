@@ -179,8 +179,13 @@ fn ingest(
                 continue;
             }
         };
-        if let Some(c) = cursor {
-            sync.machine.set_cursor(c);
+        match (cursor, g.from) {
+            (Some(c), _) => sync.machine.set_cursor(c),
+            // Before catch-up ends: held until it does (`thread_sync`).
+            (None, Origin::Live { generation }) => sync
+                .machine
+                .live_stored(generation, g.msgs.iter().map(|m| m.created_at.as_str())),
+            (None, _) => {}
         }
         for (seq, id) in completed {
             if outbox.complete(seq).is_some() {

@@ -16,6 +16,12 @@
 //! - Live messages move the cursor only once the thread is caught up on that
 //!   connection; another client's messages never do. (A gap is what loses a
 //!   message; an overlap only fetches again what the store deduplicates.)
+//! - Live messages stored before that are held: the subscription was
+//!   answered before the run's first page was asked for, so the pages and
+//!   the live messages of one connection leave no gap between them, and the
+//!   run's end moves the cursor over both. (Otherwise a message that came
+//!   live while the last page was on its way, and is not in it, would stay
+//!   past the cursor until the next message.)
 //! - Without idempotent sends on the server, a resend waits until the thread
 //!   has been caught up again ([`ThreadSyncMachine::look_again`]), where a send
 //!   that did arrive shows up instead of going twice.
@@ -109,6 +115,9 @@ pub struct ThreadSyncMachine {
     run_gen: Option<u64>,
     /// Where the current run's next page starts.
     fetch_cursor: CatchupCursor,
+    /// The newest live message of connection `.0` stored before the thread
+    /// was caught up on it (see the module's rules).
+    held_live: Option<(u64, CatchupCursor)>,
     creating: bool,
     create_after: Duration,
 }
@@ -124,6 +133,7 @@ impl ThreadSyncMachine {
             fetch: Fetch::Idle,
             run: 0,
             run_gen: None,
+            held_live: None,
             creating: false,
             create_after: Duration::ZERO,
         }
@@ -240,6 +250,14 @@ impl ThreadSyncMachine {
         for at in created_ats {
             c.observe(at);
         }
+        // The page that ends the run also covers what came live meanwhile.
+        if let (Origin::Catchup { .. }, Some((generation, held))) = (origin, &self.held_live)
+            && self.run_gen == Some(*generation)
+            && self.is_caught_up(*generation)
+            && let Some(at) = held.raw()
+        {
+            c.observe(at);
+        }
         let raw = c.raw().map(str::to_owned);
         (raw != self.stored).then_some(raw).flatten()
     }
@@ -247,6 +265,41 @@ impl ThreadSyncMachine {
     /// The cursor is stored as `cursor`.
     pub fn set_cursor(&mut self, cursor: String) {
         self.stored = Some(cursor);
+    }
+
+    /// Live messages of connection `generation` with these `created_at`s
+    /// are stored. Before the thread is caught up on that connection they
+    /// do not move the cursor ([`Self::cursor_after`]); they are held until
+    /// the run's end moves it over them.
+    pub fn live_stored<'a>(
+        &mut self,
+        generation: u64,
+        created_ats: impl IntoIterator<Item = &'a str>,
+    ) {
+        if self.is_caught_up(generation) {
+            return;
+        }
+        if self
+            .held_live
+            .as_ref()
+            .is_some_and(|(g, _)| *g != generation)
+        {
+            self.held_live = None; // of an older connection
+        }
+        let (_, held) = self
+            .held_live
+            .get_or_insert_with(|| (generation, CatchupCursor::default()));
+        for at in created_ats {
+            held.observe(at);
+        }
+    }
+
+    /// Whether the current run has ended over held live messages that the
+    /// stored cursor has not reached: storing an empty page of the run
+    /// moves it over them.
+    pub fn holds_live_past_cursor(&self) -> bool {
+        self.cursor_after(Origin::Catchup { run: self.run }, [])
+            .is_some()
     }
 
     /// A write failed or the store rolled back: the stored state (when read
@@ -260,6 +313,7 @@ impl ThreadSyncMachine {
         self.caught_up_on = None;
         self.run += 1;
         self.run_gen = None;
+        self.held_live = None;
         self.fetch = Fetch::Waiting {
             until: now + FETCH_RETRY,
         };
@@ -380,6 +434,100 @@ mod tests {
         assert!(matches!(e, ReplyEffect::Rows { .. }));
         assert!(!s.is_caught_up(1) && !s.is_caught_up(2));
         assert!(s.start_fetch(2, true, S).is_some());
+    }
+
+    #[test]
+    fn live_messages_stored_during_catch_up_are_covered_when_it_ends() {
+        let mut s = fresh();
+        let p = s.start_fetch(1, true, S).unwrap();
+        // T3 came live while the first page was on its way: stored, held.
+        s.live_stored(1, [T3]);
+        assert_eq!(s.cursor_after(Origin::Live { generation: 1 }, [T3]), None);
+        assert!(!s.holds_live_past_cursor());
+        // A full page: the run goes on, and only its own rows count.
+        s.on_reply(p.run, 1, 1, PageReply::Rows(vec![T1]), 1, S);
+        assert!(!s.is_caught_up(1));
+        assert_eq!(
+            s.cursor_after(Origin::Catchup { run: p.run }, [T1])
+                .as_deref(),
+            Some(T1)
+        );
+        s.set_cursor(T1.into());
+        // The last page ends before T3: the run's end covers it anyway.
+        let p = s.start_fetch(1, true, S).unwrap();
+        s.on_reply(p.run, 1, 1, PageReply::Rows(vec![T2]), 2, S);
+        assert!(s.is_caught_up(1));
+        assert_eq!(
+            s.cursor_after(Origin::Catchup { run: p.run }, [T2])
+                .as_deref(),
+            Some(T3)
+        );
+    }
+
+    #[test]
+    fn an_empty_last_page_still_moves_the_cursor_over_held_live_messages() {
+        let mut s = ThreadSyncMachine::new(Some(T1.into()), true);
+        let p = s.start_fetch(1, true, S).unwrap();
+        s.live_stored(1, [T2]);
+        s.on_reply(p.run, 1, 1, PageReply::Rows(vec![]), 2, S);
+        assert!(s.holds_live_past_cursor());
+        let c = s.cursor_after(Origin::Catchup { run: p.run }, []).unwrap();
+        assert_eq!(c, T2);
+        s.set_cursor(c);
+        assert!(!s.holds_live_past_cursor());
+        // Once caught up, live messages move the cursor themselves.
+        s.live_stored(1, [T3]);
+        assert!(!s.holds_live_past_cursor());
+        assert_eq!(
+            s.cursor_after(Origin::Live { generation: 1 }, [T3])
+                .as_deref(),
+            Some(T3)
+        );
+    }
+
+    #[test]
+    fn a_thread_the_server_did_not_have_yet_covers_what_came_live_meanwhile() {
+        let mut s = fresh();
+        let p = s.start_fetch(1, true, S).unwrap();
+        s.live_stored(1, [T1]);
+        assert_eq!(
+            s.on_reply(p.run, 1, 1, PageReply::NoThread, 2, S),
+            ReplyEffect::Nothing
+        );
+        assert!(s.holds_live_past_cursor());
+        assert_eq!(
+            s.cursor_after(Origin::Catchup { run: s.run() }, [])
+                .as_deref(),
+            Some(T1)
+        );
+    }
+
+    #[test]
+    fn live_messages_held_on_another_connection_or_before_a_refetch_are_not_covered() {
+        let mut s = fresh();
+        let p = s.start_fetch(1, true, S).unwrap();
+        s.live_stored(1, [T3]);
+        // The socket dropped: connection 2's run says nothing of T3's gap.
+        s.on_reply(p.run, 1, 2, PageReply::Rows(vec![]), 2, S);
+        let p = s.start_fetch(2, true, S).unwrap();
+        s.on_reply(p.run, 2, 2, PageReply::Rows(vec![T1]), 2, S);
+        assert!(s.is_caught_up(2));
+        assert_eq!(
+            s.cursor_after(Origin::Catchup { run: p.run }, [T1])
+                .as_deref(),
+            Some(T1)
+        );
+        // A failed write abandons the run, and what it held.
+        let mut s = fresh();
+        let p = s.start_fetch(1, true, S).unwrap();
+        s.live_stored(1, [T3]);
+        s.refetch_from_store(None, S);
+        s.on_reply(p.run, 1, 1, PageReply::Rows(vec![]), 2, S);
+        assert!(!s.holds_live_past_cursor());
+        let p = s.start_fetch(1, true, S + FETCH_RETRY).unwrap();
+        s.on_reply(p.run, 1, 1, PageReply::Rows(vec![]), 2, S);
+        assert!(s.is_caught_up(1));
+        assert!(!s.holds_live_past_cursor());
     }
 
     #[test]
