@@ -568,6 +568,9 @@ fn print_new(
             continue;
         };
         let position = positions.entry(record.id).or_default();
+        // Stored past the cursor: printed once the cursor reaches it (the
+        // end of a catch-up moves it without a message of its own).
+        let mut past_cursor = false;
         'pages: loop {
             let page = store
                 .messages(record.id, position.as_ref(), 200)
@@ -576,6 +579,7 @@ fn print_new(
             for m in page {
                 let k = message_key(&m);
                 if k.micros > upto {
+                    past_cursor = true;
                     break 'pages;
                 }
                 let msg = hush_chat::ChatMessage::decrypt(&key, &m, me);
@@ -607,7 +611,9 @@ fn print_new(
                 break;
             }
         }
-        dirty.remove(&record.id);
+        if !past_cursor {
+            dirty.remove(&record.id);
+        }
     }
     Ok(printed)
 }

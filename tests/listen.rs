@@ -1,6 +1,7 @@
 //! `hush listen` delivers every message to the program that reads it: killed
 //! at seeded random moments during a catch-up and a live burst, with a reader
-//! that stops early (`| head -n 1`), and against a server that is not there.
+//! that stops early (`| head -n 1`), with a message that overtakes the
+//! history page asked for before it, and against a server that is not there.
 
 mod common;
 
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hush_core::crypto::VaultKey;
 use hush_core::payload::MessagePayload;
-use hush_testkit::{RelayFixture, WORDS};
+use hush_testkit::{FaultProxy, ProxyMode, RelayFixture, WORDS};
 use uuid::Uuid;
 
 /// Posts sealed messages from `from` into `thread` over REST, as a peer would.
@@ -223,6 +224,54 @@ fn a_reader_that_stops_early_gets_the_rest_on_the_next_run_and_listen_does_not_p
     for id in &ids {
         assert!(got.contains(id), "{id} was lost");
     }
+}
+
+#[test]
+fn a_message_that_overtakes_its_threads_history_page_is_printed_without_waiting_for_another() {
+    // Bob's history page is read by the relay before Alice's message is
+    // written, and its reply is held on the way: the message comes live
+    // first. The page's end must move the thread's cursor over it, or
+    // listen holds it back until some later message moves the cursor.
+    let relay = RelayFixture::start();
+    let data = tempfile::tempdir().unwrap();
+    let (a, b, t, _) = thread(&relay, data.path());
+    let poster = Poster::new(&relay, &t, &a, &b);
+    // Bob has listened before: his thread has a cursor, and "first" is taken.
+    let url = relay.url();
+    let first = json_lines(&ok(&run(
+        &url,
+        data.path(),
+        "bob",
+        &["listen", "--count", "1", "--timeout", "20"],
+    )));
+    assert_eq!(first[0]["content"], "first");
+    let proxy = FaultProxy::start(relay.addr);
+    proxy.set_mode(ProxyMode::DelayReplies(Duration::from_millis(1500)));
+    let upgrades = relay.get(|s| &s.ws_upgrades);
+    let args = ["listen", "--count", "1", "--timeout", "20"];
+    let child = hush(&proxy.url(), data.path(), "bob", &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while relay.get(|s| &s.ws_upgrades) == upgrades {
+        assert!(Instant::now() < deadline, "listen never connected");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Subscribed and the page asked for within moments; its reply is held.
+    std::thread::sleep(Duration::from_millis(400));
+    let id = poster.post("overtaking");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "listen failed: {:?} {err}",
+        out.status
+    );
+    let lines = json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["id"], id.as_str());
 }
 
 #[test]

@@ -19,6 +19,9 @@ pub enum ProxyMode {
     Pass,
     /// Hold each chunk this long before forwarding it.
     Delay(Duration),
+    /// Hold each chunk of an HTTP reply this long; WebSocket traffic passes
+    /// at once, so a live frame overtakes a reply asked for before it.
+    DelayReplies(Duration),
     /// Read and drop everything, close nothing: a half-open connection.
     BlackHole,
     /// Forward client→server, drop server→client (lost acknowledgements).
@@ -208,6 +211,7 @@ async fn pump(
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut first = true;
+    let mut upgraded = false;
     loop {
         let read = async {
             match inject.as_mut() {
@@ -232,6 +236,7 @@ async fn pump(
             && let Some((tx, _)) = &inject
             && buf[..n].starts_with(b"HTTP/1.1 101")
         {
+            upgraded = true;
             sh.injectors.lock().expect("lock").push(tx.clone());
         }
         let mode = *sh.mode.lock().expect("lock");
@@ -239,6 +244,8 @@ async fn pump(
         match mode {
             ProxyMode::Pass | ProxyMode::Refuse => {}
             ProxyMode::Delay(d) => tokio::time::sleep(d).await,
+            ProxyMode::DelayReplies(d) if downstream && !upgraded => tokio::time::sleep(d).await,
+            ProxyMode::DelayReplies(_) => {}
             ProxyMode::BlackHole => continue,
             ProxyMode::BlackHoleDown if downstream => continue,
             ProxyMode::BlackHoleDown => {}
